@@ -1,0 +1,86 @@
+import { SinkClosedError } from './errors/SinkClosedError.js';
+import { describe, expectSink } from './internal/validate.js';
+import type { Sink } from './Sink.js';
+
+/**
+ * Decides whether an event passes a {@link Filter}: a predicate, or an object with `match`.
+ *
+ * @example
+ * ```ts
+ * const even: Matcher<number> = (n) => n % 2 === 0;
+ * const pushes: Matcher<{ action: string }> = { match: (e) => e.action === 'push' };
+ * ```
+ */
+export type Matcher<E> = ((event: E) => boolean) | { match(event: E): boolean };
+
+/**
+ * Passes the events that match to `dst` and ignores the rest. A type-guard matcher narrows:
+ * a Filter over `(e: E) => e is F` accepts a `Sink<F>` as `dst`.
+ *
+ * @example
+ * ```ts
+ * const pushes = new Filter(sink, (e: RegistryEvent): e is PushEvent => e.action === 'push');
+ * await pushes.write(event);
+ * ```
+ */
+export class Filter<E, F extends E = E> implements Sink<E> {
+  readonly #dst: Sink<F>;
+  readonly #match: (event: E) => boolean;
+  #closed = false;
+  #closing: void | Promise<void> = undefined;
+
+  /**
+   * @param dst - where matching events go.
+   * @param matcher - a predicate (a type guard narrows `dst`'s type) or `{ match }`.
+   * @throws TypeError if `dst` is not a sink or `matcher` is neither form.
+   */
+  constructor(dst: Sink<F>, matcher: (event: E) => event is F);
+  constructor(dst: Sink<F>, matcher: Matcher<E>);
+  constructor(dst: Sink<F>, matcher: Matcher<E>) {
+    expectSink('dst', dst);
+    if (typeof matcher === 'function') {
+      this.#match = matcher;
+    } else if (
+      typeof matcher === 'object' &&
+      matcher !== null &&
+      typeof matcher.match === 'function'
+    ) {
+      // Bound once here, so write() makes one call per event whichever form was given.
+      this.#match = matcher.match.bind(matcher);
+    } else {
+      throw new TypeError(
+        `Expected \`matcher\` to be a function or an object with match(), got ${describe(matcher)}`,
+      );
+    }
+    this.#dst = dst;
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Writes `event` to `dst` if it matches; returns what `dst.write` returns, or nothing.
+   * @throws SinkClosedError after `close()`; whatever the matcher or `dst` throws.
+   */
+  write(event: E): void | Promise<void> {
+    if (this.#closed) throw new SinkClosedError('Filter is closed');
+    if (this.#match(event)) return this.#dst.write(event as F);
+  }
+
+  /** Closes `dst`. Idempotent. */
+  close(): void | Promise<void> {
+    if (this.#closed) return Promise.resolve(this.#closing).then(noop, noop);
+    this.#closed = true;
+    this.#closing = this.#dst.close();
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function noop(): void {}

@@ -1,0 +1,258 @@
+import { QueueFullError } from './errors/QueueFullError.js';
+import { SinkClosedError } from './errors/SinkClosedError.js';
+import { onAbort } from './internal/abort.js';
+import { callHook, reportDefault } from './internal/report.js';
+import { RingBuffer } from './internal/RingBuffer.js';
+import {
+  expectInteger,
+  expectOneOf,
+  expectOptionalFunction,
+  expectSignal,
+  expectSink,
+} from './internal/validate.js';
+import { isThenable, type CloseOptions, type Sink } from './Sink.js';
+
+/**
+ * What a bounded {@link Queue} does with a write when it already holds `capacity` events.
+ * - `'block'`: the write returns a promise that resolves when there is room (backpressure).
+ * - `'drop-oldest'`: the oldest waiting event is dropped to make room.
+ * - `'drop-newest'`: the new event is dropped.
+ * - `'reject'`: the write throws {@link QueueFullError}.
+ */
+export type OverflowPolicy = 'block' | 'drop-oldest' | 'drop-newest' | 'reject';
+
+/** Why an event was handed to `onDrop`: the queue overflowed, or it was closed with a deadline. */
+export type DropReason = 'overflow' | 'closed';
+
+/**
+ * Options for {@link Queue}.
+ *
+ * @example
+ * ```ts
+ * const options: QueueOptions<string> = {
+ *   capacity: 10_000,
+ *   overflow: 'drop-oldest',
+ *   onDrop: (event, reason) => console.warn('dropped', event, reason),
+ * };
+ * ```
+ */
+export interface QueueOptions<E> {
+  /** Most events waiting at once; a positive integer or `Infinity` (the default: unbounded). */
+  capacity?: number;
+  /** What to do when full; default `'block'`. Only meaningful with a finite `capacity`. */
+  overflow?: OverflowPolicy;
+  /** Told of every failed write to the destination; the queue goes on with the next event. */
+  onError?(error: unknown, event: E): void;
+  /** Told of every event the queue drops (overflow, or close with an aborted deadline). */
+  onDrop?(event: E, reason: DropReason): void;
+}
+
+interface BlockedWrite<E> {
+  event: E;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+const NAME = 'Queue';
+const POLICIES: readonly OverflowPolicy[] = ['block', 'drop-oldest', 'drop-newest', 'reject'];
+
+/**
+ * Decouples writers from a slow sink: `write` accepts the event at once and the queue delivers
+ * events to `dst` one at a time, in order, each write awaited before the next.
+ *
+ * A failed destination write goes to `onError` and the queue goes on with the next event.
+ * Unbounded by default; with `capacity` the `overflow` policy decides what a write does when
+ * the queue is full, and every dropped event goes to `onDrop`.
+ *
+ * @example
+ * ```ts
+ * const queue = new Queue(slowSink, { capacity: 1000, overflow: 'block' });
+ * await queue.write(event); // waits only when 1000 events are already waiting
+ * await queue.close(); // delivers everything, then closes slowSink
+ * ```
+ */
+export class Queue<E> implements Sink<E> {
+  readonly #dst: Sink<E>;
+  readonly #buffer = new RingBuffer<E>();
+  readonly #blocked = new RingBuffer<BlockedWrite<E>>(16);
+  readonly #capacity: number;
+  readonly #overflow: OverflowPolicy;
+  readonly #onError: (error: unknown, event: E) => void;
+  readonly #onDrop: (event: E, reason: DropReason) => void;
+  // True from the moment a drain is scheduled until the buffer is empty and no write is pending.
+  #running = false;
+  #closed = false;
+  #aborted = false;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+
+  /**
+   * @param dst - where events go.
+   * @param options - see {@link QueueOptions}.
+   * @throws TypeError or RangeError naming a bad option.
+   */
+  constructor(dst: Sink<E>, options: QueueOptions<E> = {}) {
+    expectSink('dst', dst);
+    const { capacity = Infinity, overflow = 'block', onError, onDrop } = options;
+    expectInteger('capacity', capacity, 1, true);
+    expectOneOf('overflow', overflow, POLICIES);
+    expectOptionalFunction('onError', onError);
+    expectOptionalFunction('onDrop', onDrop);
+    this.#dst = dst;
+    this.#capacity = capacity;
+    this.#overflow = overflow;
+    this.#onError = onError
+      ? (error, event) => callHook(NAME, onError, error, event)
+      : (error) => reportDefault(NAME, 'a write to the destination failed', error);
+    this.#onDrop = onDrop
+      ? (event, reason) => callHook(NAME, onDrop, event, reason)
+      : (event, reason) => reportDefault(NAME, `dropped an event (${reason})`, event);
+  }
+
+  /** Events waiting to be delivered (not counting the one being delivered). */
+  get size(): number {
+    return this.#buffer.length;
+  }
+
+  /** The capacity (`Infinity` when unbounded). */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Accepts `event`. Returns synchronously unless the queue is full under `'block'`, in which
+   * case the promise resolves once the event is in the queue.
+   * @throws SinkClosedError after `close()`; QueueFullError when full under `'reject'`.
+   */
+  write(event: E): void | Promise<void> {
+    if (this.#closed) throw new SinkClosedError('Queue is closed');
+    const buffer = this.#buffer;
+    // Blocked writers go first, or a new write would overtake them.
+    if (buffer.length >= this.#capacity || this.#blocked.length > 0) return this.#overflowed(event);
+    buffer.push(event);
+    if (!this.#running) this.#start();
+  }
+
+  /**
+   * Stops accepting, delivers every waiting event, then closes `dst`. Idempotent.
+   *
+   * Writes still blocked for room are rejected with `SinkClosedError` (they were never
+   * accepted). With `signal`, when it aborts: every event still waiting goes to `onDrop` with
+   * reason `'closed'`, `dst` is closed at once (given the same signal) and the promise resolves.
+   * @throws rejects with the error of `dst.close()`, on the first call only.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    expectSignal('signal', options.signal);
+    if (this.#closing) {
+      // A later deadline still applies to a drain in progress.
+      if (options.signal) onAbort(options.signal, () => this.#abort());
+      return this.#closing.then(noop, noop);
+    }
+    this.#closed = true;
+    while (this.#blocked.length > 0) {
+      this.#blocked
+        .shift()
+        .reject(new SinkClosedError('Queue closed before the event was accepted'));
+    }
+    this.#closing = this.#close(options.signal);
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(signal: AbortSignal | undefined): Promise<void> {
+    const cleanup = onAbort(signal, () => this.#abort());
+    try {
+      if (this.#running) await new Promise<void>((resolve) => (this.#idle = resolve));
+    } finally {
+      cleanup();
+    }
+    const dst = this.#dst as { close(options?: CloseOptions): void | Promise<void> };
+    await (signal ? dst.close({ signal }) : dst.close());
+  }
+
+  #abort(): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    for (const event of this.#buffer.drain()) this.#onDrop(event, 'closed');
+    const idle = this.#idle;
+    this.#idle = undefined;
+    idle?.();
+  }
+
+  #overflowed(event: E): void | Promise<void> {
+    switch (this.#overflow) {
+      case 'reject':
+        throw new QueueFullError(this.#capacity);
+      case 'drop-newest':
+        this.#onDrop(event, 'overflow');
+        return;
+      case 'drop-oldest': {
+        const oldest = this.#buffer.shift();
+        this.#buffer.push(event);
+        this.#onDrop(oldest, 'overflow');
+        return;
+      }
+      case 'block':
+        return new Promise<void>((resolve, reject) => {
+          this.#blocked.push({ event, resolve, reject });
+        });
+    }
+  }
+
+  #start(): void {
+    this.#running = true;
+    // A microtask, not a synchronous call: the writer returns before any delivery starts.
+    queueMicrotask(this.#run);
+  }
+
+  // An arrow field so it can be handed to queueMicrotask without a bind per drain.
+  readonly #run = (): void => {
+    const buffer = this.#buffer;
+    const dst = this.#dst;
+    while (buffer.length > 0) {
+      const event = buffer.shift();
+      if (this.#blocked.length > 0) {
+        const blocked = this.#blocked.shift();
+        buffer.push(blocked.event);
+        blocked.resolve();
+      }
+      let result: void | Promise<void>;
+      try {
+        result = dst.write(event);
+      } catch (error) {
+        this.#onError(error, event);
+        continue;
+      }
+      if (result !== undefined && isThenable(result)) {
+        void this.#awaitWrite(result, event);
+        return;
+      }
+    }
+    this.#running = false;
+    const idle = this.#idle;
+    if (idle !== undefined) {
+      this.#idle = undefined;
+      idle();
+    }
+  };
+
+  async #awaitWrite(pending: PromiseLike<void>, event: E): Promise<void> {
+    try {
+      await pending;
+    } catch (error) {
+      this.#onError(error, event);
+    }
+    this.#run();
+  }
+}
+
+function noop(): void {}

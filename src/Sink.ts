@@ -1,0 +1,46 @@
+/**
+ * The one interface of eventsinks: anything that accepts events.
+ *
+ * `write` returns once the event is accepted: synchronously (returning `undefined`) or through
+ * the returned promise. It signals failure by throwing or rejecting. Callers `await` it either
+ * way. This is the WHATWG `UnderlyingSink` shape; the synchronous case is what lets a pipeline
+ * of synchronous sinks run without allocating a promise per event.
+ *
+ * `close` flushes and releases. After it, every `write` fails with `SinkClosedError`.
+ *
+ * @example
+ * ```ts
+ * const log: Sink<string> = {
+ *   write(event) { console.log(event); },
+ *   close() {},
+ * };
+ * ```
+ */
+export interface Sink<E> {
+  /** Accept one event; throw or reject if it cannot be accepted. */
+  write(event: E): void | Promise<void>;
+  /** Flush what is pending and release resources. */
+  close(): void | Promise<void>;
+}
+
+/**
+ * Options accepted by `close()` on the composites that can drain.
+ *
+ * @example
+ * ```ts
+ * await queue.close({ signal: AbortSignal.timeout(5_000) });
+ * ```
+ */
+export interface CloseOptions {
+  /** When it aborts, stop draining: what is still waiting goes to `onDrop` (reason `'closed'`). */
+  signal?: AbortSignal | undefined;
+}
+
+/** @internal True for anything with a callable `then`. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== undefined &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}

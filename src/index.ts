@@ -1,0 +1,22 @@
+// The public surface of eventsinks, in one screen. Adapters live behind their own subpaths.
+export type { Sink, CloseOptions } from './Sink.js';
+export { Broadcaster } from './Broadcaster.js';
+export type { BroadcasterOptions } from './Broadcaster.js';
+export { Channel } from './Channel.js';
+export { Queue } from './Queue.js';
+export type { QueueOptions, OverflowPolicy, DropReason } from './Queue.js';
+export { RetryingSink } from './RetryingSink.js';
+export type { RetryingSinkOptions, DeadLetter } from './RetryingSink.js';
+export { Filter } from './Filter.js';
+export type { Matcher } from './Filter.js';
+export type { RetryStrategy } from './retry/RetryStrategy.js';
+export { Breaker } from './retry/Breaker.js';
+export type { BreakerOptions } from './retry/Breaker.js';
+export { ExponentialBackoff, DEFAULT_EXPONENTIAL_BACKOFF } from './retry/ExponentialBackoff.js';
+export type {
+  ExponentialBackoffConfig,
+  ExponentialBackoffOptions,
+} from './retry/ExponentialBackoff.js';
+export { maxAttempts } from './retry/maxAttempts.js';
+export { SinkClosedError, isSinkClosedError } from './errors/SinkClosedError.js';
+export { QueueFullError, isQueueFullError } from './errors/QueueFullError.js';

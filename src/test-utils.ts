@@ -1,0 +1,88 @@
+// Helpers shared by the tests; not part of the package (excluded from the build).
+import type { Sink } from './Sink.js';
+import { SinkClosedError } from './errors/SinkClosedError.js';
+
+/** go-events' testSink: records events, fails after close, optionally async with a delay. */
+export class RecordingSink<E> implements Sink<E> {
+  readonly events: E[] = [];
+  closed = false;
+  closeCalls = 0;
+  constructor(
+    private readonly options: {
+      delay?: number | (() => number);
+      failRate?: number;
+      failFirst?: number;
+      async?: boolean;
+    } = {},
+  ) {}
+  write(event: E): void | Promise<void> {
+    if (this.closed) throw new SinkClosedError('RecordingSink closed');
+    if (this.options.failFirst !== undefined && this.options.failFirst > 0) {
+      this.options.failFirst--;
+      throw new Error(`planned failure for ${String(event)}`);
+    }
+    if (this.options.failRate !== undefined && Math.random() < this.options.failRate) {
+      if (this.options.async)
+        return Promise.reject(new Error(`flaky failure for ${String(event)}`));
+      throw new Error(`flaky failure for ${String(event)}`);
+    }
+    const { delay } = this.options;
+    if (delay !== undefined) {
+      const ms = typeof delay === 'function' ? delay() : delay;
+      return new Promise<void>((resolve) =>
+        setTimeout(() => {
+          this.events.push(event);
+          resolve();
+        }, ms),
+      );
+    }
+    if (this.options.async) {
+      return Promise.resolve().then(() => {
+        this.events.push(event);
+      });
+    }
+    this.events.push(event);
+  }
+  close(): void {
+    this.closeCalls++;
+    this.closed = true;
+  }
+}
+
+export function range(n: number, start = 0): number[] {
+  return Array.from({ length: n }, (_, i) => i + start);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves true if `promise` settles within `ms`, else false (generous bounds only). */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  const result = await Promise.race([settled, timeout]);
+  clearTimeout(timer);
+  return result;
+}
+
+/** go-events' checkClose: close twice, then a write must fail with SinkClosedError. */
+export async function checkClose<E>(
+  sink: Sink<E>,
+  event: E,
+  assertClosed: (error: unknown) => void,
+): Promise<void> {
+  await sink.close();
+  await sink.close();
+  let error: unknown;
+  try {
+    await sink.write(event);
+  } catch (e) {
+    error = e;
+  }
+  assertClosed(error);
+}
