@@ -1,7 +1,14 @@
 // The README's canonical pipeline: Broadcaster → Queue → RetryingSink → sink, three times over.
 // One sink fails 30% of its writes at random, one is slow; every event must still arrive at
 // every sink exactly once and in order. Run with `npm start` (or `npx tsx examples/pipeline.ts`).
-import { Breaker, Broadcaster, ExponentialBackoff, Queue, RetryingSink, type Sink } from '../src/index.js';
+import {
+  Breaker,
+  Broadcaster,
+  ExponentialBackoff,
+  Queue,
+  RetryingSink,
+  type Sink,
+} from '../src/index.js';
 
 interface OrderEvent {
   id: number;

@@ -24,10 +24,14 @@ console.log('closed in', Date.now() - started, 'ms');
 
 describe('process exit', () => {
   it('a pipeline with pending retry timers exits promptly after close', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', program], {
-      cwd: new URL('..', import.meta.url),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', program],
+      {
+        cwd: new URL('..', import.meta.url),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
