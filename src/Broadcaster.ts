@@ -3,6 +3,7 @@ import { callHook, reportDefault } from './internal/report.js';
 import { describe, expectOptionalFunction, expectSignal, expectSink } from './internal/validate.js';
 import { isThenable, type CloseOptions, type Sink } from './Sink.js';
 import { untilAborted } from './internal/abort.js';
+import { closeWith } from './internal/close.js';
 
 /**
  * Options for {@link Broadcaster}.
@@ -24,8 +25,6 @@ export interface BroadcasterOptions<E> {
 }
 
 const NAME = 'Broadcaster';
-
-type DrainableSink = { close(options?: CloseOptions): void | Promise<void> };
 
 function defaultOnError(error: unknown): void {
   reportDefault(NAME, 'a sink failed', error);
@@ -150,8 +149,7 @@ export class Broadcaster<E> implements Sink<E> {
     const closes: Promise<void>[] = [];
     for (const sink of sinks) {
       try {
-        // Sinks that drain (Queue, RetryingSink, …) take the same deadline; others ignore it.
-        const result = signal ? (sink as DrainableSink).close({ signal }) : sink.close();
+        const result = closeWith(sink, signal);
         if (isThenable(result)) {
           closes.push(
             Promise.resolve(result).then(undefined, (error: unknown) =>

@@ -1,5 +1,6 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
 import { describe, expectSink } from './internal/validate.js';
+import { noop } from './internal/close.js';
 import type { Sink } from './Sink.js';
 
 /**
@@ -82,5 +83,3 @@ export class Filter<E, F extends E = E> implements Sink<E> {
     await this.close();
   }
 }
-
-function noop(): void {}

@@ -10,6 +10,8 @@ import {
   expectSignal,
   expectSink,
 } from './internal/validate.js';
+import type { SinkMetrics } from './SinkMetrics.js';
+import { closeWith, noop } from './internal/close.js';
 import { isThenable, type CloseOptions, type Sink } from './Sink.js';
 
 /**
@@ -41,6 +43,14 @@ export interface QueueOptions<E> {
   capacity?: number;
   /** What to do when full; default `'block'`. Only meaningful with a finite `capacity`. */
   overflow?: OverflowPolicy;
+  /**
+   * How many writes to `dst` may be outstanding at once (a positive integer, default 1). They
+   * are always issued in order; above 1 a sink that accepts them concurrently (a BatchingSink,
+   * a pipelining broker sink) can work on several at a time.
+   */
+  maxInFlight?: number;
+  /** Counts events dropped by this queue (`dropped`); see {@link SinkMetrics}. */
+  metrics?: SinkMetrics;
   /** Told of every failed write to the destination; the queue goes on with the next event. */
   onError?(error: unknown, event: E): void;
   /** Told of every event the queue drops (overflow, or close with an aborted deadline). */
@@ -76,11 +86,14 @@ export class Queue<E> implements Sink<E> {
   readonly #buffer = new RingBuffer<E>();
   readonly #blocked = new RingBuffer<BlockedWrite<E>>(16);
   readonly #capacity: number;
+  readonly #maxInFlight: number;
+  readonly #metrics: SinkMetrics | undefined;
   readonly #overflow: OverflowPolicy;
   readonly #onError: (error: unknown, event: E) => void;
   readonly #onDrop: (event: E, reason: DropReason) => void;
   // True from the moment a drain is scheduled until the buffer is empty and no write is pending.
   #running = false;
+  #inflight = 0;
   #closed = false;
   #aborted = false;
   #closing: Promise<void> | undefined;
@@ -93,13 +106,16 @@ export class Queue<E> implements Sink<E> {
    */
   constructor(dst: Sink<E>, options: QueueOptions<E> = {}) {
     expectSink('dst', dst);
-    const { capacity = Infinity, overflow = 'block', onError, onDrop } = options;
+    const { capacity = Infinity, overflow = 'block', maxInFlight = 1, onError, onDrop } = options;
     expectInteger('capacity', capacity, 1, true);
+    expectInteger('maxInFlight', maxInFlight);
     expectOneOf('overflow', overflow, POLICIES);
     expectOptionalFunction('onError', onError);
     expectOptionalFunction('onDrop', onDrop);
     this.#dst = dst;
     this.#capacity = capacity;
+    this.#maxInFlight = maxInFlight;
+    this.#metrics = options.metrics;
     this.#overflow = overflow;
     this.#onError = onError
       ? (error, event) => callHook(NAME, onError, error, event)
@@ -175,14 +191,13 @@ export class Queue<E> implements Sink<E> {
     } finally {
       cleanup();
     }
-    const dst = this.#dst as { close(options?: CloseOptions): void | Promise<void> };
-    await (signal ? dst.close({ signal }) : dst.close());
+    await closeWith(this.#dst, signal);
   }
 
   #abort(): void {
     if (this.#aborted) return;
     this.#aborted = true;
-    for (const event of this.#buffer.drain()) this.#onDrop(event, 'closed');
+    for (const event of this.#buffer.drain()) this.#dropped(event, 'closed');
     const idle = this.#idle;
     this.#idle = undefined;
     idle?.();
@@ -193,12 +208,12 @@ export class Queue<E> implements Sink<E> {
       case 'reject':
         throw new QueueFullError(this.#capacity);
       case 'drop-newest':
-        this.#onDrop(event, 'overflow');
+        this.#dropped(event, 'overflow');
         return;
       case 'drop-oldest': {
         const oldest = this.#buffer.shift();
         this.#buffer.push(event);
-        this.#onDrop(oldest, 'overflow');
+        this.#dropped(oldest, 'overflow');
         return;
       }
       case 'block':
@@ -206,6 +221,11 @@ export class Queue<E> implements Sink<E> {
           this.#blocked.push({ event, resolve, reject });
         });
     }
+  }
+
+  #dropped(event: E, reason: DropReason): void {
+    if (this.#metrics) this.#metrics.dropped++;
+    this.#onDrop(event, reason);
   }
 
   #start(): void {
@@ -218,7 +238,7 @@ export class Queue<E> implements Sink<E> {
   readonly #run = (): void => {
     const buffer = this.#buffer;
     const dst = this.#dst;
-    while (buffer.length > 0) {
+    while (buffer.length > 0 && this.#inflight < this.#maxInFlight) {
       const event = buffer.shift();
       if (this.#blocked.length > 0) {
         const blocked = this.#blocked.shift();
@@ -233,10 +253,11 @@ export class Queue<E> implements Sink<E> {
         continue;
       }
       if (result !== undefined && isThenable(result)) {
+        this.#inflight++;
         void this.#awaitWrite(result, event);
-        return;
       }
     }
+    if (this.#inflight > 0) return;
     this.#running = false;
     const idle = this.#idle;
     if (idle !== undefined) {
@@ -251,8 +272,7 @@ export class Queue<E> implements Sink<E> {
     } catch (error) {
       this.#onError(error, event);
     }
+    this.#inflight--;
     this.#run();
   }
 }
-
-function noop(): void {}

@@ -4,7 +4,9 @@ import { callHook, reportDefault } from './internal/report.js';
 import { RingBuffer } from './internal/RingBuffer.js';
 import { describe, expectOptionalFunction, expectSignal, expectSink } from './internal/validate.js';
 import type { RetryStrategy } from './retry/RetryStrategy.js';
+import { closeWith, noop } from './internal/close.js';
 import { isThenable, type CloseOptions, type Sink } from './Sink.js';
+import type { SinkMetrics } from './SinkMetrics.js';
 
 /**
  * What a dead-letter sink receives for every event a {@link RetryingSink} gave up on.
@@ -52,6 +54,8 @@ export interface RetryingSinkOptions<E> {
   onError?(error: unknown, event: E): void;
   /** The clock for `firstFailedAt`; defaults to `Date.now`. */
   now?: () => number;
+  /** Counts retries (`retries`) and drops (`dropped`); see {@link SinkMetrics}. */
+  metrics?: SinkMetrics;
 }
 
 interface PendingWrite<E> {
@@ -95,6 +99,7 @@ export class RetryingSink<E> implements Sink<E> {
   readonly #onError: (error: unknown, event: E) => void;
   readonly #deadLetter: Sink<DeadLetter<E>> | undefined;
   readonly #now: () => number;
+  readonly #metrics: SinkMetrics | undefined;
   #busy = false;
   #closed = false;
   // close() was called with a signal: new writes are refused but pending ones keep retrying.
@@ -136,6 +141,7 @@ export class RetryingSink<E> implements Sink<E> {
     this.#strategy = strategy;
     this.#deadLetter = deadLetter;
     this.#now = now ?? Date.now;
+    this.#metrics = options.metrics;
     this.#onDrop = onDrop && ((event, reason) => callHook(NAME, onDrop, event, reason));
     this.#onError = onError
       ? (error, event) => callHook(NAME, onError, error, event)
@@ -211,8 +217,7 @@ export class RetryingSink<E> implements Sink<E> {
       }
     }
     this.#stop('reject');
-    const sink = this.#sink as { close(options?: CloseOptions): void | Promise<void> };
-    await (signal ? sink.close({ signal }) : sink.close());
+    await closeWith(this.#sink, signal);
   }
 
   #stop(how: 'reject' | 'drop'): void {
@@ -317,6 +322,7 @@ export class RetryingSink<E> implements Sink<E> {
         await this.#drop(event, error, attempts, firstFailedAt);
         return;
       }
+      if (this.#metrics) this.#metrics.retries++;
     }
   }
 
@@ -324,6 +330,7 @@ export class RetryingSink<E> implements Sink<E> {
     const deadLetter = this.#deadLetter;
     // With a dead letter the drop is on record there; without one it must be seen somewhere.
     if (deadLetter === undefined || this.#onDrop) this.#dropped(event, error);
+    else if (this.#metrics) this.#metrics.dropped++;
     if (deadLetter === undefined) return;
     try {
       await deadLetter.write({ event, error, attempts, firstFailedAt });
@@ -333,6 +340,7 @@ export class RetryingSink<E> implements Sink<E> {
   }
 
   #dropped(event: E, reason: unknown): void {
+    if (this.#metrics) this.#metrics.dropped++;
     if (this.#onDrop) this.#onDrop(event, reason);
     else reportDefault(NAME, 'dropped an event', { event, reason });
   }
@@ -352,5 +360,3 @@ export class RetryingSink<E> implements Sink<E> {
     });
   }
 }
-
-function noop(): void {}

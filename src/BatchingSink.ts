@@ -1,0 +1,169 @@
+import { SinkClosedError } from './errors/SinkClosedError.js';
+import { untilAborted } from './internal/abort.js';
+import { closeWith, noop } from './internal/close.js';
+import {
+  expectInteger,
+  expectNumber,
+  describe,
+  expectSignal,
+  expectSink,
+} from './internal/validate.js';
+import type { CloseOptions, Sink } from './Sink.js';
+
+/**
+ * Options for {@link BatchingSink}.
+ *
+ * @example
+ * ```ts
+ * const options: BatchingSinkOptions = { maxSize: 100, maxDelay: 50 };
+ * ```
+ */
+export interface BatchingSinkOptions {
+  /** Flush when a batch holds this many events (a positive integer). */
+  maxSize: number;
+  /** Flush a non-empty batch this many ms after its first event (≥ 0; `Infinity`: only on size). */
+  maxDelay: number;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * Groups events into arrays for a `Sink<E[]>`: a batch is flushed when it reaches `maxSize` or
+ * `maxDelay` ms after its first event, and whatever is left is flushed on close. Batches go to
+ * `dst` one at a time, in order.
+ *
+ * A write resolves when the batch holding it has been accepted by `dst`, and rejects with that
+ * batch's error if it fails: every write in a failed batch fails. Batches form from writes that
+ * are in flight together, so put a `Queue({ maxInFlight: maxSize })` in front when the writer
+ * awaits each write.
+ *
+ * @example
+ * ```ts
+ * const batches = new BatchingSink(bulkHttpSink, { maxSize: 100, maxDelay: 50 });
+ * const queue = new Queue(batches, { maxInFlight: 100 });
+ * queue.write(event);
+ * ```
+ */
+export class BatchingSink<E> implements Sink<E> {
+  readonly #dst: Sink<E[]>;
+  readonly #maxSize: number;
+  readonly #maxDelay: number;
+  #batch: E[] = [];
+  #current: Deferred | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  // The last batch handed to dst; the next waits for it so batches never overtake each other.
+  #tail: Promise<void> = Promise.resolve();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param dst - receives each batch as an array (a fresh array per batch, yours to keep).
+   * @param options - see {@link BatchingSinkOptions}.
+   * @throws TypeError or RangeError naming a bad option.
+   */
+  constructor(dst: Sink<E[]>, options: BatchingSinkOptions) {
+    expectSink('dst', dst);
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
+    }
+    expectInteger('maxSize', options.maxSize);
+    expectNumber('maxDelay', options.maxDelay);
+    if (!(options.maxDelay >= 0)) {
+      throw new RangeError(
+        `Expected \`maxDelay\` to be a non-negative number, got ${describe(options.maxDelay)}`,
+      );
+    }
+    this.#dst = dst;
+    this.#maxSize = options.maxSize;
+    this.#maxDelay = options.maxDelay;
+  }
+
+  /** Events waiting in the current batch. */
+  get size(): number {
+    return this.#batch.length;
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Adds `event` to the current batch. Resolves when that batch is accepted by `dst`.
+   * @throws SinkClosedError after `close()`; rejects with the batch's error if it fails.
+   */
+  write(event: E): Promise<void> {
+    if (this.#closed) throw new SinkClosedError('BatchingSink is closed');
+    this.#batch.push(event);
+    let current = this.#current;
+    if (current === undefined) {
+      current = this.#current = deferred();
+      if (this.#maxDelay !== Infinity && this.#batch.length < this.#maxSize) {
+        this.#timer = setTimeout(this.#flush, this.#maxDelay);
+      }
+    }
+    if (this.#batch.length >= this.#maxSize) this.#flush();
+    return current.promise;
+  }
+
+  /** Flushes the current batch now, without waiting for size or time. */
+  flush(): void {
+    this.#flush();
+  }
+
+  /**
+   * Flushes what is left, waits for every batch to be accepted (or `signal` to abort), then
+   * closes `dst`. Idempotent.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    expectSignal('signal', options.signal);
+    if (this.#closing) return this.#closing.then(noop, noop);
+    this.#closed = true;
+    this.#flush();
+    this.#closing = (async () => {
+      await untilAborted(this.#tail, options.signal);
+      await closeWith(this.#dst, options.signal);
+    })();
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  readonly #flush = (): void => {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const current = this.#current;
+    if (current === undefined) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#current = undefined;
+    const dst = this.#dst;
+    this.#tail = this.#tail.then(async () => {
+      try {
+        await dst.write(batch);
+        current.resolve();
+      } catch (error) {
+        current.reject(error);
+      }
+    });
+  };
+}

@@ -1,0 +1,55 @@
+import { SinkClosedError } from './errors/SinkClosedError.js';
+import { closeWith, noop } from './internal/close.js';
+import { expectFunction, expectSink } from './internal/validate.js';
+import type { CloseOptions, Sink } from './Sink.js';
+
+/**
+ * Transforms each event before passing it on, e.g. to wrap it in an envelope the way Docker's
+ * registry wraps each event in `{ events: [...] }`. Synchronous when `dst` is.
+ *
+ * @example
+ * ```ts
+ * const enveloped = new MapSink(httpSink, (event: RegistryEvent) => ({ events: [event] }));
+ * await enveloped.write(event);
+ * ```
+ */
+export class MapSink<E, F> implements Sink<E> {
+  readonly #dst: Sink<F>;
+  readonly #fn: (event: E) => F;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param dst - receives `fn(event)`.
+   * @param fn - the transformation; if it throws, the write throws and nothing is passed on.
+   * @throws TypeError naming a bad argument.
+   */
+  constructor(dst: Sink<F>, fn: (event: E) => F) {
+    expectSink('dst', dst);
+    expectFunction('fn', fn);
+    this.#dst = dst;
+    this.#fn = fn;
+  }
+
+  /**
+   * Writes `fn(event)` to `dst`.
+   * @throws SinkClosedError after `close()`; whatever `fn` or `dst` throws.
+   */
+  write(event: E): void | Promise<void> {
+    if (this.#closed) throw new SinkClosedError('MapSink is closed');
+    return this.#dst.write(this.#fn(event));
+  }
+
+  /** Closes `dst` (passing `signal` on). Idempotent. */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing) return this.#closing.then(noop, noop);
+    this.#closed = true;
+    this.#closing = Promise.resolve().then(() => closeWith(this.#dst, options.signal));
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
