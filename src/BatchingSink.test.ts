@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { BatchingSink } from './BatchingSink.js';
+import { isSinkClosedError } from './errors/SinkClosedError.js';
+import { Queue } from './Queue.js';
+import type { Sink } from './Sink.js';
+import { RecordingSink, checkClose, range } from './test-utils.js';
+
+describe('BatchingSink', () => {
+  it('flushes on size, in order', async () => {
+    const dst = new RecordingSink<number[]>();
+    const batching = new BatchingSink(dst, { maxSize: 3, maxDelay: 60_000 });
+    await Promise.all(
+      range(7)
+        .map((i) => batching.write(i))
+        .slice(0, 6),
+    );
+    assert.deepEqual(dst.events, [
+      [0, 1, 2],
+      [3, 4, 5],
+    ]);
+    assert.equal(batching.size, 1);
+    await batching.close();
+    assert.deepEqual(dst.events[2], [6]);
+    assert.equal(dst.closed, true);
+  });
+
+  it('flushes on time', async (t) => {
+    t.mock.timers.enable(['setTimeout']);
+    const dst = new RecordingSink<number[]>();
+    const batching = new BatchingSink(dst, { maxSize: 100, maxDelay: 50 });
+    const writes = [batching.write(1), batching.write(2)];
+    t.mock.timers.tick(49);
+    await Promise.resolve();
+    assert.deepEqual(dst.events, []);
+    t.mock.timers.tick(1);
+    await Promise.all(writes);
+    assert.deepEqual(dst.events, [[1, 2]]);
+  });
+
+  it('a failed batch fails every write in it, and only those', async () => {
+    let calls = 0;
+    const dst: Sink<number[]> = {
+      write: async () => {
+        if (calls++ === 0) throw new Error('batch failed');
+      },
+      close() {},
+    };
+    const batching = new BatchingSink(dst, { maxSize: 2, maxDelay: 60_000 });
+    const results = await Promise.allSettled(range(4).map((i) => batching.write(i)));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['rejected', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    await checkClose(batching, 9, (e) => assert.ok(isSinkClosedError(e)));
+  });
+
+  it('batches what a Queue with maxInFlight keeps in flight', async () => {
+    const dst = new RecordingSink<number[]>({ delay: 1 });
+    const queue = new Queue(new BatchingSink(dst, { maxSize: 10, maxDelay: 5 }), {
+      maxInFlight: 10,
+    });
+    for (const i of range(100)) void queue.write(i);
+    await queue.close();
+    assert.deepEqual(dst.events.flat(), range(100));
+    assert.ok(dst.events.length <= 20, `expected batching, got ${dst.events.length} batches`);
+  });
+
+  it('rejects bad options naming them', () => {
+    const dst = new RecordingSink<number[]>();
+    assert.throws(() => new BatchingSink(dst, { maxSize: 0, maxDelay: 1 }), /`maxSize`.*`0`/);
+    assert.throws(() => new BatchingSink(dst, { maxSize: 1, maxDelay: -1 }), /`maxDelay`.*`-1`/);
+    assert.throws(() => new BatchingSink(dst, { maxSize: 1, maxDelay: NaN }), /`maxDelay`/);
+    assert.throws(() => new BatchingSink(dst, undefined as never), /`options`/);
+  });
+});
