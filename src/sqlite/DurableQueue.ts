@@ -1,0 +1,363 @@
+import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
+import { onAbort } from '../internal/abort.js';
+import { callHook, reportDefault } from '../internal/report.js';
+import { RingBuffer } from '../internal/RingBuffer.js';
+import { expectOptionalFunction, expectSignal, expectSink } from '../internal/validate.js';
+import type { DropReason } from '../Queue.js';
+import { isThenable, type CloseOptions, type Sink } from '../Sink.js';
+import { encodeWith, expectCodec, jsonCodec, type Codec } from './codec.js';
+import { DecodeError } from './errors.js';
+import { Store, expectDurability, expectPath, type Durability, type StoredRow } from './Store.js';
+
+/**
+ * Options for {@link DurableQueue}.
+ *
+ * @example
+ * ```ts
+ * const options: DurableQueueOptions<{ id: string }> = {
+ *   path: '/var/lib/relay/hooks.db',
+ *   durability: 'process',
+ *   onError: (error, event) => console.warn('delivery failed', event, error),
+ * };
+ * ```
+ */
+export interface DurableQueueOptions<E> {
+  /** The queue file (a SQLite database); created if missing. Its directory must exist. */
+  path: string;
+  /** How events are stored; defaults to JSON (`JSON.stringify` / `JSON.parse`). */
+  codec?: Codec<E>;
+  /** What a resolved write survives: `'process'` (the default) or `'power'`. */
+  durability?: Durability;
+  /**
+   * Told of every failed write to the destination; the queue removes that event and goes on
+   * with the next. `event` is `undefined` when a stored event could not be decoded (the error
+   * is a `DecodeError` carrying its id and stored data). Defaults to printing.
+   */
+  onError?(error: unknown, event: E | undefined): void;
+  /**
+   * Accepted so that `QueueOptions` hooks fit, but never called: a DurableQueue drops nothing.
+   * Closing with a deadline leaves undelivered events in the file, for the next open.
+   */
+  onDrop?(event: E, reason: DropReason): void;
+}
+
+const NAME = 'DurableQueue';
+// Encoded events kept in memory for delivery; beyond this the file is the only copy and
+// delivery reads it back in pages, so a long outage of the destination costs disk, not memory.
+const MEMORY_LIMIT = 4096;
+const PAGE = 256;
+
+/**
+ * A {@link Queue} whose events survive a crash: each write is stored in a SQLite file before
+ * it resolves, and an event leaves the file only once the destination has taken it.
+ *
+ * - `write(event)` encodes the event at once (an event the codec cannot encode throws an
+ *   `EncodeError`, a TypeError, and stores nothing) and returns a promise that resolves once it
+ *   is committed to the file. Writes made in the same tick share one transaction (group commit)
+ *   and one promise.
+ * - Events go to `dst` one at a time, in write order, each write awaited before the next. On
+ *   open, events left by an earlier run are delivered first: delivery is at-least-once, an event
+ *   in flight at a crash may be delivered again, never zero times.
+ * - A failed `dst` write (throw or rejection) goes to `onError` and the event is removed: the
+ *   queue goes on, like {@link Queue}. To retry instead, put a `RetryingSink` below it: its
+ *   write settles only once the event is delivered or given up (dead-lettered), and until then
+ *   the event stays in the file. A `SinkClosedError` from `dst` is different: the destination is
+ *   gone, nothing was delivered, so delivery stops and every event stays in the file.
+ * - The file is locked from open to `close()`: a second queue on it, in any process, fails with
+ *   `QueueLockedError`. A missing directory, a directory, a non-SQLite or foreign file fail with
+ *   `QueueOpenError`, naming the path.
+ *
+ * Opening is synchronous (better-sqlite3 is), so this is a constructor, not an async `open`.
+ *
+ * @example
+ * ```ts
+ * import { RetryingSink, ExponentialBackoff } from 'eventsinks';
+ * import { DurableQueue } from 'eventsinks/sqlite';
+ *
+ * const queue = new DurableQueue(new RetryingSink(httpSink, new ExponentialBackoff()), {
+ *   path: './hooks.db',
+ * });
+ * await queue.write({ action: 'push' }); // on disk now; delivered in the background
+ * await queue.close({ signal: AbortSignal.timeout(10_000) }); // undelivered events stay on disk
+ * ```
+ */
+export class DurableQueue<E> implements Sink<E> {
+  /** The queue file's path, as given. */
+  readonly path: string;
+  readonly #store: Store;
+  readonly #dst: Sink<E>;
+  readonly #codec: Codec<E>;
+  readonly #onError: (error: unknown, event: E | undefined) => void;
+  // Rows to deliver, in id order. While #complete, they are every row not yet taken for
+  // delivery; otherwise the file holds more, after #loadedUpTo, to be read in pages.
+  readonly #pending = new RingBuffer<StoredRow>(64);
+  #complete: boolean;
+  #loadedUpTo = 0;
+  #size: number;
+  // The group being collected for the next commit, and its shared promise.
+  #batch: (string | Uint8Array)[] = [];
+  #batchPromise: Promise<void> | undefined;
+  #resolveBatch: (() => void) | undefined;
+  #rejectBatch: ((error: unknown) => void) | undefined;
+  // Every id ≤ #handledUpTo has been delivered (or failed and reported); the file still holds
+  // those above #deletedUpTo. Deletes are lazy: losing one to a crash means a redelivery only.
+  #handledUpTo = 0;
+  #deletedUpTo = 0;
+  #deleteTimer: ReturnType<typeof setImmediate> | undefined;
+  #running = false;
+  // Delivery stopped for good: close() hit its deadline, or dst reported SinkClosedError.
+  #stopped = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+
+  /**
+   * Opens (or creates) the queue file and starts delivering what an earlier run left in it.
+   * @param dst - where events go.
+   * @param options - see {@link DurableQueueOptions}; `path` is required.
+   * @throws TypeError naming a bad option; `QueueOpenError` when the file cannot be opened;
+   *   `QueueLockedError` when another queue holds it.
+   */
+  constructor(dst: Sink<E>, options: DurableQueueOptions<E>) {
+    expectSink('dst', dst);
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError('Expected `options` to be an object with a `path`');
+    }
+    const { path, codec, durability = 'process', onError, onDrop } = options;
+    expectPath(path);
+    if (codec !== undefined) expectCodec(codec);
+    expectDurability(durability);
+    expectOptionalFunction('onError', onError);
+    expectOptionalFunction('onDrop', onDrop);
+    this.#dst = dst;
+    this.#codec = codec ?? (jsonCodec as Codec<E>);
+    this.#onError = onError
+      ? (error, event) => callHook(NAME, onError, error, event)
+      : (error, event) =>
+          reportDefault(NAME, 'a write to the destination failed', { error, event });
+    this.path = path;
+    this.#store = new Store(path, durability);
+    this.#size = this.#store.count();
+    this.#complete = this.#size === 0;
+    if (this.#size > 0) this.#start();
+  }
+
+  /**
+   * Events stored and not yet delivered, including the one being delivered and those left in
+   * the file by an earlier run. Writes not yet committed are not counted.
+   */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Stores `event`. Resolves once it is committed to the file (with every other write of the
+   * same tick, in one transaction); delivery follows in the background.
+   * @throws SinkClosedError after `close()`; EncodeError (a TypeError) when the codec cannot
+   *   encode the event, in which case nothing is stored. Rejects with the SQLite error when the
+   *   commit fails (disk full, I/O error): then no write of that group was stored.
+   */
+  write(event: E): Promise<void> {
+    if (this.#closed) throw new SinkClosedError('DurableQueue is closed');
+    const data = encodeWith(this.#codec, event);
+    this.#batch.push(data);
+    // One promise and one scheduled commit per group, not per event.
+    return (this.#batchPromise ??= this.#newBatch());
+  }
+
+  /**
+   * Stops accepting writes, delivers every stored event, closes the file, then closes `dst`.
+   * Idempotent.
+   *
+   * Writes made before `close()` are still committed. With `signal`, when it aborts: delivery
+   * stops, whatever is undelivered (including an event whose delivery was in progress) stays in
+   * the file for the next open, and is not reported as dropped; `dst` is then closed with the
+   * same signal.
+   * @throws rejects with the error of `dst.close()`, on the first call only.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    expectSignal('signal', options.signal);
+    if (this.#closing) {
+      if (options.signal) onAbort(options.signal, () => this.#stop());
+      return this.#closing.then(noop, noop);
+    }
+    this.#closed = true;
+    if (this.#batch.length > 0) this.#commit();
+    this.#closing = this.#close(options.signal);
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(signal: AbortSignal | undefined): Promise<void> {
+    const cleanup = onAbort(signal, () => this.#stop());
+    try {
+      if (this.#running) await new Promise<void>((resolve) => (this.#idle = resolve));
+    } finally {
+      cleanup();
+    }
+    if (this.#deleteTimer !== undefined) clearImmediate(this.#deleteTimer);
+    this.#deleteTimer = undefined;
+    try {
+      this.#flushDeletes();
+    } finally {
+      this.#store.close();
+    }
+    const dst = this.#dst as { close(options?: CloseOptions): void | Promise<void> };
+    await (signal ? dst.close({ signal }) : dst.close());
+  }
+
+  #stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#becomeIdle();
+  }
+
+  #becomeIdle(): void {
+    this.#running = false;
+    const idle = this.#idle;
+    this.#idle = undefined;
+    idle?.();
+  }
+
+  #newBatch(): Promise<void> {
+    const promise = new Promise<void>((resolve, reject) => {
+      this.#resolveBatch = resolve;
+      this.#rejectBatch = reject;
+    });
+    // A microtask: every write of this tick joins the group, and none waits for a macrotask.
+    queueMicrotask(this.#commit);
+    return promise;
+  }
+
+  // An arrow field, handed to queueMicrotask without a bind per group.
+  readonly #commit = (): void => {
+    const batch = this.#batch;
+    const resolve = this.#resolveBatch;
+    const reject = this.#rejectBatch;
+    if (batch.length === 0) return; // close() committed it already
+    this.#batch = [];
+    this.#batchPromise = this.#resolveBatch = this.#rejectBatch = undefined;
+    let rows: StoredRow[];
+    const deleteUpTo = this.#handledUpTo > this.#deletedUpTo ? this.#handledUpTo : 0;
+    try {
+      rows = this.#store.append(batch, deleteUpTo);
+    } catch (error) {
+      reject?.(error);
+      return;
+    }
+    if (deleteUpTo > 0) this.#deletedUpTo = deleteUpTo;
+    this.#size += rows.length;
+    if (this.#complete) {
+      if (this.#pending.length + rows.length <= MEMORY_LIMIT) {
+        for (const row of rows) this.#pending.push(row);
+        this.#loadedUpTo = rows[rows.length - 1]!.id;
+      } else {
+        this.#complete = false;
+      }
+    }
+    resolve?.();
+    if (!this.#running && !this.#stopped) this.#start();
+  };
+
+  #start(): void {
+    this.#running = true;
+    // After the writers' continuations: a writer resumes before deliveries run.
+    queueMicrotask(this.#run);
+  }
+
+  #next(): StoredRow | undefined {
+    const pending = this.#pending;
+    if (pending.length === 0 && !this.#complete) {
+      const rows = this.#store.page(this.#loadedUpTo, PAGE);
+      for (const row of rows) pending.push(row);
+      if (rows.length > 0) this.#loadedUpTo = rows[rows.length - 1]!.id;
+      if (rows.length < PAGE) this.#complete = true;
+    }
+    return pending.length > 0 ? pending.shift() : undefined;
+  }
+
+  readonly #run = (): void => {
+    const dst = this.#dst;
+    while (!this.#stopped) {
+      const row = this.#next();
+      if (row === undefined) break;
+      let event: E;
+      try {
+        event = this.#codec.decode(row.data);
+      } catch (error) {
+        this.#onError(new DecodeError(row.id, row.data, { cause: error }), undefined);
+        this.#handled(row.id);
+        continue;
+      }
+      let result: void | Promise<void>;
+      try {
+        result = dst.write(event);
+      } catch (error) {
+        if (!this.#failed(error, event, row.id)) return;
+        continue;
+      }
+      if (result !== undefined && isThenable(result)) {
+        void this.#awaitWrite(result, event, row.id);
+        return;
+      }
+      this.#handled(row.id);
+    }
+    if (!this.#stopped) this.#becomeIdle();
+  };
+
+  async #awaitWrite(pending: PromiseLike<void>, event: E, id: number): Promise<void> {
+    try {
+      await pending;
+    } catch (error) {
+      // After a deadline the file may be closed: the event stays there, for the next open.
+      if (this.#stopped) return;
+      if (this.#failed(error, event, id)) this.#run();
+      return;
+    }
+    if (this.#stopped) return;
+    this.#handled(id);
+    this.#run();
+  }
+
+  /** Reports a failed delivery; returns false when delivery must stop (dst is closed). */
+  #failed(error: unknown, event: E, id: number): boolean {
+    this.#onError(error, event);
+    if (isSinkClosedError(error)) {
+      // Not delivered, and nothing after it can be: keep it all in the file.
+      this.#stop();
+      return false;
+    }
+    this.#handled(id);
+    return true;
+  }
+
+  #handled(id: number): void {
+    this.#size--;
+    this.#handledUpTo = id;
+    this.#deleteTimer ??= setImmediate(this.#flushDeletes);
+  }
+
+  readonly #flushDeletes = (): void => {
+    this.#deleteTimer = undefined;
+    if (this.#handledUpTo <= this.#deletedUpTo || !this.#store.open) return;
+    const upTo = this.#handledUpTo;
+    try {
+      this.#store.deleteUpTo(upTo);
+      this.#deletedUpTo = upTo;
+    } catch (error) {
+      // Harmless for delivery (those events may be delivered again after a restart), but seen.
+      reportDefault(NAME, 'removing delivered events from the file failed', error);
+    }
+  };
+}
+
+function noop(): void {}

@@ -1,0 +1,237 @@
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { describe } from '../internal/validate.js';
+import { QueueLockedError, QueueOpenError } from './errors.js';
+
+/**
+ * What a queue file survives once a write has resolved.
+ * - `'process'` (the default): WAL with `synchronous = NORMAL`. A commit reaches the operating
+ *   system but is not flushed to the device: it survives the process being killed at any point,
+ *   not a power loss or kernel crash (which may lose the last commits, never corrupt the file).
+ * - `'power'`: WAL with `synchronous = FULL`. Every commit is flushed to the device (fsync)
+ *   before the write resolves: it survives a power loss too, at the cost of one fsync per group
+ *   commit.
+ *
+ * @example
+ * ```ts
+ * const durability: Durability = process.env.ON_BATTERY ? 'power' : 'process';
+ * ```
+ */
+export type Durability = 'process' | 'power';
+
+/** One stored event, still encoded. @internal */
+export interface StoredRow {
+  id: number;
+  data: string | Uint8Array;
+}
+
+const TABLE = 'eventsinks_queue';
+// 'evsk': marks a SQLite file as an eventsinks queue, so we never write into someone else's.
+const APPLICATION_ID = 0x6576736b;
+const SCHEMA_VERSION = 1;
+const DURABILITIES: readonly Durability[] = ['process', 'power'];
+
+/** @internal Validates `path`; in-memory databases are refused, they would not be durable. */
+export function expectPath(value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value === '' || value === ':memory:' || value.includes('\0')) {
+    throw new TypeError(`Expected \`path\` to be a file path, got ${describe(value)}`);
+  }
+}
+
+/** @internal */
+export function expectDurability(value: unknown): asserts value is Durability {
+  if (!DURABILITIES.includes(value as Durability)) {
+    throw new TypeError(
+      `Expected \`durability\` to be one of 'process', 'power', got ${describe(value)}`,
+    );
+  }
+}
+
+/**
+ * A queue file: one SQLite database in WAL mode, held with an exclusive lock from open to close,
+ * with one table of encoded events keyed by an ever-increasing id. Synchronous, like
+ * better-sqlite3. @internal
+ */
+export class Store {
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #insert: Database.Statement<[string | Uint8Array]>;
+  readonly #deleteUpTo: Database.Statement<[number]>;
+  readonly #deleteOne: Database.Statement<[number]>;
+  readonly #page: Database.Statement<[number, number], StoredRow>;
+  readonly #count: Database.Statement<[], number>;
+  readonly #append: (data: readonly (string | Uint8Array)[], deleteUpTo: number) => StoredRow[];
+
+  constructor(path: string, durability: Durability) {
+    this.path = path;
+    this.#db = open(path, durability);
+    const db = this.#db;
+    this.#insert = db.prepare(`INSERT INTO ${TABLE} (data) VALUES (?)`);
+    this.#deleteUpTo = db.prepare(`DELETE FROM ${TABLE} WHERE id <= ?`);
+    this.#deleteOne = db.prepare(`DELETE FROM ${TABLE} WHERE id = ?`);
+    this.#page = db.prepare<[number, number], StoredRow>(
+      `SELECT id, data FROM ${TABLE} WHERE id > ? ORDER BY id LIMIT ?`,
+    );
+    this.#count = db.prepare<[], number>(`SELECT count(*) FROM ${TABLE}`).pluck();
+    // One transaction per group: the deletes of what was delivered since the last commit ride
+    // along for free, and the whole group pays for one commit (one fsync under 'power').
+    this.#append = db.transaction((data: readonly (string | Uint8Array)[], deleteUpTo: number) => {
+      if (deleteUpTo > 0) this.#deleteUpTo.run(deleteUpTo);
+      const insert = this.#insert;
+      const rows = new Array<StoredRow>(data.length);
+      for (let i = 0; i < data.length; i++) {
+        const item = data[i]!;
+        rows[i] = { id: Number(insert.run(item).lastInsertRowid), data: item };
+      }
+      return rows;
+    });
+  }
+
+  get open(): boolean {
+    return this.#db.open;
+  }
+
+  /** Stores `data` in one transaction (after deleting every id ≤ `deleteUpTo`, if positive). */
+  append(data: readonly (string | Uint8Array)[], deleteUpTo = 0): StoredRow[] {
+    return this.#append(data, deleteUpTo);
+  }
+
+  /** Up to `limit` rows with an id greater than `after`, oldest first. */
+  page(after: number, limit: number): StoredRow[] {
+    return this.#page.all(after, limit);
+  }
+
+  count(): number {
+    return this.#count.get() ?? 0;
+  }
+
+  /** Deletes every row with an id ≤ `id`, in its own transaction. */
+  deleteUpTo(id: number): void {
+    this.#deleteUpTo.run(id);
+  }
+
+  /** Deletes the rows with these ids, in one transaction; returns how many existed. */
+  delete(ids: readonly number[]): number {
+    let deleted = 0;
+    this.#db.transaction(() => {
+      for (const id of ids) deleted += this.#deleteOne.run(id).changes;
+    })();
+    return deleted;
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+function open(path: string, durability: Durability): Database.Database {
+  const absolute = resolve(path);
+  const directory = dirname(absolute);
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(directory).isDirectory();
+  } catch (error) {
+    throw new QueueOpenError(path, `its directory ${JSON.stringify(directory)} does not exist`, {
+      cause: error,
+    });
+  }
+  if (!isDirectory) {
+    throw new QueueOpenError(path, `${JSON.stringify(directory)} is not a directory`);
+  }
+  if (statSync(absolute, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new QueueOpenError(path, 'it is a directory, not a file');
+  }
+  let db: Database.Database;
+  try {
+    // timeout 0: a file locked by another owner fails at once instead of waiting 5 s.
+    db = new Database(path, { timeout: 0 });
+  } catch (error) {
+    throw translate(path, error);
+  }
+  try {
+    // Exclusive before WAL: the lock is then held from the first read to close(), and the WAL
+    // index lives in this process's memory (no -shm file another process could map).
+    db.pragma('locking_mode = EXCLUSIVE');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') {
+      throw new QueueOpenError(
+        path,
+        `it cannot be switched to WAL mode (journal_mode is ${String(mode)})`,
+      );
+    }
+    db.pragma(`synchronous = ${durability === 'power' ? 'FULL' : 'NORMAL'}`);
+    // A write transaction now takes the exclusive lock now: a second owner fails at open, with a
+    // clear error, never later in the middle of a delivery.
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      prepareSchema(db, path);
+      db.exec('COMMIT');
+    } catch (error) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw error;
+    }
+    return db;
+  } catch (error) {
+    db.close();
+    throw translate(path, error);
+  }
+}
+
+function prepareSchema(db: Database.Database, path: string): void {
+  const applicationId = db.pragma('application_id', { simple: true });
+  if (applicationId === APPLICATION_ID) {
+    const version = db.pragma('user_version', { simple: true });
+    if (typeof version === 'number' && version > SCHEMA_VERSION) {
+      throw new QueueOpenError(
+        path,
+        `it was written by a newer eventsinks (queue schema ${version}; this one reads ${SCHEMA_VERSION})`,
+      );
+    }
+    return;
+  }
+  if (applicationId !== 0) {
+    throw new QueueOpenError(
+      path,
+      `it is the SQLite database of another application (application_id ${String(applicationId)})`,
+    );
+  }
+  const other = db
+    .prepare<[], string>(`SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' LIMIT 1`)
+    .pluck()
+    .get();
+  if (other !== undefined) {
+    throw new QueueOpenError(
+      path,
+      `it is a SQLite database but not an eventsinks queue (it has ${JSON.stringify(other)})`,
+    );
+  }
+  // AUTOINCREMENT: ids are never reused, so an id names one event for the life of the file
+  // (a tool may list ids, then remove them) and delivery order is id order across runs.
+  db.exec(`CREATE TABLE ${TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL)`);
+  db.pragma(`application_id = ${APPLICATION_ID}`);
+  db.pragma(`user_version = ${SCHEMA_VERSION}`);
+}
+
+function translate(path: string, error: unknown): unknown {
+  if (error instanceof QueueOpenError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  switch (code) {
+    case 'SQLITE_BUSY':
+    case 'SQLITE_LOCKED':
+      return new QueueLockedError(path, { cause: error });
+    case 'SQLITE_NOTADB':
+      return new QueueOpenError(path, 'it is not a SQLite database', { cause: error });
+    case 'SQLITE_READONLY':
+      return new QueueOpenError(path, 'it is read-only', { cause: error });
+    case 'SQLITE_CANTOPEN':
+    case 'SQLITE_PERM':
+    case 'SQLITE_AUTH':
+      return new QueueOpenError(path, `it cannot be read and written (${message})`, {
+        cause: error,
+      });
+    default:
+      return new QueueOpenError(path, message, { cause: error });
+  }
+}
