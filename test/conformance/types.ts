@@ -161,7 +161,12 @@ export interface ConformanceFixture {
   topic(): string;
   /** Build the adapter's sink. The suite closes it. */
   createSink(options: FixtureSinkOptions): Promise<Sink<ConformanceEvent>>;
-  /** Build and start the adapter's source writing into `dst`; resolves once subscribed. */
+  /**
+   * Build and start the adapter's source writing into `dst`; resolves once subscribed. The
+   * source must decode JSON and reject (dead-letter) anything that is not a
+   * {@link ConformanceEvent} (`id` string, `seq` number, `body` string): the poison cases
+   * publish both non-JSON text and JSON of the wrong shape.
+   */
   createSource(dst: Sink<ConformanceEvent>, options: FixtureSourceOptions): Promise<FixtureSource>;
   /** Everything in the dead letter of `topic` so far (for `group`, where the broker scopes it). */
   readDeadLetters(
