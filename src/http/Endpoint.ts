@@ -1,0 +1,409 @@
+import { isSinkClosedError, SinkClosedError } from '../errors/SinkClosedError.js';
+import { Filter, type Matcher } from '../Filter.js';
+import { callHook, reportDefault } from '../internal/report.js';
+import { expectInteger, expectNonNegative, expectOptionalFunction } from '../internal/validate.js';
+import { Queue, type OverflowPolicy } from '../Queue.js';
+import { Breaker } from '../retry/Breaker.js';
+import type { RetryStrategy } from '../retry/RetryStrategy.js';
+import { RetryingSink, type DeadLetter } from '../RetryingSink.js';
+import { isThenable, type CloseOptions, type Sink } from '../Sink.js';
+import { isHttpStatusError } from './errors.js';
+import { HttpSink, type EncodedBody } from './HttpSink.js';
+import { httpRetryStrategy } from './httpRetryStrategy.js';
+import { statusKey } from './internal.js';
+
+const NAME = 'Endpoint';
+
+/**
+ * The registry's endpoint metrics, as returned by {@link Endpoint.metrics}. Counts are of
+ * events (a batch of 100 answered 503 adds 100 to `failures` and to `"503 Service
+ * Unavailable"`), as in Docker's registry.
+ *
+ * When nothing is in flight: `events = successes + dropped + pending`, and the sum of
+ * `statuses` is `successes + failures`.
+ *
+ * @example
+ * ```ts
+ * const { pending, statuses } = endpoint.metrics();
+ * console.log(pending, statuses['503 Service Unavailable'] ?? 0);
+ * ```
+ */
+export interface EndpointMetrics {
+  /** Events accepted and not yet delivered or dropped (queued, batching, or being retried). */
+  pending: number;
+  /** Events accepted (after `ignore`). */
+  events: number;
+  /** Events delivered: the receiver answered 2xx. */
+  successes: number;
+  /** Event attempts answered with a status other than 2xx. */
+  failures: number;
+  /** Event attempts that got no response (network error, reset, timeout) or could not be encoded. */
+  errors: number;
+  /** Events dropped: dead-lettered, overflowed from the queue, or left over at close. */
+  dropped: number;
+  /** Event attempts by response status, keyed like `"200 OK"`, `"503 Service Unavailable"`. */
+  statuses: Record<string, number>;
+}
+
+/**
+ * Batching for an {@link Endpoint}: events are sent as JSON arrays (or whatever `encode` makes
+ * of an array).
+ *
+ * @example
+ * ```ts
+ * const batch: EndpointBatchOptions = { maxSize: 100, maxDelay: 50 };
+ * ```
+ */
+export interface EndpointBatchOptions {
+  /** Most events per request. */
+  maxSize: number;
+  /** Most ms an event waits for its batch to fill. */
+  maxDelay: number;
+}
+
+/**
+ * Options for {@link Endpoint}: the HttpSink's, the Queue's and the retry policy's in one.
+ *
+ * @example
+ * ```ts
+ * const options: EndpointOptions<RegistryEvent> = {
+ *   headers: { authorization: `Bearer ${token}` },
+ *   signing: { secret },
+ *   ignore: (e) => e.action === 'pull',
+ *   capacity: 10_000,
+ *   deadLetter,
+ * };
+ * ```
+ */
+export interface EndpointOptions<E> {
+  /** The request method; default `'POST'`. */
+  method?: string;
+  /** Extra request headers. Their values never appear in errors. */
+  headers?: Readonly<Record<string, string>>;
+  /** Ms to wait for a response; default 1000 (the registry's). */
+  timeout?: number;
+  /** Turns an event (or with `batch`, an array of events) into a body; default JSON. */
+  encode?(payload: E | E[]): EncodedBody;
+  /** Sign every request the Standard Webhooks way with this `whsec_…` secret. */
+  signing?: { secret: string };
+  /** `'manual'` (default: a 3xx is a failure, dead-lettered) or `'follow'`. */
+  redirect?: 'manual' | 'follow';
+  /** The fetch implementation; defaults to the global `fetch`. */
+  fetch?: typeof fetch;
+  /** Events for which this returns true are not sent (nor counted). */
+  ignore?: Matcher<E>;
+  /** Most events waiting in the queue; default unbounded. */
+  capacity?: number;
+  /** What a write does when the queue is full; default `'block'`. */
+  overflow?: OverflowPolicy;
+  /**
+   * The retry strategy; default `new Breaker(threshold, backoff)`. With `batch` it sees
+   * arrays of events. It is always wrapped by {@link httpRetryStrategy}.
+   */
+  strategy?: RetryStrategy<E | E[]>;
+  /** The default Breaker's threshold: consecutive failures before backing off; default 10. */
+  threshold?: number;
+  /** The default Breaker's backoff in ms; default 1000. */
+  backoff?: number;
+  /** Longest `Retry-After` honoured, in ms; default 60 000. */
+  maxRetryAfter?: number;
+  /** Receives a {@link DeadLetter} for every event the strategy gives up on (one per event). */
+  deadLetter?: Sink<DeadLetter<E>>;
+  /**
+   * Told of every dropped event: `reason` is the last error (given up), `'overflow'` or
+   * `'closed'`. Defaults to printing, except for what went to `deadLetter`.
+   */
+  onDrop?(event: E, reason: unknown): void;
+  /** Told when writing to `deadLetter` fails. Defaults to printing. */
+  onError?(error: unknown, event: E): void;
+  /** Send arrays of events instead of one event per request. */
+  batch?: EndpointBatchOptions;
+}
+
+interface Counters {
+  pending: number;
+  events: number;
+  successes: number;
+  failures: number;
+  errors: number;
+  dropped: number;
+  statuses: Record<string, number>;
+}
+
+/**
+ * A webhook endpoint the way Docker's registry builds one: `ignore` filter → queue →
+ * retrying sink (a Breaker by default) → {@link HttpSink}, with the registry's defaults
+ * (timeout 1 s, threshold 10, backoff 1 s) and its metrics.
+ *
+ * `write` accepts at once (unless a bounded queue is full under `'block'`); events are sent in
+ * order, one request at a time, each retried until it is delivered or the strategy gives up.
+ * A non-retryable answer (a 4xx other than 408/425/429, or a 3xx) dead-letters the event at
+ * once; `Retry-After` is honoured (up to `maxRetryAfter`). With `signing`, every attempt at one
+ * event carries the same `webhook-id`, so a receiver can drop the duplicate that follows a
+ * timed-out request it had in fact processed.
+ *
+ * @example
+ * ```ts
+ * const endpoint = new Endpoint<OrderEvent>('https://hooks.example.com/orders', {
+ *   signing: { secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' },
+ *   deadLetter: dlq,
+ * });
+ * endpoint.write({ type: 'order.created', id: 1 });
+ * console.log(endpoint.metrics().statuses); // { '200 OK': 1 }
+ * await endpoint.close({ signal: AbortSignal.timeout(10_000) });
+ * ```
+ */
+export class Endpoint<E> implements Sink<E> {
+  /** The target URL with credentials removed and the query string hidden, for logs. */
+  readonly url: string;
+  readonly #counters: Counters = {
+    pending: 0,
+    events: 0,
+    successes: 0,
+    failures: 0,
+    errors: 0,
+    dropped: 0,
+    statuses: {},
+  };
+  readonly #top: Sink<E>;
+  readonly #queue: Queue<E>;
+  readonly #filter: Filter<E> | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param url - the receiver's absolute http(s) URL.
+   * @param options - see {@link EndpointOptions}.
+   * @throws TypeError or RangeError naming a bad option.
+   */
+  constructor(url: string | URL, options: EndpointOptions<E> = {}) {
+    const {
+      timeout = 1000,
+      ignore,
+      capacity,
+      overflow,
+      strategy,
+      threshold = 10,
+      backoff = 1000,
+      maxRetryAfter,
+      deadLetter,
+      onDrop,
+      onError,
+      batch,
+      signing,
+      encode,
+      ...http
+    } = options;
+    expectInteger('threshold', threshold, 0);
+    expectNonNegative('backoff', backoff);
+    expectOptionalFunction('onDrop', onDrop);
+    expectOptionalFunction('onError', onError);
+    if (batch !== undefined) {
+      expectInteger('batch.maxSize', batch.maxSize);
+      expectNonNegative('batch.maxDelay', batch.maxDelay);
+    }
+    const counters = this.#counters;
+    const dropped = (event: E, reason: unknown, deadLettered: boolean): void => {
+      counters.dropped++;
+      if (onDrop) callHook(NAME, onDrop, event, reason);
+      else if (!deadLettered) reportDefault(NAME, 'dropped an event', { event, reason });
+    };
+    const failedHook = (error: unknown, event: E): void => {
+      if (onError) callHook(NAME, onError, error, event);
+      else reportDefault(NAME, 'writing a dead letter failed', error);
+    };
+    const retry = httpRetryStrategy(strategy ?? new Breaker(threshold, backoff), {
+      ...(maxRetryAfter !== undefined && { maxRetryAfter }),
+    });
+
+    // Below the queue, one payload is an event or (with batch) an array of events; `count`
+    // says how many events a payload carries, for metrics.
+    let egress: Sink<E>;
+    if (batch === undefined) {
+      const sender = this.#sender<E>(url, http, timeout, signing, encode, () => 1);
+      this.url = sender.url;
+      const retrying = new RetryingSink<E>(sender.sink, retry, {
+        ...(deadLetter !== undefined && { deadLetter }),
+        onDrop: (event, reason) =>
+          dropped(event, reason, deadLetter !== undefined && reason !== 'closed'),
+        onError: failedHook,
+      });
+      egress = this.#settling(retrying);
+    } else {
+      throw new TypeError('`batch` is not supported yet');
+    }
+
+    const queue = new Queue<E>(egress, {
+      ...(capacity !== undefined && { capacity }),
+      ...(overflow !== undefined && { overflow }),
+      onDrop: (event, reason) => {
+        counters.pending--;
+        dropped(event, reason, false);
+      },
+      onError: (error, event) => {
+        // Only a closed retrying sink rejects; its events were counted out by #settling.
+        if (!isSinkClosedError(error)) reportDefault(NAME, 'delivery failed', { event, error });
+      },
+    });
+    this.#queue = queue;
+    const ingress: Sink<E> = {
+      write(event) {
+        counters.events++;
+        counters.pending++;
+        let result: void | Promise<void>;
+        try {
+          result = queue.write(event);
+        } catch (error) {
+          counters.events--;
+          counters.pending--;
+          throw error;
+        }
+        if (result === undefined || !isThenable(result)) return result;
+        // 'block': the event is accepted when the promise resolves, refused if it rejects.
+        return result.then(undefined, (error: unknown) => {
+          counters.events--;
+          counters.pending--;
+          throw error;
+        });
+      },
+      close: () => queue.close(),
+    };
+    if (ignore !== undefined) {
+      const match: (event: E) => boolean =
+        typeof ignore === 'function' ? ignore : (event) => ignore.match(event);
+      this.#filter = new Filter<E>(ingress, (event) => !match(event));
+      this.#top = this.#filter;
+    } else {
+      this.#filter = undefined;
+      this.#top = ingress;
+    }
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * A snapshot of the endpoint's metrics (see {@link EndpointMetrics}).
+   *
+   * @example
+   * ```ts
+   * setInterval(() => console.log(endpoint.metrics()), 10_000).unref();
+   * ```
+   */
+  metrics(): EndpointMetrics {
+    const c = this.#counters;
+    return {
+      pending: c.pending,
+      events: c.events,
+      successes: c.successes,
+      failures: c.failures,
+      errors: c.errors,
+      dropped: c.dropped,
+      statuses: { ...c.statuses },
+    };
+  }
+
+  /**
+   * Accepts `event` for delivery (or ignores it, if `ignore` matches).
+   * @returns synchronously, unless a bounded queue is full under `'block'`.
+   * @throws SinkClosedError after `close()`; QueueFullError when full under `'reject'`.
+   */
+  write(event: E): void | Promise<void> {
+    if (this.#closing !== undefined) throw new SinkClosedError('Endpoint is closed');
+    return this.#top.write(event);
+  }
+
+  /**
+   * Stops accepting, delivers what is queued, then releases everything. Idempotent.
+   *
+   * Without a signal it waits until every queued event is delivered or dropped by the
+   * strategy (with the default Breaker, which never gives up, that is until the receiver takes
+   * them). With `signal`, when it aborts, requests in flight are abandoned and every event not
+   * yet delivered goes to `onDrop` with reason `'closed'`.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing !== undefined) {
+      // A later deadline still applies to a drain in progress.
+      if (options.signal) void this.#queue.close(options);
+      return this.#closing.then(noop, noop);
+    }
+    // The queue first, with the deadline: Filter.close() takes no options and would flush
+    // without one. The filter's own close then finds the queue already closing.
+    const queueClosed = this.#queue.close(options);
+    this.#closing = Promise.all([queueClosed, this.#filter?.close()]).then(noop);
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** The HttpSink, wrapped to count responses and attempt outcomes. */
+  #sender<P>(
+    url: string | URL,
+    http: Pick<EndpointOptions<E>, 'method' | 'headers' | 'redirect' | 'fetch'>,
+    timeout: number,
+    signing: { secret: string } | undefined,
+    encode: ((payload: E | E[]) => EncodedBody) | undefined,
+    count: (payload: P) => number,
+  ): { sink: Sink<P>; url: string } {
+    const counters = this.#counters;
+    const sink = new HttpSink<P>(url, {
+      ...http,
+      timeout,
+      ...(signing !== undefined && { signing: { secret: signing.secret } }),
+      ...(encode !== undefined && { encode: encode as (payload: P) => EncodedBody }),
+      onResponse(payload, status, text) {
+        const key = statusKey(status, text);
+        counters.statuses[key] = (counters.statuses[key] ?? 0) + count(payload);
+      },
+    });
+    const metered: Sink<P> & { close(options?: CloseOptions): void } = {
+      write: (payload) =>
+        sink.write(payload).then(
+          () => {
+            counters.successes += count(payload);
+          },
+          (error: unknown) => {
+            if (isHttpStatusError(error)) counters.failures += count(payload);
+            else if (!isSinkClosedError(error)) counters.errors += count(payload);
+            throw error;
+          },
+        ),
+      close: () => sink.close(),
+    };
+    return { sink: metered, url: sink.url };
+  }
+
+  /** A sink in front of `dst` that counts an event out of `pending` when its write settles. */
+  #settling(dst: Sink<E> & { close(options?: CloseOptions): void | Promise<void> }): Sink<E> {
+    const counters = this.#counters;
+    const settled = (): void => {
+      counters.pending--;
+    };
+    return {
+      write(event) {
+        let result: void | Promise<void>;
+        try {
+          result = dst.write(event);
+        } catch (error) {
+          settled();
+          throw error;
+        }
+        if (result === undefined || !isThenable(result)) {
+          settled();
+          return result;
+        }
+        return result.then(settled, (error: unknown) => {
+          settled();
+          throw error;
+        });
+      },
+      close: (options?: CloseOptions) => (options ? dst.close(options) : dst.close()),
+    };
+  }
+}
+
+function noop(): void {}
