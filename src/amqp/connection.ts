@@ -1,0 +1,81 @@
+import { connect, type ChannelModel, type Options } from 'amqplib';
+import { describe } from '../internal/validate.js';
+import { AmqpConnectionError } from './errors.js';
+
+/**
+ * Where and how to connect: shared by {@link AmqpSink} and {@link AmqpSource}.
+ *
+ * @example
+ * ```ts
+ * const options: AmqpConnectionOptions = {
+ *   url: 'amqp://guest:guest@127.0.0.1:5672/?heartbeat=10',
+ *   connectTimeout: 5_000,
+ * };
+ * ```
+ */
+export interface AmqpConnectionOptions {
+  /** An AMQP URL or amqplib's connect object; default `'amqp://127.0.0.1'` (guest/guest). */
+  url?: string | Options.Connect;
+  /** Socket options passed to amqplib's `connect` (TLS, `clientProperties`, …). */
+  socketOptions?: Record<string, unknown>;
+  /** How long one connection attempt may take, in ms; default 10 000. */
+  connectTimeout?: number;
+  /**
+   * Opens the connection instead of `url`/`socketOptions`, for a custom setup. It is called
+   * again on every reconnection, and the adapter closes what it returns.
+   */
+  connect?: () => Promise<ChannelModel>;
+}
+
+/** @internal */
+export const DEFAULT_URL = 'amqp://127.0.0.1';
+
+/** @internal Renders a URL for messages without its password. */
+export function redact(url: string | Options.Connect): string {
+  if (typeof url !== 'string') {
+    return `amqp://${url.hostname ?? '127.0.0.1'}:${url.port ?? 5672}${url.vhost ? `/${url.vhost}` : ''}`;
+  }
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+/** @internal Validates a URL option. */
+export function expectUrl(value: unknown): asserts value is string | Options.Connect {
+  if (typeof value !== 'string' && (typeof value !== 'object' || value === null)) {
+    throw new TypeError(
+      `Expected \`url\` to be an AMQP URL or a connect object, got ${describe(value)}`,
+    );
+  }
+}
+
+/**
+ * Opens one connection (no automatic recovery: each adapter reconnects on its own terms) and
+ * swallows the `error` event, which amqplib always follows with `close`, where we act.
+ * @internal
+ */
+export async function openConnection(
+  url: string | Options.Connect,
+  socketOptions: Record<string, unknown> | undefined,
+  timeout: number,
+  factory: (() => Promise<ChannelModel>) | undefined,
+): Promise<ChannelModel> {
+  try {
+    const model = factory ? await factory() : await connect(url, { timeout, ...socketOptions });
+    model.on('error', noop);
+    return model;
+  } catch (error) {
+    throw new AmqpConnectionError(`cannot connect to ${redact(url)}`, { cause: error });
+  }
+}
+
+/** @internal Closes a connection, ignoring that it may already be gone. */
+export async function closeQuietly(model: { close(): Promise<void> } | undefined): Promise<void> {
+  if (model === undefined) return;
+  try {
+    await model.close();
+  } catch {
+    // Already closed, or the socket died: either way it is released.
+  }
+}
+
+/** @internal */
+export function noop(): void {}
