@@ -12,7 +12,12 @@ import type { Sink } from './Sink.js';
  * const pushes: Matcher<{ action: string }> = { match: (e) => e.action === 'push' };
  * ```
  */
-export type Matcher<E> = ((event: E) => boolean) | { match(event: E): boolean };
+export type Matcher<E> =
+  | ((event: E) => boolean)
+  | {
+      /** True if `event` should pass. */
+      match(event: E): boolean;
+    };
 
 /**
  * Passes the events that match to `dst` and ignores the rest. A type-guard matcher narrows:
