@@ -1,0 +1,150 @@
+// The crash test of issue 6: a child process writes numbered events to a DurableQueue and
+// prints each id once its write has resolved; we SIGKILL it at a random moment and start it
+// again on the same file, many times. Then every acknowledged id must have been delivered, in
+// increasing order within each run, and an id delivered twice must have been in flight (delivered
+// but not yet removed from the file) when its run was killed.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+
+const RUNS = process.env.EVENTSINKS_LONG === '1' ? 100 : 20;
+// Each run writes ids from its own range, so an id names the run that wrote it.
+const SPAN = 10_000_000;
+
+// Acks ('A id') are printed after the write resolved; deliveries ('D id') inside dst.write,
+// before the queue may remove the event. Writes to a pipe are synchronous on Linux, so what
+// was printed before the kill reaches us. The destination is sometimes asynchronous so that
+// deliveries lag behind writes and a backlog is on disk when the kill comes.
+const program = `
+import { DurableQueue } from './src/sqlite/index.ts';
+const { CRASH_PATH: path, CRASH_START, CRASH_MODE } = process.env;
+const out = (line) => process.stdout.write(line + '\\n');
+const dst = {
+  write(event) {
+    out('D ' + event.id);
+    if (Math.random() < 0.3) return new Promise((resolve) => setTimeout(resolve, Math.random() < 0.9 ? 0 : 3));
+  },
+  close() {},
+};
+const queue = new DurableQueue(dst, { path });
+out('R');
+if (CRASH_MODE === 'drain') {
+  await queue.close();
+  out('X');
+} else {
+  let next = Number(CRASH_START);
+  const writer = async () => {
+    for (;;) {
+      const id = next++;
+      await queue.write({ id, payload: 'x'.repeat(id % 200) });
+      out('A ' + id);
+      await new Promise((resolve) => (Math.random() < 0.5 ? setImmediate : setTimeout)(resolve));
+    }
+  };
+  for (let i = 0; i < 8; i++) void writer();
+}
+`;
+
+interface Run {
+  acked: number[];
+  delivered: number[];
+  exit: { code: number | null; signal: NodeJS.Signals | null };
+  stderr: string;
+}
+
+function runChild(path: string, start: number, mode: 'write' | 'drain'): Promise<Run> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', program], {
+    cwd: new URL('../..', import.meta.url),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CRASH_PATH: path, CRASH_START: String(start), CRASH_MODE: mode },
+  });
+  const run: Run = { acked: [], delivered: [], exit: { code: null, signal: null }, stderr: '' };
+  let rest = '';
+  let killer: ReturnType<typeof setTimeout> | undefined;
+  child.stdout.on('data', (chunk: Buffer) => {
+    const lines = (rest + chunk.toString()).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.startsWith('A ')) run.acked.push(Number(line.slice(2)));
+      else if (line.startsWith('D ')) run.delivered.push(Number(line.slice(2)));
+      else if (line === 'R' && mode === 'write') {
+        // Ready: the file is open and leftovers are being delivered. Kill at a random moment.
+        killer = setTimeout(() => child.kill('SIGKILL'), 20 + Math.random() * 400);
+      }
+    }
+  });
+  child.stderr.on('data', (chunk: Buffer) => (run.stderr += chunk.toString()));
+  // A child that hangs (it never should) is killed too, and then fails the checks below.
+  const watchdog = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(killer);
+      clearTimeout(watchdog);
+      run.exit = { code, signal };
+      resolve(run);
+    });
+  });
+}
+
+describe('DurableQueue crash test', () => {
+  const root = mkdtempSync(join(tmpdir(), 'eventsinks-crash-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it(
+    `SIGKILLed ${RUNS} times: every acknowledged event is delivered, in order`,
+    {
+      timeout: 1_800_000,
+    },
+    async () => {
+      const path = join(root, 'crash.db');
+      const runs: Run[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const run = await runChild(path, (i + 1) * SPAN, 'write');
+        assert.equal(run.exit.signal, 'SIGKILL', `run ${i} ended on its own: ${run.stderr}`);
+        runs.push(run);
+      }
+      const drain = await runChild(path, 0, 'drain');
+      assert.equal(drain.exit.code, 0, `the final drain failed: ${drain.stderr}`);
+      runs.push(drain);
+
+      const acked = new Set(runs.flatMap((run) => run.acked));
+      const times = new Map<number, number>();
+      for (const run of runs)
+        for (const id of run.delivered) times.set(id, (times.get(id) ?? 0) + 1);
+
+      runs.forEach((run, i) => {
+        // In increasing order within each run: leftovers of earlier runs first, then its own.
+        for (let j = 1; j < run.delivered.length; j++) {
+          assert.ok(
+            run.delivered[j]! > run.delivered[j - 1]!,
+            `run ${i} delivered ${run.delivered[j]} after ${run.delivered[j - 1]}`,
+          );
+        }
+        // Nothing is delivered that no run up to this one wrote.
+        for (const id of run.delivered) assert.ok(Math.floor(id / SPAN) <= i + 1, `bogus id ${id}`);
+        // An id delivered again later was in flight at the kill: delivered but not yet removed.
+        // Removal is in order, so those ids are a suffix of what this run delivered.
+        const later = new Set(runs.slice(i + 1).flatMap((r) => r.delivered));
+        const again = run.delivered.map((id) => later.has(id));
+        const first = again.indexOf(true);
+        if (first !== -1) {
+          assert.ok(
+            again.slice(first).every(Boolean),
+            `run ${i}: an id delivered again is not among the last ones in flight at its kill`,
+          );
+        }
+      });
+
+      const lost = [...acked].filter((id) => !times.has(id));
+      const duplicates = [...times.values()].filter((n) => n > 1).length;
+      const delivered = times.size;
+      const message = `crash test: runs=${RUNS} acknowledged=${acked.size} delivered=${delivered} lost=${lost.length} duplicates=${duplicates}`;
+      console.log(message);
+      assert.deepEqual(lost, [], message);
+      assert.ok(acked.size > RUNS, `too few acknowledged writes to mean anything: ${message}`);
+    },
+  );
+});
