@@ -13,6 +13,7 @@ export type { TimeoutSinkOptions } from './TimeoutSink.js';
 export { BatchingSink } from './BatchingSink.js';
 export type { BatchingSinkOptions } from './BatchingSink.js';
 export { MapSink } from './MapSink.js';
+export { UnbatchingSink } from './UnbatchingSink.js';
 export { MeteredSink } from './MeteredSink.js';
 export type { MeteredSinkOptions } from './MeteredSink.js';
 export { SinkMetrics } from './SinkMetrics.js';
