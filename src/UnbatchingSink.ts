@@ -40,13 +40,13 @@ export class UnbatchingSink<E> implements Sink<readonly E[]> {
    */
   write(events: readonly E[]): void | Promise<void> {
     if (this.#closed) throw new SinkClosedError('UnbatchingSink is closed');
-    if (!Array.isArray(events as unknown)) {
+    if (!Array.isArray(events)) {
       throw new TypeError(`Expected an array of events, got ${typeof events}`);
     }
     const dst = this.#dst;
     let pending: PromiseLike<void>[] | undefined;
     let firstError: { error: unknown } | undefined;
-    for (const event of events) {
+    for (const event of events as readonly E[]) {
       let result: void | Promise<void>;
       try {
         result = dst.write(event);
