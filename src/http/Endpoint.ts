@@ -1,4 +1,5 @@
 import { isSinkClosedError, SinkClosedError } from '../errors/SinkClosedError.js';
+import { BatchingSink } from '../BatchingSink.js';
 import { Filter, type Matcher } from '../Filter.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import { expectInteger, expectNonNegative, expectOptionalFunction } from '../internal/validate.js';
@@ -199,7 +200,7 @@ export class Endpoint<E> implements Sink<E> {
     expectOptionalFunction('onError', onError);
     if (batch !== undefined) {
       expectInteger('batch.maxSize', batch.maxSize);
-      expectNonNegative('batch.maxDelay', batch.maxDelay);
+      if (batch.maxDelay !== Infinity) expectNonNegative('batch.maxDelay', batch.maxDelay);
     }
     const counters = this.#counters;
     const dropped = (event: E, reason: unknown, deadLettered: boolean): void => {
@@ -227,22 +228,49 @@ export class Endpoint<E> implements Sink<E> {
           dropped(event, reason, deadLetter !== undefined && reason !== 'closed'),
         onError: failedHook,
       });
-      egress = this.#settling(retrying);
+      egress = this.#settling(retrying, dropped);
     } else {
-      throw new TypeError('`batch` is not supported yet');
+      const sender = this.#sender<E[]>(url, http, timeout, signing, encode, (p) => p.length);
+      this.url = sender.url;
+      // One dead letter per event, so the dead-letter sink has one shape with or without batch.
+      const splitter: Sink<DeadLetter<E[]>> | undefined = deadLetter && {
+        async write(letter) {
+          for (const event of letter.event) {
+            try {
+              await deadLetter.write({ ...letter, event });
+            } catch (error) {
+              failedHook(error, event);
+            }
+          }
+        },
+        close() {},
+      };
+      const retrying = new RetryingSink<E[]>(sender.sink, retry, {
+        ...(splitter !== undefined && { deadLetter: splitter }),
+        onDrop: (events, reason) => {
+          for (const event of events) {
+            dropped(event, reason, deadLetter !== undefined && reason !== 'closed');
+          }
+        },
+        onError: (error, events) => {
+          for (const event of events) failedHook(error, event);
+        },
+      });
+      egress = this.#settling(new BatchingSink<E>(retrying, batch), dropped);
     }
 
     const queue = new Queue<E>(egress, {
       ...(capacity !== undefined && { capacity }),
       ...(overflow !== undefined && { overflow }),
+      // Batches form from writes in flight together: two batches' worth lets the next batch
+      // fill while one is being sent (BatchingSink still sends them one at a time, in order).
+      ...(batch !== undefined && { maxInFlight: 2 * batch.maxSize }),
       onDrop: (event, reason) => {
         counters.pending--;
         dropped(event, reason, false);
       },
-      onError: (error, event) => {
-        // Only a closed retrying sink rejects; its events were counted out by #settling.
-        if (!isSinkClosedError(error)) reportDefault(NAME, 'delivery failed', { event, error });
-      },
+      // #settling reports and absorbs every failure below the queue.
+      onError: noop,
     });
     this.#queue = queue;
     const ingress: Sink<E> = {
@@ -377,11 +405,22 @@ export class Endpoint<E> implements Sink<E> {
     return { sink: metered, url: sink.url };
   }
 
-  /** A sink in front of `dst` that counts an event out of `pending` when its write settles. */
-  #settling(dst: Sink<E> & { close(options?: CloseOptions): void | Promise<void> }): Sink<E> {
+  /**
+   * A sink in front of `dst` that counts an event out of `pending` when its write settles. A
+   * rejection means the event was abandoned by a close (a RetryingSink only rejects then): it
+   * is reported as dropped and absorbed, so the queue has nothing left to report.
+   */
+  #settling(
+    dst: Sink<E> & { close(options?: CloseOptions): void | Promise<void> },
+    dropped: (event: E, reason: unknown, deadLettered: boolean) => void,
+  ): Sink<E> {
     const counters = this.#counters;
     const settled = (): void => {
       counters.pending--;
+    };
+    const failed = (event: E, error: unknown): void => {
+      counters.pending--;
+      dropped(event, isSinkClosedError(error) ? 'closed' : error, false);
     };
     return {
       write(event) {
@@ -389,17 +428,14 @@ export class Endpoint<E> implements Sink<E> {
         try {
           result = dst.write(event);
         } catch (error) {
-          settled();
-          throw error;
+          failed(event, error);
+          return;
         }
         if (result === undefined || !isThenable(result)) {
           settled();
           return result;
         }
-        return result.then(settled, (error: unknown) => {
-          settled();
-          throw error;
-        });
+        return result.then(settled, (error: unknown) => failed(event, error));
       },
       close: (options?: CloseOptions) => (options ? dst.close(options) : dst.close()),
     };

@@ -136,7 +136,9 @@ describe('HttpSink', () => {
   });
 
   it('a connection reset mid-request: HttpTransportError, not a timeout', async () => {
-    reset((_, _res, req) => req.socket.destroy());
+    reset((_, _res, req) => {
+      req.socket.destroy();
+    });
     const sink = new HttpSink<number>(`${server.origin}/hook`, { timeout: 5000 });
     const error = await rejection(sink.write(1));
     assert.ok(isHttpTransportError(error), String(error));
@@ -234,7 +236,9 @@ describe('HttpSink', () => {
     const statusError2 = await rejection(header.write(1));
     assert.equal(server.received[1]?.headers.authorization, 'Bearer hdr-s3cret');
 
-    reset((_, _res, req) => req.socket.destroy());
+    reset((_, _res, req) => {
+      req.socket.destroy();
+    });
     const transportError = await rejection(header.write(1));
     reset(() => {});
     const timeoutError = await rejection(

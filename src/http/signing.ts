@@ -17,14 +17,15 @@ const encoder = new TextEncoder();
 export const DEFAULT_WEBHOOK_TOLERANCE = 5 * 60 * 1000;
 
 /**
- * A request body as a receiver holds it: the raw text or bytes, exactly as received.
+ * A request body as a receiver holds it: the raw text or bytes (a `Uint8Array`, a Node
+ * `Buffer`, an `ArrayBuffer`), exactly as received.
  *
  * @example
  * ```ts
  * const body: WebhookBody = await request.text();
  * ```
  */
-export type WebhookBody = string | Uint8Array | ArrayBuffer;
+export type WebhookBody = string | ArrayBufferView | ArrayBuffer;
 
 /**
  * Request headers as a receiver holds them: a fetch `Headers`, or a plain object such as
@@ -212,7 +213,9 @@ export async function hmac(
 }
 
 function bodyBytes(body: WebhookBody): Uint8Array {
-  return body instanceof ArrayBuffer ? new Uint8Array(body) : toBytes(body);
+  if (typeof body === 'string') return toBytes(body);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
 }
 
 function header(headers: WebhookHeaders, name: string): string | undefined {

@@ -58,7 +58,8 @@ export async function startServer(
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      received.body = Buffer.concat(chunks);
+      // The cast bridges @types/node 20's Buffer and TypeScript 5.9's generic Uint8Array.
+      received.body = Buffer.concat(chunks as unknown as Uint8Array[]);
       state.received.push(received);
       void Promise.resolve(state.handler(received, res, req)).catch((error: unknown) => {
         console.error('test handler failed', error);
