@@ -65,7 +65,7 @@ describe('Endpoint', () => {
     let calls = 0;
     reset((_, res) => reply(res, ++calls <= 3 ? 503 : 200));
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, fast);
-    endpoint.write({ seq: 1 });
+    void endpoint.write({ seq: 1 });
     await endpoint.close();
     assert.equal(server.received.length, 4);
     assert.deepEqual(endpoint.metrics(), {
@@ -88,7 +88,7 @@ describe('Endpoint', () => {
     });
     // No backoff of its own: any wait comes from Retry-After.
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, { threshold: 10, backoff: 0 });
-    endpoint.write({ seq: 1 });
+    void endpoint.write({ seq: 1 });
     await endpoint.close();
     assert.equal(at.length, 2);
     const gap = at[1]! - at[0]!;
@@ -109,7 +109,7 @@ describe('Endpoint', () => {
       backoff: 60_000,
       deadLetter: dlq,
     });
-    for (let seq = 0; seq < 6; seq++) endpoint.write({ seq });
+    for (let seq = 0; seq < 6; seq++) void endpoint.write({ seq });
     await endpoint.close();
     assert.deepEqual(seqs(server.received), [0, 1, 2, 3, 4, 5]);
     assert.deepEqual(
@@ -139,7 +139,7 @@ describe('Endpoint', () => {
     });
     const dlq = new Letters<Ev>();
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, { ...fast, deadLetter: dlq });
-    endpoint.write({ seq: 1 });
+    void endpoint.write({ seq: 1 });
     await endpoint.close();
     assert.deepEqual(
       server.received.map((r) => r.path),
@@ -160,7 +160,7 @@ describe('Endpoint', () => {
       timeout: 300,
       signing: { secret },
     });
-    endpoint.write({ seq: 1 });
+    void endpoint.write({ seq: 1 });
     await endpoint.close();
     assert.equal(server.received.length, 2);
     const [first, second] = server.received;
@@ -186,7 +186,7 @@ describe('Endpoint', () => {
         success() {},
       },
     });
-    endpoint.write({ seq: 1 });
+    void endpoint.write({ seq: 1 });
     await endpoint.close();
     assert.equal(server.received.length, 3);
     assert.equal(errors.length, 2);
@@ -202,7 +202,7 @@ describe('Endpoint', () => {
       res.on('close', () => clearInterval(timer));
     });
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, { ...fast, timeout: 300 });
-    endpoint.write({ seq: 1 });
+    void endpoint.write({ seq: 1 });
     await endpoint.close();
     assert.equal(server.received.length, 1);
     assert.equal(endpoint.metrics().successes, 1);
@@ -214,14 +214,16 @@ describe('Endpoint', () => {
       ...fast,
       ignore: { match: (e) => e.seq % 3 === 0 },
     });
-    for (let seq = 0; seq < 9; seq++) endpoint.write({ seq });
+    for (let seq = 0; seq < 9; seq++) void endpoint.write({ seq });
     await endpoint.close();
     assert.deepEqual(seqs(server.received), [1, 2, 4, 5, 7, 8]);
     assert.equal(endpoint.metrics().events, 6);
   });
 
   it('a bounded queue rejects when full under reject, and the count stays right', async () => {
-    reset((_, res) => setTimeout(() => reply(res, 200), 20));
+    reset((_, res) => {
+      setTimeout(() => reply(res, 200), 20);
+    });
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, {
       ...fast,
       capacity: 2,
@@ -230,7 +232,7 @@ describe('Endpoint', () => {
     let refused = 0;
     for (let seq = 0; seq < 10; seq++) {
       try {
-        endpoint.write({ seq });
+        void endpoint.write({ seq });
       } catch (error) {
         assert.ok(isQueueFullError(error));
         refused++;
@@ -252,7 +254,7 @@ describe('Endpoint', () => {
       backoff: 50,
       onDrop: (e, reason) => drops.push([e.seq, reason]),
     });
-    for (let seq = 0; seq < 5; seq++) endpoint.write({ seq });
+    for (let seq = 0; seq < 5; seq++) void endpoint.write({ seq });
     await sleep(100);
     await endpoint.close({ signal: AbortSignal.timeout(100) });
     // The queue drops what it holds first, then the retrying sink the event it was retrying.
@@ -275,7 +277,7 @@ describe('Endpoint', () => {
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, {
       strategy: new ExponentialBackoff({ base: 1, factor: 1, max: 5 }),
     });
-    for (let seq = 0; seq < 5; seq++) endpoint.write({ seq });
+    for (let seq = 0; seq < 5; seq++) void endpoint.write({ seq });
     await endpoint.close();
     assert.deepEqual(endpoint.metrics().statuses, { '500 Internal Server Error': 5, '200 OK': 5 });
   });
@@ -289,7 +291,7 @@ describe('Endpoint', () => {
         signing: { secret },
         batch: { maxSize: 100, maxDelay: 20 },
       });
-      for (let seq = 0; seq < 1050; seq++) endpoint.write({ seq });
+      for (let seq = 0; seq < 1050; seq++) void endpoint.write({ seq });
       await endpoint.close();
       for (const r of server.received) {
         await verifyWebhook(secret, r.headers, r.body);
@@ -329,7 +331,7 @@ describe('Endpoint', () => {
         deadLetter: dlq,
         batch: { maxSize: 10, maxDelay: 1000 },
       });
-      for (let seq = 0; seq < 30; seq++) endpoint.write({ seq });
+      for (let seq = 0; seq < 30; seq++) void endpoint.write({ seq });
       await endpoint.close();
       assert.deepEqual(
         dlq.letters.map((l) => l.event.seq),
