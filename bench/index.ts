@@ -5,7 +5,7 @@
 // Suites are discovered, not listed, so a new file in bench/suites/ runs without touching this
 // one. A suite that fails to load, throws, returns malformed rows or overruns its time limit is
 // reported and the others still run; the exit code is then 1, so CI notices a suite that rots.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, totalmem, arch } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -23,21 +23,30 @@ const USAGE = `usage: npm run bench -- [suite…] [--quick] [--svg=<path>] [--ti
   --quick      short sampling, for CI: the core suite finishes in well under a minute
   --svg        where to draw the chart (default: docs/benchmarks.svg for a full run of every
                suite, bench/results/latest.svg otherwise, so a partial run leaves the docs alone)
-  --timeout    per-suite limit (default: 300 s quick, 1800 s full)`;
+  --timeout    per-suite limit (default: 300 s quick, 1800 s full)
+  --from       measure nothing: redraw latest.md and the SVG from a results JSON`;
 
 interface Args {
   quick: boolean;
   names: string[];
   svg: string | undefined;
   timeoutSeconds: number | undefined;
+  from: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, names: [], svg: undefined, timeoutSeconds: undefined };
+  const args: Args = {
+    quick: false,
+    names: [],
+    svg: undefined,
+    timeoutSeconds: undefined,
+    from: undefined,
+  };
   for (const arg of argv) {
     if (arg === '--quick') args.quick = true;
     else if (arg.startsWith('--svg=')) args.svg = arg.slice('--svg='.length);
     else if (arg.startsWith('--timeout=')) args.timeoutSeconds = Number(arg.slice(10));
+    else if (arg.startsWith('--from=')) args.from = arg.slice('--from='.length);
     else if (arg === '--help' || arg === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -88,8 +97,24 @@ function withTimeout<T>(promise: Promise<T>, seconds: number, what: string): Pro
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Writes latest.md and draws the SVG, both from the one result document. */
+function writeReports(result: BenchResult, svg: string): void {
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, 'latest.md'), markdownReport(result));
+  mkdirSync(dirname(svg), { recursive: true });
+  writeFileSync(svg, renderSvg(result));
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.from !== undefined) {
+    const result = JSON.parse(readFileSync(args.from, 'utf8')) as BenchResult;
+    const svg = args.svg ?? join(resultsDir, 'latest.svg');
+    writeReports(result, svg);
+    console.log(markdownReport(result));
+    console.log(`wrote ${relative(root, join(resultsDir, 'latest.md'))}, ${relative(root, svg)}`);
+    return;
+  }
   const timeoutSeconds = args.timeoutSeconds ?? (args.quick ? 300 : 1800);
   const available = readdirSync(suitesDir)
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
@@ -175,15 +200,13 @@ async function main(): Promise<void> {
   mkdirSync(resultsDir, { recursive: true });
   const json = join(resultsDir, 'latest.json');
   writeFileSync(json, JSON.stringify(result, null, 2) + '\n');
-  writeFileSync(join(resultsDir, 'latest.md'), markdownReport(result));
   const everything = selected.length === available.length;
   const svg =
     args.svg ??
     (!args.quick && everything
       ? join(root, 'docs', 'benchmarks.svg')
       : join(resultsDir, 'latest.svg'));
-  mkdirSync(dirname(svg), { recursive: true });
-  writeFileSync(svg, renderSvg(result));
+  writeReports(result, svg);
   console.log(
     `\nwrote ${relative(root, json)}, ${relative(root, join(resultsDir, 'latest.md'))}, ${relative(root, svg)}`,
   );

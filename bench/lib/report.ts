@@ -141,6 +141,16 @@ export function nanosecondsPer(row: BenchRow): Record<string, number> | undefine
   return out;
 }
 
+/** A reference figure such as '1.85–2.06 µs/op' or '64 B/event' as a range in ns, if a time. */
+export function referenceRangeNs(text: string): [number, number] | undefined {
+  const match = /^\s*([\d.]+)\s*(?:[–-]\s*([\d.]+))?\s*(ns|µs|us|ms|s)\//.exec(text);
+  if (match === null) return undefined;
+  const scale = TIME_UNITS[match[3]!]!;
+  const low = Number(match[1]) * scale;
+  const high = Number(match[2] ?? match[1]) * scale;
+  return Number.isFinite(low) && Number.isFinite(high) ? [low, high] : undefined;
+}
+
 function formatNs(ns: number): string {
   if (ns < 1e3) return `${formatNumber(ns)} ns`;
   if (ns < 1e6) return `${formatNumber(ns / 1e3)} µs`;
@@ -172,7 +182,13 @@ const PALETTE = [
 
 /** A horizontal grouped bar chart of ns/event per scenario, on a log scale. */
 export function renderSvg(result: BenchResult): string {
-  const groups: { label: string; bars: { name: string; ns: number }[] }[] = [];
+  interface Bar {
+    name: string;
+    ns: number;
+    /** Set for reference figures: measured elsewhere, drawn hollow with their range. */
+    range?: [number, number];
+  }
+  const groups: { label: string; bars: Bar[] }[] = [];
   const names: string[] = [];
   const multiSuite = new Set(result.rows.map((r) => r.suite)).size > 1;
   for (const row of result.rows) {
@@ -183,17 +199,24 @@ export function renderSvg(result: BenchResult): string {
       a === subject ? -1 : b === subject ? 1 : 0,
     );
     if (ordered.length === 0) continue;
-    for (const name of ordered) if (!names.includes(name)) names.push(name);
-    groups.push({
-      label: multiSuite ? `${row.suite} · ${row.scenario}` : row.scenario,
-      bars: ordered.map((name) => ({ name, ns: values[name]! })),
-    });
+    const bars: Bar[] = ordered.map((name) => ({ name, ns: values[name]! }));
+    for (const [source, text] of Object.entries(row.reference ?? {})) {
+      const range = referenceRangeNs(text);
+      if (range === undefined) continue;
+      bars.push({ name: `${source} (reference)`, ns: (range[0] + range[1]) / 2, range });
+    }
+    for (const bar of bars) if (!names.includes(bar.name)) names.push(bar.name);
+    groups.push({ label: multiSuite ? `${row.suite} · ${row.scenario}` : row.scenario, bars });
   }
-  names.sort((a, b) => (a === 'eventsinks' ? -1 : b === 'eventsinks' ? 1 : 0));
+  const rank = (name: string): number =>
+    name === 'eventsinks' ? 0 : name.endsWith(' (reference)') ? 2 : 1;
+  names.sort((a, b) => rank(a) - rank(b));
+  const measured = names.filter((n) => rank(n) < 2);
   const colour = (name: string): string =>
-    PALETTE[names.indexOf(name) % PALETTE.length] ?? '#000000';
+    PALETTE[measured.indexOf(name) % PALETTE.length] ?? '#000000';
 
-  const all = groups.flatMap((g) => g.bars.map((b) => b.ns));
+  const isReference = (name: string): boolean => rank(name) === 2;
+  const all = groups.flatMap((g) => g.bars.flatMap((b) => b.range ?? [b.ns]));
   const lo = Math.floor(Math.log10(Math.min(...all, 10)));
   const hi = Math.ceil(Math.log10(Math.max(...all, 100)));
   const width = 980;
@@ -219,8 +242,10 @@ export function renderSvg(result: BenchResult): string {
     const lx = left + (i % 5) * 140;
     const ly = 50 + Math.floor(i / 5) * 18;
     parts.push(
-      `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${colour(name)}"/>`,
-      `<text x="${lx + 17}" y="${ly + 10}">${xml(name)}</text>`,
+      isReference(name)
+        ? `<rect x="${lx + 0.5}" y="${ly + 0.5}" width="11" height="11" fill="#eeeeee" stroke="#777777" stroke-dasharray="2 1"/>`
+        : `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${colour(name)}"/>`,
+      `<text x="${lx + 17}" y="${ly + 10}">${xml(isReference(name) ? `${name}, measured separately` : name)}</text>`,
     );
   });
   for (let d = lo; d <= hi; d++) {
@@ -239,9 +264,20 @@ export function renderSvg(result: BenchResult): string {
     group.bars.forEach((bar, bi) => {
       const by = y + bi * (barHeight + 2);
       const bw = Math.max(1, x(bar.ns) - left);
+      if (bar.range === undefined) {
+        parts.push(
+          `<rect x="${left}" y="${by}" width="${bw.toFixed(1)}" height="${barHeight}" fill="${colour(bar.name)}"><title>${xml(`${bar.name}: ${formatNs(bar.ns)}`)}</title></rect>`,
+          `<text x="${(left + bw + 4).toFixed(1)}" y="${by + barHeight - 2}" font-size="9" fill="#333333">${xml(formatNs(bar.ns))}</text>`,
+        );
+        return;
+      }
+      const [low, high] = bar.range;
+      const label = low === high ? formatNs(low) : `${formatNs(low)}–${formatNs(high)}`;
+      const end = Math.max(x(high), left + bw);
       parts.push(
-        `<rect x="${left}" y="${by}" width="${bw.toFixed(1)}" height="${barHeight}" fill="${colour(bar.name)}"><title>${xml(`${bar.name}: ${formatNs(bar.ns)}`)}</title></rect>`,
-        `<text x="${(left + bw + 4).toFixed(1)}" y="${by + barHeight - 2}" font-size="9" fill="#333333">${xml(formatNs(bar.ns))}</text>`,
+        `<rect x="${left + 0.5}" y="${by + 0.5}" width="${bw.toFixed(1)}" height="${barHeight - 1}" fill="#eeeeee" stroke="#777777" stroke-dasharray="2 1"><title>${xml(`${bar.name}: ${label}`)}</title></rect>`,
+        `<line x1="${x(low).toFixed(1)}" y1="${by + barHeight / 2}" x2="${x(high).toFixed(1)}" y2="${by + barHeight / 2}" stroke="#333333"/>`,
+        `<text x="${(end + 4).toFixed(1)}" y="${by + barHeight - 2}" font-size="9" fill="#555555">${xml(label)}</text>`,
       );
     });
     y += h;
