@@ -31,6 +31,7 @@ const TABLE = 'eventsinks_queue';
 const APPLICATION_ID = 0x6576736b;
 const SCHEMA_VERSION = 1;
 const DURABILITIES: readonly Durability[] = ['process', 'power'];
+const CHUNKS = [1, 4, 16, 64] as const;
 
 /** @internal Validates `path`; in-memory databases are refused, they would not be durable. */
 export function expectPath(value: unknown): asserts value is string {
@@ -56,18 +57,26 @@ export function expectDurability(value: unknown): asserts value is Durability {
 export class Store {
   readonly path: string;
   readonly #db: Database.Database;
-  readonly #insert: Database.Statement<[string | Uint8Array]>;
+  // INSERT statements for 1, 4, 16 and 64 rows at once: one call per 64 events instead of one
+  // per event halves the cost of a group commit.
+  readonly #inserts: Database.Statement<(string | Uint8Array)[]>[];
   readonly #deleteUpTo: Database.Statement<[number]>;
   readonly #deleteOne: Database.Statement<[number]>;
   readonly #page: Database.Statement<[number, number], StoredRow>;
   readonly #count: Database.Statement<[], number>;
   readonly #append: (data: readonly (string | Uint8Array)[], deleteUpTo: number) => StoredRow[];
+  readonly #durability: Durability;
 
   constructor(path: string, durability: Durability) {
     this.path = path;
+    this.#durability = durability;
     this.#db = open(path, durability);
     const db = this.#db;
-    this.#insert = db.prepare(`INSERT INTO ${TABLE} (data) VALUES (?)`);
+    this.#inserts = CHUNKS.map((n) =>
+      db.prepare<(string | Uint8Array)[]>(
+        `INSERT INTO ${TABLE} (data) VALUES ${new Array<string>(n).fill('(?)').join(', ')}`,
+      ),
+    );
     this.#deleteUpTo = db.prepare(`DELETE FROM ${TABLE} WHERE id <= ?`);
     this.#deleteOne = db.prepare(`DELETE FROM ${TABLE} WHERE id = ?`);
     this.#page = db.prepare<[number, number], StoredRow>(
@@ -78,11 +87,17 @@ export class Store {
     // along for free, and the whole group pays for one commit (one fsync under 'power').
     this.#append = db.transaction((data: readonly (string | Uint8Array)[], deleteUpTo: number) => {
       if (deleteUpTo > 0) this.#deleteUpTo.run(deleteUpTo);
-      const insert = this.#insert;
       const rows = new Array<StoredRow>(data.length);
-      for (let i = 0; i < data.length; i++) {
-        const item = data[i]!;
-        rows[i] = { id: Number(insert.run(item).lastInsertRowid), data: item };
+      let done = 0;
+      for (let c = CHUNKS.length - 1; c >= 0; c--) {
+        const n = CHUNKS[c]!;
+        const insert = this.#inserts[c]!;
+        for (; data.length - done >= n; done += n) {
+          const chunk = data.slice(done, done + n);
+          // One statement, one writer, AUTOINCREMENT: the rows got consecutive ids ending here.
+          const last = Number(insert.run(...chunk).lastInsertRowid);
+          for (let i = 0; i < n; i++) rows[done + i] = { id: last - n + 1 + i, data: chunk[i]! };
+        }
       }
       return rows;
     });
@@ -106,9 +121,22 @@ export class Store {
     return this.#count.get() ?? 0;
   }
 
-  /** Deletes every row with an id ≤ `id`, in its own transaction. */
+  /**
+   * Deletes every row with an id ≤ `id`, in its own transaction, without waiting for the device:
+   * a delete lost to a power cut only means a redelivery (at-least-once), so under `'power'` it
+   * is not worth an fsync. The next synchronous commit flushes it along with its own pages.
+   */
   deleteUpTo(id: number): void {
-    this.#deleteUpTo.run(id);
+    if (this.#durability !== 'power') {
+      this.#deleteUpTo.run(id);
+      return;
+    }
+    this.#db.pragma('synchronous = NORMAL');
+    try {
+      this.#deleteUpTo.run(id);
+    } finally {
+      this.#db.pragma('synchronous = FULL');
+    }
   }
 
   /** Deletes the rows with these ids, in one transaction; returns how many existed. */
