@@ -73,7 +73,8 @@ function bulkSink<T>(): Sink<T> & { requests: T[] } {
 }
 
 // 3. Web Streams: pipeFrom pipes a ReadableStream into any sink with real backpressure (each
-// write is awaited before the next chunk is pulled) and closes the sink at the end.
+// write is awaited before the next starts, and the source is not pulled while the sink is
+// behind) and closes the sink at the end.
 {
   const sink = bulkSink<string>();
   let pulled = 0;

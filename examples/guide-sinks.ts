@@ -22,11 +22,11 @@ class MemorySink<E> implements Sink<E> {
 }
 
 // 2. An asynchronous sink: the event is accepted when the returned promise resolves.
-class SlowSink<E> implements Sink<E> {
-  readonly events: E[] = [];
-  async write(event: E): Promise<void> {
+class SlowSink implements Sink<OrderEvent> {
+  readonly events: OrderEvent[] = [];
+  async write(event: OrderEvent): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
-    if ((event as { id?: number }).id === 13) throw new Error('unlucky event');
+    if (event.id === 13) throw new Error('unlucky event');
     this.events.push(event);
   }
   close(): void {}
@@ -42,7 +42,7 @@ await memory.write({ id: 2, kind: 'order.created' });
 console.log('memory sink accepted', memory.events.length, 'events synchronously');
 
 // Accepted = returned or resolved. A rejected write was not accepted.
-const slow = new SlowSink<OrderEvent>();
+const slow = new SlowSink();
 await slow.write({ id: 12, kind: 'order.created' });
 await assert.rejects(Promise.resolve(slow.write({ id: 13, kind: 'order.created' })), /unlucky/);
 assert.deepEqual(
