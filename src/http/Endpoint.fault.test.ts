@@ -50,7 +50,7 @@ describe('Endpoint under faults', () => {
     // Every attempt as the client saw it, through an injected fetch.
     const failedAttempts = new Map<string, number>();
     let attempts = 0;
-    const recordingFetch: typeof fetch = async (input, init) => {
+    const recordingFetch = (async (input: string, init?: RequestInit) => {
       attempts++;
       const id = new Headers(init?.headers).get('webhook-id') ?? '';
       try {
@@ -59,7 +59,7 @@ describe('Endpoint under faults', () => {
         failedAttempts.set(id, (failedAttempts.get(id) ?? 0) + 1);
         throw error;
       }
-    };
+    }) as typeof fetch;
 
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, {
       timeout: TIMEOUT,
