@@ -1,0 +1,285 @@
+import { randomUUID } from 'node:crypto';
+import { SinkClosedError } from '../errors/SinkClosedError.js';
+import { onAbort } from '../internal/abort.js';
+import { RingBuffer } from '../internal/RingBuffer.js';
+import {
+  describe,
+  expectInteger,
+  expectNonNegative,
+  expectOptionalFunction,
+  expectSignal,
+} from '../internal/validate.js';
+import type { CloseOptions, Sink } from '../Sink.js';
+import { DATA_FIELD, ID_FIELD, isErrorReply, type RedisStreamClient } from './client.js';
+import { RedisStreamPublishError, type RedisStreamPublishFailure } from './errors.js';
+
+/**
+ * Options for {@link RedisStreamSink}.
+ *
+ * @example
+ * ```ts
+ * const options: RedisStreamSinkOptions<Order> = {
+ *   stream: 'orders',
+ *   maxInFlight: 64,
+ *   maxLen: 1_000_000,
+ *   idOf: (order) => order.orderId,
+ * };
+ * ```
+ */
+export interface RedisStreamSinkOptions<E> {
+  /** The stream key every event is appended to. */
+  stream: string;
+  /**
+   * Most XADDs awaiting their reply at once; default 1 (each write is sent after the previous
+   * one was acknowledged, so entries keep write order even across failures). Higher values
+   * pipeline writes on the connection for throughput.
+   */
+  maxInFlight?: number;
+  /**
+   * Trim the stream to about this many entries on every append (`XADD … MAXLEN ~ n`). Default:
+   * no trimming. Trimming drops the oldest entries whether or not every group has read them.
+   */
+  maxLen?: number;
+  /** How long a write waits for its XADD reply before rejecting, in ms; default 5000. */
+  timeout?: number;
+  /**
+   * The stable id stored in the entry's `id` field. Give one derived from the event (an order
+   * id, an idempotency key) so that a retried write carries the same id and consumers can
+   * deduplicate. Default: a random UUID per write.
+   */
+  idOf?(event: E): string;
+  /** Turns an event into the entry's `data` field; default `JSON.stringify`. */
+  encode?(event: E): string;
+}
+
+interface Waiting {
+  id: string;
+  data: string;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+const MAX_IN_FLIGHT_DEFAULT = 1;
+const TIMEOUT_DEFAULT = 5_000;
+
+/**
+ * Appends each event to a Redis stream with XADD, as an entry `{ id, data }`: `id` the event's
+ * stable id, `data` the encoded event.
+ *
+ * `write` resolves only once Redis replied to the XADD, and rejects with
+ * {@link RedisStreamPublishError} when it does not (an error reply, a disconnected or closed
+ * client, no reply within `timeout`): never a silent success. A write while the client is not
+ * connected rejects at once instead of waiting in node-redis's offline queue. `maxInFlight`
+ * (default 1) pipelines writes; writes beyond it wait their turn, in call order.
+ *
+ * The sink does not own the client: `close()` waits for outstanding replies, then leaves the
+ * client open for its owner to close.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from 'redis';
+ * import { RedisStreamSink } from 'eventsinks/redis';
+ *
+ * const client = createClient({ url: 'redis://127.0.0.1:6379' });
+ * client.on('error', (error) => console.error('redis', error));
+ * await client.connect();
+ *
+ * const sink = new RedisStreamSink<Order>(client, { stream: 'orders', idOf: (o) => o.orderId });
+ * await sink.write({ orderId: 'o-1', total: 42 }); // resolved: Redis has the entry
+ * await sink.close();
+ * await client.close();
+ * ```
+ */
+export class RedisStreamSink<E> implements Sink<E> {
+  readonly #client: RedisStreamClient;
+  readonly #stream: string;
+  readonly #maxInFlight: number;
+  readonly #timeout: number;
+  readonly #idOf: (event: E) => string;
+  readonly #encode: (event: E) => string;
+  // The XADD arguments before the entry id and fields, built once.
+  readonly #prefix: readonly string[];
+  readonly #waiting = new RingBuffer<Waiting>();
+  #inFlight = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+
+  /**
+   * @param client - a connected node-redis client (see {@link RedisStreamClient}).
+   * @param options - see {@link RedisStreamSinkOptions}.
+   * @throws TypeError or RangeError naming a bad option.
+   */
+  constructor(client: RedisStreamClient, options: RedisStreamSinkOptions<E>) {
+    if (typeof client !== 'object' || client === null || typeof client.sendCommand !== 'function') {
+      throw new TypeError(`Expected \`client\` to be a node-redis client, got ${describe(client)}`);
+    }
+    const {
+      stream,
+      maxInFlight = MAX_IN_FLIGHT_DEFAULT,
+      maxLen,
+      timeout = TIMEOUT_DEFAULT,
+      idOf,
+      encode,
+    } = options;
+    if (typeof stream !== 'string' || stream.length === 0) {
+      throw new TypeError(`Expected \`stream\` to be a non-empty string, got ${describe(stream)}`);
+    }
+    expectInteger('maxInFlight', maxInFlight);
+    if (maxLen !== undefined) expectInteger('maxLen', maxLen, 0);
+    expectNonNegative('timeout', timeout);
+    expectOptionalFunction('idOf', idOf);
+    expectOptionalFunction('encode', encode);
+    this.#client = client;
+    this.#stream = stream;
+    this.#maxInFlight = maxInFlight;
+    this.#timeout = timeout;
+    this.#idOf = idOf ?? (() => randomUUID());
+    this.#encode = encode ?? ((event) => JSON.stringify(event));
+    this.#prefix =
+      maxLen === undefined ? ['XADD', stream] : ['XADD', stream, 'MAXLEN', '~', String(maxLen)];
+  }
+
+  /** The stream key. */
+  get stream(): string {
+    return this.#stream;
+  }
+
+  /** XADDs sent and not yet answered. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Writes waiting for a free `maxInFlight` slot. */
+  get pending(): number {
+    return this.#waiting.length;
+  }
+
+  /**
+   * Appends `event` to the stream. Resolves once Redis replied to the XADD.
+   * @throws SinkClosedError after `close()`; whatever `idOf` or `encode` throws (synchronously).
+   * Rejects with {@link RedisStreamPublishError} when Redis did not acknowledge the entry.
+   */
+  write(event: E): Promise<void> {
+    if (this.#closed) throw new SinkClosedError('RedisStreamSink is closed');
+    const id = this.#idOf(event);
+    const data = this.#encode(event);
+    if (typeof data !== 'string') {
+      throw new TypeError(`Expected \`encode\` to return a string, got ${describe(data)}`);
+    }
+    return new Promise<void>((resolve, reject) => {
+      const write: Waiting = { id, data, resolve, reject };
+      // Earlier writes waiting for a slot go first, or this one would overtake them.
+      if (this.#inFlight < this.#maxInFlight && this.#waiting.length === 0) this.#send(write);
+      else this.#waiting.push(write);
+    });
+  }
+
+  /**
+   * Stops accepting writes and waits until every accepted write was answered (sending those
+   * still waiting for a slot). With `signal`, when it aborts: writes not yet sent reject with
+   * `SinkClosedError` and the promise resolves without waiting for outstanding replies (they
+   * still settle their own writes, by reply or timeout). Idempotent. The client stays open.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    expectSignal('signal', options.signal);
+    if (this.#closing) {
+      if (options.signal) onAbort(options.signal, () => this.#abort());
+      return this.#closing;
+    }
+    this.#closed = true;
+    this.#closing = this.#drain(options.signal);
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #drain(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#inFlight === 0 && this.#waiting.length === 0) return;
+    const cleanup = onAbort(signal, () => this.#abort());
+    try {
+      await new Promise<void>((resolve) => (this.#idle = resolve));
+    } finally {
+      cleanup();
+    }
+  }
+
+  #abort(): void {
+    for (const write of this.#waiting.drain()) {
+      write.reject(new SinkClosedError('RedisStreamSink closed before the event was sent'));
+    }
+    const idle = this.#idle;
+    this.#idle = undefined;
+    idle?.();
+  }
+
+  #send(write: Waiting): void {
+    const client = this.#client;
+    if (!client.isReady) {
+      // node-redis would park the command in its offline queue until a reconnect: a producer
+      // must hear now that the broker is unreachable, so it can retry or shed.
+      // No slot was taken, so nothing else is due: the caller's loop goes on with the next.
+      write.reject(this.#error(client.isOpen ? 'disconnected' : 'closed', write.id));
+      return;
+    }
+    this.#inFlight++;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let done = false;
+    const finish = (error: unknown): void => {
+      if (done) return;
+      done = true;
+      if (timer !== undefined) clearTimeout(timer);
+      this.#inFlight--;
+      if (error === undefined) write.resolve();
+      else write.reject(error);
+      this.#settled();
+    };
+    if (this.#timeout > 0) {
+      timer = setTimeout(() => finish(this.#error('timeout', write.id)), this.#timeout);
+    }
+    let sent: Promise<unknown>;
+    try {
+      sent = client.sendCommand([...this.#prefix, '*', ID_FIELD, write.id, DATA_FIELD, write.data]);
+    } catch (error) {
+      finish(this.#classify(error, write.id));
+      return;
+    }
+    sent.then(
+      () => finish(undefined),
+      (error: unknown) => finish(this.#classify(error, write.id)),
+    );
+  }
+
+  // After any write settled: start the next waiting one, or tell a pending close we are idle.
+  #settled(): void {
+    while (this.#waiting.length > 0 && this.#inFlight < this.#maxInFlight) {
+      this.#send(this.#waiting.shift());
+    }
+    if (this.#idle !== undefined && this.#inFlight === 0 && this.#waiting.length === 0) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle();
+    }
+  }
+
+  #classify(error: unknown, id: string): RedisStreamPublishError {
+    const reason: RedisStreamPublishFailure = isErrorReply(error)
+      ? 'rejected'
+      : this.#client.isOpen
+        ? 'disconnected'
+        : 'closed';
+    return this.#error(reason, id, error);
+  }
+
+  #error(reason: RedisStreamPublishFailure, id: string, cause?: unknown): RedisStreamPublishError {
+    return new RedisStreamPublishError(
+      reason,
+      this.#stream,
+      id,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+}

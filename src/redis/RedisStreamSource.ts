@@ -1,0 +1,980 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { SinkClosedError } from '../errors/SinkClosedError.js';
+import { onAbort, untilAborted } from '../internal/abort.js';
+import { callHook, reportDefault } from '../internal/report.js';
+import { RingBuffer } from '../internal/RingBuffer.js';
+import {
+  describe,
+  expectInteger,
+  expectNonNegative,
+  expectOptionalFunction,
+  expectSignal,
+  expectSink,
+} from '../internal/validate.js';
+import type { CloseOptions, Sink } from '../Sink.js';
+import {
+  DATA_FIELD,
+  ID_FIELD,
+  fieldOf,
+  messageOf,
+  parseEntry,
+  parseReadReply,
+  type RawEntry,
+  type RedisStreamClient,
+} from './client.js';
+import { RedisStreamDecodeError } from './errors.js';
+
+/**
+ * What {@link RedisStreamSourceOptions.onDeadLetter} is told about each entry the source moved
+ * to the dead-letter stream.
+ *
+ * @example
+ * ```ts
+ * const onDeadLetter = (letter: RedisDeadLetter<Order>) =>
+ *   console.error(`dead-lettered ${letter.id} after ${letter.deliveries} deliveries`, letter.error);
+ * ```
+ */
+export interface RedisDeadLetter<E> {
+  /** The Redis entry id in the source stream. */
+  entryId: string;
+  /** The entry's stable `id` field, when it had one. */
+  id: string | undefined;
+  /** The decoded event, when decoding succeeded (absent for decoding failures). */
+  event: E | undefined;
+  /** The raw `data` field (or, when missing, the entry's fields as JSON). */
+  data: string;
+  /** Why: a {@link RedisStreamDecodeError}, the last write error, or too many deliveries. */
+  error: unknown;
+  /** How many times the entry was delivered, as far as this source knows. */
+  deliveries: number;
+  /** The stream the dead letter was appended to. */
+  deadLetterStream: string;
+}
+
+/**
+ * Options for {@link RedisStreamSource}. Durations are in milliseconds.
+ *
+ * @example
+ * ```ts
+ * const options: RedisStreamSourceOptions<Order> = {
+ *   stream: 'orders',
+ *   group: 'billing',
+ *   concurrency: 8,
+ *   maxDeliveries: 5,
+ *   retryDelay: 1_000,
+ *   minIdle: 30_000,
+ *   validate: (value): value is Order => typeof (value as Order).orderId === 'string',
+ * };
+ * ```
+ */
+export interface RedisStreamSourceOptions<E> {
+  /** The stream key to consume. */
+  stream: string;
+  /** The consumer group. Sources in one group share the entries; each group gets all of them. */
+  group: string;
+  /**
+   * This consumer's name in the group; default `<hostname>-<pid>-<random>`, unique per source.
+   * Give a stable name to have a restarted process resume its own pending entries at once.
+   */
+  consumer?: string;
+  /** Writes to the destination in flight at once; default 1 (in stream order). */
+  concurrency?: number;
+  /** Entries fetched per XREADGROUP; default `max(16, 2 × concurrency)`. */
+  batchSize?: number;
+  /** How long one XREADGROUP blocks waiting for new entries; default 2000. */
+  block?: number;
+  /**
+   * After this many failed deliveries of one entry it goes to the dead-letter stream instead;
+   * default 5. `Infinity` retries for ever.
+   */
+  maxDeliveries?: number;
+  /** Wait between a failed write and the next attempt of the same entry; default 1000. */
+  retryDelay?: number;
+  /**
+   * An entry another consumer took and has not acknowledged for this long is taken over
+   * (XAUTOCLAIM): that consumer crashed or hangs. Default 30 000. The source keeps its own
+   * entries fresh while it works on them (a heartbeat every `minIdle / 3`), so a slow healthy
+   * write is not taken over.
+   */
+  minIdle?: number;
+  /** How often to look for entries to take over; default `min(minIdle / 2, 10 000)`. */
+  claimInterval?: number;
+  /** Where dead letters go; default `<stream>:dlq`. */
+  deadLetterStream?: string;
+  /**
+   * Where a newly created group starts: `'0'` (default: every entry in the stream) or `'$'`
+   * (only entries added from now on). A group recreated after NOGROUP always starts at `'0'`,
+   * so nothing is lost (entries already processed are delivered again).
+   */
+  startId?: string;
+  /** Turns an entry's `data` field into a value; default `JSON.parse`. A throw dead-letters it. */
+  decode?(data: string): unknown;
+  /** Checks the decoded value's shape; false (or a throw) dead-letters the entry. */
+  validate?(value: unknown): boolean;
+  /**
+   * The connection for blocking reads. Default: `client.duplicate()`, connected by the source
+   * and closed with it. Must not be `client` itself: a blocking XREADGROUP holds its connection.
+   */
+  blockingClient?: RedisStreamClient;
+  /** Aborting it closes the source (as `close()` without a deadline). */
+  signal?: AbortSignal;
+  /**
+   * Told of every failed write to the destination (with the event) and every broker error
+   * (without). The source goes on either way. Defaults to printing.
+   */
+  onError?(error: unknown, event: E | undefined): void;
+  /** Told of every entry moved to the dead-letter stream. */
+  onDeadLetter?(letter: RedisDeadLetter<E>): void;
+}
+
+interface Entry {
+  entryId: string;
+  fields: readonly string[] | null;
+  /** Deliveries so far, this one included. */
+  deliveries: number;
+}
+
+type Taker = (entry: Entry | undefined) => void;
+
+const NAME = 'RedisStreamSource';
+// XADD to the dead-letter stream and XACK in one step: an entry is never both acknowledged and
+// missing from the dead letter, nor dead-lettered twice by one consumer.
+const DEAD_LETTER_SCRIPT =
+  "redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3)) return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])";
+// Forget this consumer on a clean close, but only if it holds no pending entry: deleting a
+// consumer drops its pending entries from the group, which would lose them.
+const FORGET_CONSUMER_SCRIPT =
+  "if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end return -1";
+// XCLAIM … IDLE with this makes released entries immediately claimable by any peer.
+const RELEASE_IDLE = String(1_000_000_000);
+const noop = (): void => {};
+
+/**
+ * Consumes a Redis stream as a member of a consumer group and writes each event into a local
+ * {@link Sink}, acknowledging (XACK) each entry only after that write resolved: at-least-once.
+ *
+ * - Blocking reads (XREADGROUP … BLOCK) run on a connection of their own; everything else
+ *   (XACK, XAUTOCLAIM, dead letters) on `client`.
+ * - `concurrency` writes run at once (default 1: in stream order, each write resolved before the
+ *   next starts).
+ * - A failed write is retried after `retryDelay`; after `maxDeliveries` deliveries the entry
+ *   goes to the dead-letter stream (`<stream>:dlq`) with the reason, and is acknowledged.
+ * - An entry that cannot be decoded (no `data`, not JSON, refused by `validate`) goes to the
+ *   dead letter at once: it never reaches the sink, never stops the source, never blocks the
+ *   stream.
+ * - Entries another consumer left unacknowledged for `minIdle` are taken over (XAUTOCLAIM).
+ * - A group deleted under the source (NOGROUP) is recreated.
+ *
+ * `close({ signal })` stops fetching, waits for the writes in flight and acknowledges those that
+ * resolved, hands entries it fetched but never started back to the group, and never acknowledges
+ * a write still running when `signal` aborted. The destination sink and `client` stay open: the
+ * caller owns them.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from 'redis';
+ * import { Queue } from 'eventsinks';
+ * import { RedisStreamSource } from 'eventsinks/redis';
+ *
+ * const client = createClient({ url: 'redis://127.0.0.1:6379' });
+ * client.on('error', (error) => console.error('redis', error));
+ * await client.connect();
+ *
+ * const source = new RedisStreamSource<Order>(client, billingSink, {
+ *   stream: 'orders',
+ *   group: 'billing',
+ *   maxDeliveries: 5,
+ * });
+ * await source.ready;
+ * // … on shutdown:
+ * await source.close({ signal: AbortSignal.timeout(10_000) });
+ * await client.close();
+ * ```
+ */
+export class RedisStreamSource<E> {
+  /**
+   * Resolves once the group exists and the source is reading; rejects with `SinkClosedError`
+   * if the source was closed first.
+   */
+  readonly ready: Promise<void>;
+
+  readonly #client: RedisStreamClient;
+  readonly #blocking: RedisStreamClient;
+  readonly #ownsBlocking: boolean;
+  readonly #dst: Sink<E>;
+  readonly #stream: string;
+  readonly #group: string;
+  readonly #consumer: string;
+  readonly #generatedConsumer: boolean;
+  readonly #concurrency: number;
+  readonly #batchSize: number;
+  readonly #block: number;
+  readonly #maxDeliveries: number;
+  readonly #retryDelay: number;
+  readonly #minIdle: number;
+  readonly #claimInterval: number;
+  readonly #deadLetterStream: string;
+  readonly #startId: string;
+  readonly #decode: (data: string) => unknown;
+  readonly #validate: ((value: unknown) => boolean) | undefined;
+  readonly #onError: (error: unknown, event: E | undefined) => void;
+  readonly #onDeadLetter: ((letter: RedisDeadLetter<E>) => void) | undefined;
+
+  // Entries fetched and not yet started, oldest first.
+  readonly #buffer = new RingBuffer<Entry>();
+  // Every entry this source holds: in the buffer, being written, or waiting for a retry.
+  readonly #held = new Set<string>();
+  readonly #takers: Taker[] = [];
+  readonly #sleepers = new Set<() => void>();
+  // Entries to hand back to the group on close (fetched but never started, or not retried).
+  readonly #toRelease: string[] = [];
+  #acks: string[] = [];
+  #acking: Promise<void> | undefined;
+  #active = 0;
+  #whenIdle: (() => void) | undefined;
+  #fetchWaiting: (() => void) | undefined;
+  #backlog: string | undefined = '0';
+  #claimCursor = '0-0';
+  #nextClaim = 0;
+  #reading = false;
+  #blockingId: string | undefined;
+  #connecting: Promise<unknown> | undefined;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #stopping = false;
+  #aborted = false;
+  #terminated = false;
+  #closing: Promise<void> | undefined;
+  #loop: Promise<void> = Promise.resolve();
+  #workers: Promise<void>[] = [];
+  #readyResolve: () => void = noop;
+  #readyReject: (error: unknown) => void = noop;
+  readonly #removeSignal: () => void;
+  readonly #onBlockingReady = (): void => {
+    // A reconnect gives the blocking connection a new CLIENT ID.
+    this.#blockingId = undefined;
+  };
+  readonly #onBlockingError = (error: unknown): void => {
+    if (!this.#stopping) this.#onError(error, undefined);
+  };
+
+  /**
+   * Starts consuming at once; see {@link RedisStreamSource.ready}.
+   * @param client - a connected node-redis client (see {@link RedisStreamClient}), not owned.
+   * @param dst - where events go; not closed by the source (several sources may share it).
+   * @param options - see {@link RedisStreamSourceOptions}.
+   * @throws TypeError or RangeError naming a bad option.
+   */
+  constructor(client: RedisStreamClient, dst: Sink<E>, options: RedisStreamSourceOptions<E>) {
+    if (typeof client !== 'object' || client === null || typeof client.sendCommand !== 'function') {
+      throw new TypeError(`Expected \`client\` to be a node-redis client, got ${describe(client)}`);
+    }
+    expectSink('dst', dst);
+    const {
+      stream,
+      group,
+      consumer,
+      concurrency = 1,
+      batchSize,
+      block = 2_000,
+      maxDeliveries = 5,
+      retryDelay = 1_000,
+      minIdle = 30_000,
+      claimInterval,
+      deadLetterStream,
+      startId = '0',
+      decode,
+      validate,
+      blockingClient,
+      signal,
+      onError,
+      onDeadLetter,
+    } = options;
+    expectName('stream', stream);
+    expectName('group', group);
+    if (consumer !== undefined) expectName('consumer', consumer);
+    expectInteger('concurrency', concurrency);
+    if (batchSize !== undefined) expectInteger('batchSize', batchSize);
+    expectInteger('block', block, 1);
+    expectInteger('maxDeliveries', maxDeliveries, 1, true);
+    expectNonNegative('retryDelay', retryDelay);
+    expectInteger('minIdle', minIdle, 1);
+    if (claimInterval !== undefined) expectInteger('claimInterval', claimInterval, 1);
+    if (deadLetterStream !== undefined) expectName('deadLetterStream', deadLetterStream);
+    expectName('startId', startId);
+    expectOptionalFunction('decode', decode);
+    expectOptionalFunction('validate', validate);
+    expectOptionalFunction('onError', onError);
+    expectOptionalFunction('onDeadLetter', onDeadLetter);
+    expectSignal('signal', signal);
+    if (blockingClient === (client as unknown)) {
+      throw new TypeError(
+        'Expected `blockingClient` to be a connection of its own, got `client` itself',
+      );
+    }
+    this.#client = client;
+    this.#ownsBlocking = blockingClient === undefined;
+    this.#blocking = blockingClient ?? client.duplicate();
+    this.#dst = dst;
+    this.#stream = stream;
+    this.#group = group;
+    this.#generatedConsumer = consumer === undefined;
+    this.#consumer = consumer ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.#concurrency = concurrency;
+    this.#batchSize = batchSize ?? Math.max(16, 2 * concurrency);
+    this.#block = block;
+    this.#maxDeliveries = maxDeliveries;
+    this.#retryDelay = retryDelay;
+    this.#minIdle = minIdle;
+    this.#claimInterval = claimInterval ?? Math.max(1, Math.min(Math.floor(minIdle / 2), 10_000));
+    this.#deadLetterStream = deadLetterStream ?? `${stream}:dlq`;
+    if (this.#deadLetterStream === stream) {
+      throw new TypeError(
+        `Expected \`deadLetterStream\` to differ from \`stream\`, got ${describe(stream)}`,
+      );
+    }
+    this.#startId = startId;
+    this.#decode = decode ?? ((data) => JSON.parse(data) as unknown);
+    this.#validate = validate;
+    this.#onError = onError
+      ? (error, event) => callHook(NAME, onError, error, event)
+      : (error, event) =>
+          reportDefault(
+            NAME,
+            event === undefined ? 'a Redis command failed' : 'a write to the destination failed',
+            error,
+          );
+    this.#onDeadLetter = onDeadLetter;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#readyResolve = resolve;
+      this.#readyReject = reject;
+    });
+    // Nobody has to await `ready`; a rejection nobody listens to must not crash the process.
+    this.ready.catch(noop);
+    this.#blocking.on('ready', this.#onBlockingReady);
+    if (this.#ownsBlocking) this.#blocking.on('error', this.#onBlockingError);
+    this.#removeSignal = onAbort(signal, () => void this.close());
+    this.#loop = this.#run();
+  }
+
+  /** This source's consumer name in the group. */
+  get consumer(): string {
+    return this.#consumer;
+  }
+
+  /** The dead-letter stream key. */
+  get deadLetterStream(): string {
+    return this.#deadLetterStream;
+  }
+
+  /** Writes to the destination in progress (including entries waiting for a retry). */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** True once `close()` was called or the clients were closed under the source. */
+  get closed(): boolean {
+    return this.#stopping;
+  }
+
+  /**
+   * Stops fetching; waits for the writes in flight and acknowledges those that resolved; hands
+   * entries fetched but not started back to the group (a peer can claim them at once); then
+   * closes the blocking connection if the source opened it. With `signal`, when it aborts, the
+   * source stops waiting: writes still running are never acknowledged, and their entries are
+   * redelivered (to a peer after `minIdle`). Idempotent; never rejects.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    expectSignal('signal', options.signal);
+    if (this.#closing) {
+      if (options.signal) onAbort(options.signal, () => this.#abort());
+      return this.#closing;
+    }
+    this.#closing = this.#shutdown(options.signal);
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Life cycle
+
+  async #run(): Promise<void> {
+    if (!(await this.#setup())) {
+      this.#readyReject(new SinkClosedError('RedisStreamSource closed before it was ready'));
+      return;
+    }
+    this.#readyResolve();
+    this.#workers = Array.from({ length: this.#concurrency }, () => this.#worker());
+    const beat = Math.max(1, Math.floor(this.#minIdle / 3));
+    this.#heartbeat = setInterval(() => void this.#touch(), beat);
+    this.#heartbeat.unref?.();
+    await this.#fetchLoop();
+  }
+
+  /** Connects the blocking client and creates the group; retries until it works or we stop. */
+  async #setup(): Promise<boolean> {
+    for (let attempt = 0; !this.#stopping; attempt++) {
+      try {
+        if (this.#ownsBlocking && !this.#blocking.isOpen) {
+          this.#connecting = this.#blocking.connect();
+        }
+        if (this.#connecting) await this.#connecting;
+        await this.#createGroup(this.#startId);
+        return !this.#stopping;
+      } catch (error) {
+        if (this.#stopping) return false;
+        if (this.#gone()) {
+          this.#terminate(error);
+          return false;
+        }
+        this.#onError(error, undefined);
+        await this.#sleep(backoff(attempt));
+      }
+    }
+    return false;
+  }
+
+  async #createGroup(startId: string): Promise<void> {
+    try {
+      await this.#client.sendCommand([
+        'XGROUP',
+        'CREATE',
+        this.#stream,
+        this.#group,
+        startId,
+        'MKSTREAM',
+      ]);
+    } catch (error) {
+      if (!messageOf(error).startsWith('BUSYGROUP')) throw error;
+    }
+  }
+
+  async #shutdown(signal: AbortSignal | undefined): Promise<void> {
+    const cleanup = onAbort(signal, () => this.#abort());
+    try {
+      this.#stop();
+      // 1. The writes in flight finish (and are acknowledged) or the deadline passes.
+      if (this.#active > 0 && !this.#aborted) {
+        await untilAborted(new Promise<void>((resolve) => (this.#whenIdle = resolve)), signal);
+      }
+      // 2. Entries fetched but never started go back to the group at once.
+      if (!this.#terminated) await untilAborted(this.#release(), signal);
+      // 3. Acknowledgements already due are sent.
+      if (this.#acking) await untilAborted(this.#acking, signal);
+      // 4. The fetch loop ends (a blocking read was unblocked, or times out within `block`).
+      await untilAborted(this.#loop, signal);
+      await untilAborted(Promise.all(this.#workers), signal);
+      if (!this.#terminated && !this.#aborted && this.#generatedConsumer) {
+        await untilAborted(this.#forgetConsumer(), signal);
+      }
+    } finally {
+      cleanup();
+      this.#readyReject(new SinkClosedError('RedisStreamSource closed before it was ready'));
+      if (this.#ownsBlocking) this.#destroyBlocking();
+      this.#blocking.off('ready', this.#onBlockingReady);
+    }
+  }
+
+  /** Stop fetching and starting writes; wake everything that waits. */
+  #stop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#removeSignal();
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    for (const taker of this.#takers.splice(0)) taker(undefined);
+    for (const wake of [...this.#sleepers]) wake();
+    this.#fetchWaiting?.();
+    if (this.#reading && this.#blockingId !== undefined && !this.#terminated) {
+      // End the blocking read now rather than after `block` ms. UNBLOCK makes it return as if
+      // it timed out: no entry is handed out and lost.
+      this.#client.sendCommand(['CLIENT', 'UNBLOCK', this.#blockingId]).then(noop, noop);
+    }
+  }
+
+  #abort(): void {
+    this.#aborted = true;
+    this.#whenIdle?.();
+  }
+
+  /** The clients were closed under the source (a crash, or the owner shut down first). */
+  #terminate(error: unknown): void {
+    if (this.#terminated) return;
+    this.#terminated = true;
+    this.#onError(error, undefined);
+    this.#stop();
+    this.#readyReject(new SinkClosedError('RedisStreamSource: the Redis client was closed'));
+    if (this.#ownsBlocking) this.#destroyBlocking();
+  }
+
+  #gone(): boolean {
+    return !this.#client.isOpen || (!this.#ownsBlocking && !this.#blocking.isOpen);
+  }
+
+  #destroyBlocking(): void {
+    this.#blocking.off('error', this.#onBlockingError);
+    // Keep a listener: a late socket error on a destroyed client must not crash the process.
+    this.#blocking.on('error', noop);
+    try {
+      if (this.#blocking.isOpen) this.#blocking.destroy();
+    } catch {
+      // already closed
+    }
+  }
+
+  async #forgetConsumer(): Promise<void> {
+    try {
+      await this.#client.sendCommand([
+        'EVAL',
+        FORGET_CONSUMER_SCRIPT,
+        '1',
+        this.#stream,
+        this.#group,
+        this.#consumer,
+      ]);
+    } catch {
+      // Best effort: a leftover idle consumer costs nothing but a line in XINFO CONSUMERS.
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Fetching
+
+  async #fetchLoop(): Promise<void> {
+    let failures = 0;
+    const lowWater = this.#batchSize >> 1;
+    while (!this.#stopping) {
+      if (this.#buffer.length > lowWater) {
+        await new Promise<void>((resolve) => (this.#fetchWaiting = resolve));
+        this.#fetchWaiting = undefined;
+        continue;
+      }
+      try {
+        if (Date.now() >= this.#nextClaim) await this.#claim();
+        if (this.#stopping) break;
+        if (this.#buffer.length <= lowWater) await this.#read();
+        failures = 0;
+      } catch (caught) {
+        let error = caught;
+        this.#reading = false;
+        if (this.#stopping) break;
+        if (this.#gone()) {
+          this.#terminate(error);
+          break;
+        }
+        if (messageOf(error).startsWith('NOGROUP')) {
+          // The group (or the whole stream) was deleted: recreate it and read on. Starting at
+          // '0' redelivers what is still in the stream rather than risk losing anything.
+          try {
+            await this.#createGroup('0');
+            this.#backlog = undefined;
+            this.#claimCursor = '0-0';
+            continue;
+          } catch (createError) {
+            error = createError;
+          }
+        }
+        this.#onError(error, undefined);
+        await this.#sleep(backoff(failures++));
+      }
+    }
+  }
+
+  async #read(): Promise<void> {
+    const count = String(Math.max(1, this.#batchSize - this.#buffer.length));
+    const head = ['XREADGROUP', 'GROUP', this.#group, this.#consumer, 'COUNT', count];
+    if (this.#backlog !== undefined) {
+      // Our own pending entries first (a restart under the same consumer name): reading history
+      // does not block.
+      const reply = await this.#blocking.sendCommand([
+        ...head,
+        'STREAMS',
+        this.#stream,
+        this.#backlog,
+      ]);
+      const entries = parseReadReply(reply);
+      const last = entries[entries.length - 1];
+      this.#backlog = last === undefined ? undefined : last.entryId;
+      await this.#accept(entries, true);
+      return;
+    }
+    if (this.#blockingId === undefined) {
+      this.#blockingId = String(await this.#blocking.sendCommand(['CLIENT', 'ID']));
+      if (this.#stopping) return;
+    }
+    this.#reading = true;
+    let reply: unknown;
+    try {
+      reply = await this.#blocking.sendCommand([
+        ...head,
+        'BLOCK',
+        String(this.#block),
+        'STREAMS',
+        this.#stream,
+        '>',
+      ]);
+    } finally {
+      this.#reading = false;
+    }
+    await this.#accept(parseReadReply(reply), false);
+  }
+
+  /** Looks for entries idle for `minIdle` (a crashed or stuck consumer's) and takes them over. */
+  async #claim(): Promise<void> {
+    const count = String(Math.max(1, this.#batchSize - this.#buffer.length));
+    const reply = await this.#client.sendCommand([
+      'XAUTOCLAIM',
+      this.#stream,
+      this.#group,
+      this.#consumer,
+      String(this.#minIdle),
+      this.#claimCursor,
+      'COUNT',
+      count,
+    ]);
+    const [cursor, raw] = Array.isArray(reply) ? (reply as unknown[]) : [];
+    this.#claimCursor = typeof cursor === 'string' ? cursor : '0-0';
+    // A full scan is done when the cursor wraps to 0-0; otherwise go on at the next fetch.
+    this.#nextClaim = this.#claimCursor === '0-0' ? Date.now() + this.#claimInterval : 0;
+    const entries: RawEntry[] = [];
+    if (Array.isArray(raw)) {
+      for (const item of raw as unknown[]) {
+        const entry = parseEntry(item);
+        if (entry) entries.push(entry);
+      }
+    }
+    await this.#accept(entries, true);
+  }
+
+  /** Queues fetched entries for the workers; `lookup` fetches their delivery counts. */
+  async #accept(raw: RawEntry[], lookup: boolean): Promise<void> {
+    // Entries we already hold came back through XAUTOCLAIM (a write slower than minIdle): they
+    // are ours already, and writing them twice at once would only make duplicates.
+    const fresh = raw.filter((entry) => !this.#held.has(entry.entryId));
+    if (fresh.length === 0) return;
+    const deleted = fresh.filter((entry) => entry.fields === null);
+    // An entry deleted from the stream (XDEL, MAXLEN) while pending: nothing to deliver.
+    for (const entry of deleted) this.#ack(entry.entryId);
+    const live = fresh.filter((entry) => entry.fields !== null);
+    if (live.length === 0) return;
+    const deliveries = lookup ? await this.#deliveriesOf(live) : undefined;
+    for (const entry of live) {
+      this.#held.add(entry.entryId);
+      this.#give({
+        entryId: entry.entryId,
+        fields: entry.fields,
+        deliveries: deliveries?.get(entry.entryId) ?? 1,
+      });
+    }
+  }
+
+  /** Delivery counts (XPENDING) for entries claimed or re-read, so maxDeliveries holds. */
+  async #deliveriesOf(entries: RawEntry[]): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    try {
+      const reply = await this.#client.sendCommand([
+        'XPENDING',
+        this.#stream,
+        this.#group,
+        entries[0]!.entryId,
+        entries[entries.length - 1]!.entryId,
+        String(entries.length + this.#held.size),
+        this.#consumer,
+      ]);
+      if (Array.isArray(reply)) {
+        for (const row of reply as unknown[]) {
+          if (!Array.isArray(row)) continue;
+          const [id, , , n] = row as unknown[];
+          if (typeof id === 'string' && typeof n === 'number') counts.set(id, n);
+        }
+      }
+    } catch {
+      // Unknown counts default to 1: the entry is delivered, maxDeliveries counts from here.
+    }
+    return counts;
+  }
+
+  #give(entry: Entry): void {
+    const taker = this.#takers.shift();
+    if (taker) taker(entry);
+    else this.#buffer.push(entry);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Delivering
+
+  async #worker(): Promise<void> {
+    for (;;) {
+      const entry = await this.#take();
+      if (entry === undefined) return;
+      await this.#handle(entry);
+    }
+  }
+
+  #take(): Entry | undefined | Promise<Entry | undefined> {
+    if (this.#stopping) return undefined;
+    if (this.#buffer.length > 0) {
+      const entry = this.#buffer.shift();
+      if (this.#buffer.length <= this.#batchSize >> 1) this.#fetchWaiting?.();
+      return entry;
+    }
+    this.#fetchWaiting?.();
+    return new Promise<Entry | undefined>((resolve) => this.#takers.push(resolve));
+  }
+
+  async #handle(entry: Entry): Promise<void> {
+    this.#active++;
+    try {
+      let event: E;
+      try {
+        event = this.#decodeEntry(entry);
+      } catch (error) {
+        await this.#deadLetter(entry, undefined, error, entry.deliveries);
+        return;
+      }
+      if (entry.deliveries > this.#maxDeliveries) {
+        const error = new Error(
+          `delivered ${entry.deliveries} times, more than maxDeliveries (${this.#maxDeliveries})`,
+        );
+        await this.#deadLetter(entry, event, error, entry.deliveries);
+        return;
+      }
+      let deliveries = entry.deliveries;
+      for (;;) {
+        let failed = false;
+        let failure: unknown;
+        try {
+          await this.#dst.write(event);
+        } catch (error) {
+          failed = true;
+          failure = error;
+        }
+        // The close deadline passed while the write ran, or the clients are gone: this entry
+        // must not be acknowledged; it will be redelivered.
+        if (this.#aborted || this.#terminated) return;
+        if (!failed) {
+          this.#ack(entry.entryId);
+          return;
+        }
+        this.#onError(failure, event);
+        if (deliveries >= this.#maxDeliveries) {
+          await this.#deadLetter(entry, event, failure, deliveries);
+          return;
+        }
+        if (this.#stopping) break;
+        await this.#sleep(this.#retryDelay);
+        if (this.#stopping) break;
+        deliveries++;
+      }
+      // Closing: no retry now; a peer (or the next source) gets the entry at once.
+      this.#toRelease.push(entry.entryId);
+    } finally {
+      this.#held.delete(entry.entryId);
+      this.#active--;
+      if (this.#active === 0 && this.#whenIdle !== undefined) {
+        const idle = this.#whenIdle;
+        this.#whenIdle = undefined;
+        idle();
+      }
+    }
+  }
+
+  #decodeEntry(entry: Entry): E {
+    const fields = entry.fields ?? [];
+    const data = fieldOf(fields, DATA_FIELD);
+    if (data === undefined) {
+      throw new RedisStreamDecodeError(
+        `entry ${entry.entryId} has no \`${DATA_FIELD}\` field`,
+        entry.entryId,
+      );
+    }
+    let value: unknown;
+    try {
+      value = this.#decode(data);
+    } catch (error) {
+      throw new RedisStreamDecodeError(
+        `cannot decode entry ${entry.entryId}: ${messageOf(error)}`,
+        entry.entryId,
+        { cause: error },
+      );
+    }
+    if (this.#validate) {
+      let valid: boolean;
+      try {
+        valid = this.#validate(value);
+      } catch (error) {
+        throw new RedisStreamDecodeError(
+          `entry ${entry.entryId} failed validation: ${messageOf(error)}`,
+          entry.entryId,
+          { cause: error },
+        );
+      }
+      if (!valid) {
+        throw new RedisStreamDecodeError(
+          `entry ${entry.entryId} failed validation: unexpected shape`,
+          entry.entryId,
+        );
+      }
+    }
+    return value as E;
+  }
+
+  async #deadLetter(
+    entry: Entry,
+    event: E | undefined,
+    error: unknown,
+    deliveries: number,
+  ): Promise<void> {
+    if (this.#aborted || this.#terminated) return;
+    const fields = entry.fields ?? [];
+    const id = fieldOf(fields, ID_FIELD);
+    const data = fieldOf(fields, DATA_FIELD) ?? JSON.stringify(fields);
+    const reason = messageOf(error);
+    try {
+      await this.#client.sendCommand([
+        'EVAL',
+        DEAD_LETTER_SCRIPT,
+        '2',
+        this.#stream,
+        this.#deadLetterStream,
+        this.#group,
+        entry.entryId,
+        ID_FIELD,
+        id ?? '',
+        DATA_FIELD,
+        data,
+        'reason',
+        reason,
+        'stream',
+        this.#stream,
+        'group',
+        this.#group,
+        'consumer',
+        this.#consumer,
+        'entry',
+        entry.entryId,
+        'deliveries',
+        String(deliveries),
+      ]);
+    } catch (dlqError) {
+      // Left pending: it is redelivered later and dead-lettered then.
+      this.#onError(dlqError, event);
+      return;
+    }
+    if (this.#onDeadLetter) {
+      callHook(NAME, this.#onDeadLetter, {
+        entryId: entry.entryId,
+        id,
+        event,
+        data,
+        error,
+        deliveries,
+        deadLetterStream: this.#deadLetterStream,
+      });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Acknowledging
+
+  /** Queues an XACK; acknowledgements due while one is in flight go out together. */
+  #ack(entryId: string): void {
+    this.#acks.push(entryId);
+    this.#acking ??= this.#flushAcks();
+  }
+
+  async #flushAcks(): Promise<void> {
+    try {
+      while (this.#acks.length > 0 && !this.#terminated) {
+        const ids = this.#acks;
+        this.#acks = [];
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await this.#client.sendCommand(['XACK', this.#stream, this.#group, ...ids]);
+            break;
+          } catch (error) {
+            // Unacknowledged entries are redelivered: a lost XACK costs a duplicate, not data.
+            if (attempt >= 3 || this.#terminated || !this.#client.isOpen) {
+              this.#onError(error, undefined);
+              break;
+            }
+            await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+          }
+        }
+      }
+    } finally {
+      this.#acking = undefined;
+    }
+  }
+
+  /** Hands entries back to the group: idle enough for any peer's next XAUTOCLAIM to take. */
+  async #release(): Promise<void> {
+    const ids = [...this.#buffer.drain().map((entry) => entry.entryId), ...this.#toRelease];
+    this.#toRelease.length = 0;
+    for (const id of ids) this.#held.delete(id);
+    if (ids.length === 0) return;
+    try {
+      await this.#client.sendCommand([
+        'XCLAIM',
+        this.#stream,
+        this.#group,
+        this.#consumer,
+        '0',
+        ...ids,
+        'IDLE',
+        RELEASE_IDLE,
+        'JUSTID',
+      ]);
+    } catch (error) {
+      // Still pending under this consumer: a peer takes them after minIdle instead.
+      this.#onError(error, undefined);
+    }
+  }
+
+  /** Resets the idle time of every entry this source holds, so no peer takes them over. */
+  async #touch(): Promise<void> {
+    if (this.#held.size === 0 || this.#stopping || !this.#client.isReady) return;
+    try {
+      // Only entries idle for a quarter of minIdle: one a peer claimed a moment ago (after a
+      // stall here) is left to that peer.
+      await this.#client.sendCommand([
+        'XCLAIM',
+        this.#stream,
+        this.#group,
+        this.#consumer,
+        String(Math.floor(this.#minIdle / 4)),
+        ...this.#held,
+        'JUSTID',
+      ]);
+    } catch {
+      // A missed heartbeat at worst lets a peer redeliver: a duplicate, not a loss.
+    }
+  }
+
+  /** A sleep that `close()` cuts short. */
+  #sleep(ms: number): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.#sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#sleepers.add(wake);
+    });
+  }
+}
+
+function backoff(failures: number): number {
+  return Math.min(100 * 2 ** failures, 2_000);
+}
+
+function expectName(name: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new TypeError(`Expected \`${name}\` to be a non-empty string, got ${describe(value)}`);
+  }
+}
