@@ -1,7 +1,7 @@
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import { describe, expectInteger } from '../internal/validate.js';
 import type { Sink } from '../Sink.js';
-import { encodeWith, expectCodec, jsonCodec, type Codec } from './codec.js';
+import { encodeWith, expectCodec, jsonWithErrorsCodec, type Codec } from './codec.js';
 import { DecodeError } from './errors.js';
 import { Store, expectDurability, expectPath, type Durability } from './Store.js';
 
@@ -16,7 +16,12 @@ import { Store, expectDurability, expectPath, type Durability } from './Store.js
 export interface QueueFileOptions<E> {
   /** The queue file (a SQLite database); created if missing. Its directory must exist. */
   path: string;
-  /** How events are stored; must match the queue that uses the file. Defaults to JSON. */
+  /**
+   * How events are stored; must match the queue that uses the file. Defaults to JSON, with one
+   * difference from DurableQueue's default: an `Error` inside an event is stored as
+   * `{ name, message, code?, cause? }` (plain JSON would store `{}`), so dead letters keep their
+   * error. Both decode with `JSON.parse`, so either can read the other's file.
+   */
   codec?: Codec<E>;
   /** What an append survives: `'process'` (the default) or `'power'`. */
   durability?: Durability;
@@ -76,7 +81,7 @@ export class QueueFile<E> implements Sink<E> {
     expectPath(path);
     if (codec !== undefined) expectCodec(codec);
     expectDurability(durability);
-    this.#codec = codec ?? (jsonCodec as Codec<E>);
+    this.#codec = codec ?? (jsonWithErrorsCodec as Codec<E>);
     this.path = path;
     this.#store = new Store(path, durability);
   }

@@ -29,6 +29,28 @@ export const jsonCodec: Codec<unknown> = {
   decode: (data) => JSON.parse(typeof data === 'string' ? data : decoder.decode(data)) as unknown,
 };
 
+/**
+ * QueueFile's default: JSON too, but an `Error` anywhere in the event is written as
+ * `{ name, message, ...its own enumerable properties, cause }` instead of JSON's `{}`, so that a
+ * stored `DeadLetter` keeps its error. The replacer doubles the cost of encoding, which is why
+ * DurableQueue's hot path does not use it. @internal
+ */
+export const jsonWithErrorsCodec: Codec<unknown> = {
+  encode: (event) => JSON.stringify(event, errorReplacer),
+  decode: jsonCodec.decode,
+};
+
+function errorReplacer(_key: string, value: unknown): unknown {
+  if (!(value instanceof Error)) return value;
+  // Own enumerable properties (a `code`, a `status`) first; name and message are inherited or
+  // non-enumerable, so they are set explicitly.
+  const plain: Record<string, unknown> = { ...value };
+  plain.name = value.name;
+  plain.message = value.message;
+  if (value.cause !== undefined) plain.cause = value.cause;
+  return plain;
+}
+
 /** Validates a `codec` option. @internal */
 export function expectCodec(value: unknown): void {
   if (
