@@ -230,6 +230,9 @@ export class RedisStreamSource<E> {
   // Entries to hand back to the group on close (fetched but never started, or not retried).
   readonly #toRelease: string[] = [];
   #acks: string[] = [];
+  // Entries whose write resolved and whose XACK Redis has not confirmed yet: still pending in the
+  // group, so a claim or backlog read may return them; they must not be delivered again.
+  readonly #unconfirmed = new Set<string>();
   #acking: Promise<void> | undefined;
   #active = 0;
   #whenIdle: (() => void) | undefined;
@@ -457,17 +460,18 @@ export class RedisStreamSource<E> {
     const cleanup = onAbort(signal, () => this.#abort());
     try {
       this.#stop();
-      // 1. The writes in flight finish (and are acknowledged) or the deadline passes.
+      // 1. The fetch loop ends (a blocking read was unblocked, or times out within `block`), so
+      //    no entry arrives after the release below.
+      await untilAborted(this.#loop, signal);
+      // 2. The writes in flight finish (and are acknowledged) or the deadline passes.
       if (this.#active > 0 && !this.#aborted) {
         await untilAborted(new Promise<void>((resolve) => (this.#whenIdle = resolve)), signal);
       }
-      // 2. Entries fetched but never started go back to the group at once.
-      if (!this.#terminated) await untilAborted(this.#release(), signal);
-      // 3. Acknowledgements already due are sent.
-      if (this.#acking) await untilAborted(this.#acking, signal);
-      // 4. The fetch loop ends (a blocking read was unblocked, or times out within `block`).
-      await untilAborted(this.#loop, signal);
       await untilAborted(Promise.all(this.#workers), signal);
+      // 3. Entries fetched but never started go back to the group at once.
+      if (!this.#terminated) await untilAborted(this.#release(), signal);
+      // 4. Acknowledgements already due are sent.
+      if (this.#acking) await untilAborted(this.#acking, signal);
       if (!this.#terminated && !this.#aborted && this.#generatedConsumer) {
         await untilAborted(this.#forgetConsumer(), signal);
       }
@@ -553,7 +557,9 @@ export class RedisStreamSource<E> {
         continue;
       }
       try {
-        if (Date.now() >= this.#nextClaim) await this.#claim();
+        // Our own backlog first: a claim before it would hand us entries the backlog read
+        // returns again.
+        if (this.#backlog === undefined && Date.now() >= this.#nextClaim) await this.#claim();
         if (this.#stopping) break;
         if (this.#buffer.length <= lowWater) await this.#read();
         failures = 0;
@@ -653,7 +659,9 @@ export class RedisStreamSource<E> {
   async #accept(raw: RawEntry[], lookup: boolean): Promise<void> {
     // Entries we already hold came back through XAUTOCLAIM (a write slower than minIdle): they
     // are ours already, and writing them twice at once would only make duplicates.
-    const fresh = raw.filter((entry) => !this.#held.has(entry.entryId));
+    const fresh = raw.filter(
+      (entry) => !this.#held.has(entry.entryId) && !this.#unconfirmed.has(entry.entryId),
+    );
     if (fresh.length === 0) return;
     const deleted = fresh.filter((entry) => entry.fields === null);
     // An entry deleted from the stream (XDEL, MAXLEN) while pending: nothing to deliver.
@@ -883,10 +891,14 @@ export class RedisStreamSource<E> {
   /** Queues an XACK; acknowledgements due while one is in flight go out together. */
   #ack(entryId: string): void {
     this.#acks.push(entryId);
+    this.#unconfirmed.add(entryId);
     this.#acking ??= this.#flushAcks();
   }
 
   async #flushAcks(): Promise<void> {
+    // Yield first: `#acking` must be set before this can finish, and writes resolving in the
+    // same tick join this batch.
+    await Promise.resolve();
     try {
       while (this.#acks.length > 0 && !this.#terminated) {
         const ids = this.#acks;
@@ -901,9 +913,11 @@ export class RedisStreamSource<E> {
               this.#onError(error, undefined);
               break;
             }
+            if (attempt === 0 && messageOf(error).startsWith('NOGROUP')) break;
             await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
           }
         }
+        for (const id of ids) this.#unconfirmed.delete(id);
       }
     } finally {
       this.#acking = undefined;
