@@ -17,6 +17,8 @@ export interface BenchResult {
     loadStart: number;
     loadEnd: number;
   };
+  /** What the timings read: wall time, or this process's CPU time (`--clock=cpu`). */
+  clock?: 'wall' | 'cpu';
   /** mitata's no-op baseline in this run, ns per call: the floor under every figure. */
   noopNs: number;
   suites: { name: string; file: string; ok: boolean; seconds: number; error?: string }[];
@@ -97,7 +99,8 @@ export function markdownReport(result: BenchResult): string {
   const out = [
     `Node ${m.node} (V8 ${m.v8}), ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}; ` +
       `${result.date}; ${result.quick ? 'quick' : 'full'} run; load average ${m.loadStart.toFixed(2)} ` +
-      `at start, ${m.loadEnd.toFixed(2)} at end; mitata no-op floor ${formatNumber(result.noopNs)} ns.`,
+      `at start, ${m.loadEnd.toFixed(2)} at end; ${result.clock ?? 'wall'}-clock time; mitata no-op ` +
+      `floor ${formatNumber(result.noopNs)} ns.`,
     '',
     'Each peer cell reads `value (×)`, × being eventsinks ÷ that peer: below 1 means eventsinks ' +
       'is faster or smaller. Reference columns were measured separately on the same machine kind, ' +
@@ -235,7 +238,7 @@ export function renderSvg(result: BenchResult): string {
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="${left}" y="20" font-size="14" font-weight="bold">Time per event (log scale; shorter is faster)</text>`,
     `<text x="${left}" y="37" fill="#555555">${xml(
-      `Node ${m.node}, ${m.cpu}, ${m.cores} cores, load ${m.loadStart.toFixed(2)}; ${result.date.slice(0, 10)}; ${result.quick ? 'quick' : 'full'} run; median of mitata samples`,
+      `Node ${m.node}, ${m.cpu}, ${m.cores} cores, load ${m.loadStart.toFixed(2)}; ${result.date.slice(0, 10)}; ${result.quick ? 'quick' : 'full'} run; ${result.clock ?? 'wall'} clock; median of mitata samples`,
     )}</text>`,
   ];
   names.forEach((name, i) => {
