@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Entry point of the `eventsinks` command. The relay's libraries (yaml, zod, prom-client, pino,
+// better-sqlite3) are optional peers of the package, so they are loaded here, behind a message
+// that says what to install when one is missing.
+const io = {
+  out: (text: string): void => void process.stdout.write(text),
+  err: (text: string): void => void process.stderr.write(text),
+};
+
+try {
+  const { main } = await import('./main.js');
+  process.exitCode = await main(process.argv.slice(2), io);
+} catch (error) {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ERR_MODULE_NOT_FOUND') {
+    io.err(
+      `eventsinks: ${(error as Error).message}\n` +
+        'The relay needs: npm install yaml zod prom-client pino better-sqlite3@12\n',
+    );
+    process.exitCode = 1;
+  } else {
+    io.err(
+      `eventsinks: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  }
+}

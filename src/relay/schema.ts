@@ -1,0 +1,230 @@
+// The relay's configuration schema (zod 4). relay.schema.json is generated from it
+// (`npm run schema`), so editors can validate and complete a relay.yaml.
+import * as z from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+const DURATION_PATTERN = '^\\s*\\d+(\\.\\d+)?(ms|s|m|h)\\s*$';
+
+/** A duration with a unit (`500ms`, `30s`, `5m`, `1h`), parsed to milliseconds. */
+const duration = z
+  .string({
+    error: (issue) =>
+      typeof issue.input === 'number'
+        ? `a bare number is not a duration: write it with a unit, e.g. "${issue.input}s" or "${issue.input}ms"`
+        : 'expected a duration with a unit, e.g. "500ms", "30s", "5m"',
+  })
+  .regex(new RegExp(DURATION_PATTERN), {
+    error: (issue) =>
+      `expected a duration with a unit (ms, s, m, h), e.g. "30s"; got ${JSON.stringify(issue.input)}`,
+  })
+  .transform((text) => parseDuration(text)!);
+
+/** A size in bytes, with an optional unit (`512kb`, `1MiB`). */
+const size = z
+  .union(
+    [z.int().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*(b|kb|kib|mb|mib|gb|gib)?\s*$/i)],
+    {
+      error: 'expected a size such as 1048576, "512kb" or "1MiB"',
+    },
+  )
+  .transform((value) => (typeof value === 'number' ? value : parseSize(value)!));
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, {
+  error: 'expected a name of letters, digits, "-" and "_" (at most 64)',
+});
+
+const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+/** Field path (dots for nesting) → the value, or any of the values, it must have. */
+const fieldMatch = z.record(z.string().min(1), z.union([scalar, z.array(scalar)]));
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
+  error: 'expected host:port, e.g. "127.0.0.1:8080"',
+});
+
+const retry = z
+  .strictObject({
+    /** Attempts before an event goes to the dead letter. */
+    maxAttempts: z.int().min(1).default(10),
+    /** Exponential backoff with full jitter between attempts. */
+    backoff: z
+      .strictObject({
+        base: duration.prefault('500ms'),
+        factor: duration.prefault('500ms'),
+        max: duration.prefault('30s'),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+const batch = z.strictObject({
+  maxSize: z.int().min(1).max(10_000),
+  maxDelay: duration,
+});
+
+const common = {
+  name,
+  /** A disabled destination keeps its events on disk until it is enabled again. */
+  enabled: z.boolean().default(true),
+  match: fieldMatch.optional(),
+  ignore: fieldMatch.optional(),
+  retry,
+  batch: batch.optional(),
+};
+
+const webhookDestination = z.strictObject({
+  type: z.literal('webhook'),
+  ...common,
+  url: httpUrl,
+  method: z.enum(['POST', 'PUT', 'PATCH']).default('POST'),
+  headers: z.record(z.string(), z.string()).default({}),
+  timeout: duration.prefault('5s'),
+  signing: z
+    .strictObject({
+      secret: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, {
+        error: 'expected a Standard Webhooks secret: "whsec_" followed by base64',
+      }),
+    })
+    .optional(),
+  followRedirects: z.boolean().default(false),
+  maxRetryAfter: duration.prefault('5m'),
+});
+
+const stdoutDestination = z.strictObject({ type: z.literal('stdout'), ...common });
+
+const fileDestination = z.strictObject({
+  type: z.literal('file'),
+  ...common,
+  path: z.string().min(1),
+});
+
+const redisDestination = z.strictObject({
+  type: z.literal('redis'),
+  ...common,
+  url: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  stream: z.string().min(1),
+  maxLen: z.int().positive().optional(),
+});
+
+const natsDestination = z.strictObject({
+  type: z.literal('nats'),
+  ...common,
+  servers: z.union([z.string(), z.array(z.string())]).default('127.0.0.1:4222'),
+  subject: z.string().min(1),
+});
+
+const amqpDestination = z.strictObject({
+  type: z.literal('amqp'),
+  ...common,
+  url: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
+  queue: z.string().min(1),
+});
+
+const destination = z.discriminatedUnion('type', [
+  webhookDestination,
+  stdoutDestination,
+  fileDestination,
+  redisDestination,
+  natsDestination,
+  amqpDestination,
+]);
+
+const httpSource = z.strictObject({
+  type: z.literal('http'),
+  path: z.string().startsWith('/').default('/events'),
+  maxBodySize: size.prefault('1MiB'),
+  /** Bearer token required on ingest and admin requests. */
+  token: z.string().min(1).optional(),
+});
+
+const stdinSource = z.strictObject({ type: z.literal('stdin') });
+
+const redisSource = z.strictObject({
+  type: z.literal('redis'),
+  url: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  stream: z.string().min(1),
+  group: z.string().min(1).default('eventsinks-relay'),
+});
+
+const natsSource = z.strictObject({
+  type: z.literal('nats'),
+  servers: z.union([z.string(), z.array(z.string())]).default('127.0.0.1:4222'),
+  stream: z.string().min(1),
+  subject: z.string().min(1).optional(),
+  durable: z.string().min(1).default('eventsinks-relay'),
+});
+
+const amqpSource = z.strictObject({
+  type: z.literal('amqp'),
+  url: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
+  queue: z.string().min(1),
+});
+
+const source = z.discriminatedUnion('type', [
+  httpSource,
+  stdinSource,
+  redisSource,
+  natsSource,
+  amqpSource,
+]);
+
+/** The whole relay configuration. */
+export const relayConfigSchema = z
+  .strictObject({
+    /** The HTTP server: ingest (with an http source), /metrics, /healthz, /readyz, admin. */
+    server: z.strictObject({ listen: hostPort.default('127.0.0.1:8080') }).prefault({}),
+    /** Where each destination's durable queue and dead letters live. */
+    dataDir: z.string().min(1).default('./.eventsinks'),
+    durability: z.enum(['process', 'power']).default('process'),
+    /** On SIGTERM/SIGINT: how long to keep delivering before leaving the rest on disk. */
+    drainTimeout: duration.prefault('20s'),
+    log: z
+      .strictObject({
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info'),
+      })
+      .prefault({}),
+    sources: z.array(source).prefault([{ type: 'http' }]),
+    destinations: z
+      .array(destination)
+      .min(1)
+      .prefault([{ type: 'stdout', name: 'stdout' }]),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.destinations.forEach((d, i) => {
+      if (seen.has(d.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['destinations', i, 'name'],
+          message: `destination name "${d.name}" is used twice`,
+        });
+      }
+      seen.add(d.name);
+    });
+    for (const type of ['http', 'stdin'] as const) {
+      const indexes = config.sources.flatMap((s, i) => (s.type === type ? [i] : []));
+      if (indexes.length > 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sources', indexes[1]!],
+          message: `only one ${type} source is allowed`,
+        });
+      }
+    }
+  });
+
+/** The configuration after validation: durations in ms, sizes in bytes, defaults filled in. */
+export type RelayConfig = z.output<typeof relayConfigSchema>;
+/** One destination's configuration. */
+export type DestinationConfig = RelayConfig['destinations'][number];
+/** One source's configuration. */
+export type SourceConfig = RelayConfig['sources'][number];
+/** A `match`/`ignore` filter. */
+export type FieldMatch = z.output<typeof fieldMatch>;
+
+/** The JSON Schema of the configuration file (its input form: durations as strings). */
+export function relayJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(relayConfigSchema, { io: 'input', unrepresentable: 'any' });
+}
