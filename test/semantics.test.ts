@@ -2,6 +2,7 @@
 // there; rename one and the page must follow.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
   BatchingSink,
@@ -49,6 +50,28 @@ async function outcome(write: () => void | Promise<void>): Promise<unknown> {
 }
 
 describe('semantics', () => {
+  it('docs/semantics.md cites only tests that exist', () => {
+    const root = new URL('..', import.meta.url);
+    // Markdown may wrap a quoted name across lines: compare with whitespace collapsed.
+    const page = readFileSync(new URL('docs/semantics.md', root), 'utf8').replace(/\s+/g, ' ');
+    const citation = /`((?:src|test)\/[\w/.-]+\.test\.ts)` ((?:"[^"]+"(?:, )?)+)/g;
+    let cited = 0;
+    for (const [, file, names] of page.matchAll(citation)) {
+      const source = readFileSync(new URL(file!, root), 'utf8');
+      for (const [, name] of names!.matchAll(/"([^"]+)"/g)) {
+        // Property tests end in an interpolated run count, written "(… runs)" on the page.
+        const property = name!.endsWith('(… runs)');
+        const stem = property ? name!.slice(0, -'(… runs)'.length) : name!;
+        const quoted = ["'", '"', '`'].some((quote) =>
+          source.includes(property ? `${quote}${stem}(` : `${quote}${stem}${quote}`),
+        );
+        assert.ok(quoted, `${file} has no test named "${name}"`);
+        cited++;
+      }
+    }
+    assert.ok(cited > 40, `only ${cited} citations found: is the pattern still right?`);
+  });
+
   it('every composite: close is idempotent, later writes fail with SinkClosedError, await using works', async () => {
     const composites: [string, () => Sink<number> & AsyncDisposable][] = [
       ['Broadcaster', () => new Broadcaster([recorder<number>()])],
