@@ -173,6 +173,10 @@ async function measureAll(
       results[contender.name] = null;
       continue;
     }
+    // Every contender starts from a collected heap, its setup promoted out of the young
+    // generation, so none pays for the garbage of the one before or for a scavenge moving its
+    // listeners mid-measurement.
+    collect();
     const timing = await time(op, { quick: options.quick, perOp });
     results[contender.name] = round(timing.p50);
     spread.push(`${contender.name}: ${describeTiming(timing)}`);
