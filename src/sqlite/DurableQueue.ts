@@ -207,7 +207,7 @@ export class DurableQueue<E> implements Sink<E> {
     if (this.#deleteTimer !== undefined) clearImmediate(this.#deleteTimer);
     this.#deleteTimer = undefined;
     try {
-      this.#flushDeletes();
+      this.#deleteHandled();
     } finally {
       this.#store.close();
     }
@@ -277,6 +277,9 @@ export class DurableQueue<E> implements Sink<E> {
   #next(): StoredRow | undefined {
     const pending = this.#pending;
     if (pending.length === 0 && !this.#complete) {
+      // Replaying a long backlog: remove what is done before reading on, so that a crash in
+      // the middle redelivers at most a page or so, not the whole backlog.
+      this.#deleteHandled();
       const rows = this.#store.page(this.#loadedUpTo, PAGE);
       for (const row of rows) pending.push(row);
       if (rows.length > 0) this.#loadedUpTo = rows[rows.length - 1]!.id;
@@ -348,6 +351,10 @@ export class DurableQueue<E> implements Sink<E> {
 
   readonly #flushDeletes = (): void => {
     this.#deleteTimer = undefined;
+    this.#deleteHandled();
+  };
+
+  #deleteHandled(): void {
     if (this.#handledUpTo <= this.#deletedUpTo || !this.#store.open) return;
     const upTo = this.#handledUpTo;
     try {
@@ -357,7 +364,7 @@ export class DurableQueue<E> implements Sink<E> {
       // Harmless for delivery (those events may be delivered again after a restart), but seen.
       reportDefault(NAME, 'removing delivered events from the file failed', error);
     }
-  };
+  }
 }
 
 function noop(): void {}

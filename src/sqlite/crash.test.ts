@@ -5,7 +5,7 @@
 // but not yet removed from the file) when its run was killed.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -14,14 +14,18 @@ const RUNS = process.env.EVENTSINKS_LONG === '1' ? 100 : 20;
 // Each run writes ids from its own range, so an id names the run that wrote it.
 const SPAN = 10_000_000;
 
-// Acks ('A id') are printed after the write resolved; deliveries ('D id') inside dst.write,
-// before the queue may remove the event. Writes to a pipe are synchronous on Linux, so what
-// was printed before the kill reaches us. The destination is sometimes asynchronous so that
+// Acks ('A id') are logged after the write resolved; deliveries ('D id') inside dst.write,
+// before the queue may remove the event. The log is a file written with writeSync: once the
+// call returns the line is in the kernel and survives SIGKILL (stdout to a pipe may be buffered
+// in the process when the reader lags, and a buffered 'D' line lost at the kill would look
+// like a lost event). The destination is sometimes asynchronous so that
 // deliveries lag behind writes and a backlog is on disk when the kill comes.
 const program = `
+import { openSync, writeSync } from 'node:fs';
 import { DurableQueue } from './src/sqlite/index.ts';
-const { CRASH_PATH: path, CRASH_START, CRASH_MODE } = process.env;
-const out = (line) => process.stdout.write(line + '\\n');
+const { CRASH_PATH: path, CRASH_LOG, CRASH_START, CRASH_MODE } = process.env;
+const log = openSync(CRASH_LOG, 'a');
+const out = (line) => writeSync(log, line + '\\n');
 const dst = {
   write(event) {
     out('D ' + event.id);
@@ -30,7 +34,7 @@ const dst = {
   close() {},
 };
 const queue = new DurableQueue(dst, { path });
-out('R');
+process.stdout.write('R\\n');
 if (CRASH_MODE === 'drain') {
   await queue.close();
   out('X');
@@ -55,25 +59,27 @@ interface Run {
   stderr: string;
 }
 
+let logs = 0;
+
 function runChild(path: string, start: number, mode: 'write' | 'drain'): Promise<Run> {
+  const logPath = `${path}.${++logs}.log`;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', program], {
     cwd: new URL('../..', import.meta.url),
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CRASH_PATH: path, CRASH_START: String(start), CRASH_MODE: mode },
+    env: {
+      ...process.env,
+      CRASH_PATH: path,
+      CRASH_LOG: logPath,
+      CRASH_START: String(start),
+      CRASH_MODE: mode,
+    },
   });
   const run: Run = { acked: [], delivered: [], exit: { code: null, signal: null }, stderr: '' };
-  let rest = '';
   let killer: ReturnType<typeof setTimeout> | undefined;
   child.stdout.on('data', (chunk: Buffer) => {
-    const lines = (rest + chunk.toString()).split('\n');
-    rest = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line.startsWith('A ')) run.acked.push(Number(line.slice(2)));
-      else if (line.startsWith('D ')) run.delivered.push(Number(line.slice(2)));
-      else if (line === 'R' && mode === 'write') {
-        // Ready: the file is open and leftovers are being delivered. Kill at a random moment.
-        killer = setTimeout(() => child.kill('SIGKILL'), 20 + Math.random() * 400);
-      }
+    // Ready: the file is open and leftovers are being delivered. Kill at a random moment.
+    if (mode === 'write' && killer === undefined && chunk.toString().includes('R')) {
+      killer = setTimeout(() => child.kill('SIGKILL'), 20 + Math.random() * 400);
     }
   });
   child.stderr.on('data', (chunk: Buffer) => (run.stderr += chunk.toString()));
@@ -84,6 +90,16 @@ function runChild(path: string, start: number, mode: 'write' | 'drain'): Promise
       clearTimeout(killer);
       clearTimeout(watchdog);
       run.exit = { code, signal };
+      let text = '';
+      try {
+        text = readFileSync(logPath, 'utf8');
+      } catch {
+        // No log: the child died before opening it; the checks below say so.
+      }
+      for (const line of text.split('\n')) {
+        if (line.startsWith('A ')) run.acked.push(Number(line.slice(2)));
+        else if (line.startsWith('D ')) run.delivered.push(Number(line.slice(2)));
+      }
       resolve(run);
     });
   });
@@ -141,9 +157,13 @@ describe('DurableQueue crash test', () => {
       const lost = [...acked].filter((id) => !times.has(id));
       const duplicates = [...times.values()].filter((n) => n > 1).length;
       const delivered = times.size;
+      const lostDetail = lost
+        .slice(0, 10)
+        .map((id) => `${id} (acked in run ${runs.findIndex((r) => r.acked.includes(id))})`)
+        .join(', ');
       const message = `crash test: runs=${RUNS} acknowledged=${acked.size} delivered=${delivered} lost=${lost.length} duplicates=${duplicates}`;
       console.log(message);
-      assert.deepEqual(lost, [], message);
+      assert.deepEqual(lost, [], `${message}; lost: ${lostDetail}`);
       assert.ok(acked.size > RUNS, `too few acknowledged writes to mean anything: ${message}`);
     },
   );
