@@ -201,6 +201,11 @@ export function isHttpEncodeError(error: unknown): error is HttpEncodeError {
  * - `'invalid-timestamp'`: `webhook-timestamp` is not an integer number of seconds.
  * - `'stale-timestamp'` / `'future-timestamp'`: it is further from now than `tolerance`.
  * - `'invalid-signature'`: no `v1` signature matches.
+ *
+ * @example
+ * ```ts
+ * const status = (reason: WebhookVerificationReason) => (reason === 'missing-header' ? 400 : 401);
+ * ```
  */
 export type WebhookVerificationReason =
   | 'missing-header'
