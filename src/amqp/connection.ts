@@ -67,13 +67,34 @@ export async function openConnection(
   }
 }
 
-/** @internal Closes a connection, ignoring that it may already be gone. */
-export async function closeQuietly(model: { close(): Promise<void> } | undefined): Promise<void> {
+/**
+ * Closes a connection or channel, ignoring that it may already be gone. A close handshake the
+ * broker never answers (a half-dead socket) is cut short after `timeout` ms by destroying the
+ * socket, so that closing never hangs.
+ * @internal
+ */
+export async function closeQuietly(
+  model: { close(): Promise<void>; connection?: unknown } | undefined,
+  timeout = 5_000,
+): Promise<void> {
   if (model === undefined) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await model.close();
+    await Promise.race([
+      model.close(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          const stream = (model.connection as { stream?: { destroy(error?: Error): void } })
+            ?.stream;
+          stream?.destroy(new Error('the broker did not answer the close handshake'));
+          resolve();
+        }, timeout);
+      }),
+    ]);
   } catch {
     // Already closed, or the socket died: either way it is released.
+  } finally {
+    clearTimeout(timer);
   }
 }
 

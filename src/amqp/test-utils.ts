@@ -61,7 +61,8 @@ export async function openCuttable(url = AMQP_URL): Promise<ChannelModel> {
 /** Destroys a connection's socket at once: no AMQP goodbye, as if the process had died. */
 export function cut(model: ChannelModel): void {
   const stream = (model.connection as unknown as { stream?: Socket }).stream;
-  stream?.destroy();
+  // With an error: amqplib listens for the socket's 'error' and 'end', not for 'close'.
+  stream?.destroy(new Error('connection cut by the test (simulated crash)'));
 }
 
 /** Deletes queues and exchanges, ignoring the ones that do not exist. */
@@ -225,11 +226,11 @@ export class PrivateRabbit {
           RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
           RABBITMQ_PID_FILE: join(dir, 'pid'),
         },
-        stdio: ['ignore', 'ignore', 'pipe'],
+        // No pipes: the node's helper processes could hold them open after it exits and keep
+        // the test process alive. Its logs are in the data directory.
+        stdio: 'ignore',
         detached: true,
       });
-      let stderr = '';
-      child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2_000)));
       this.#child = child;
       this.#exited = new Promise<void>((resolve) => {
         child.on('exit', () => {
@@ -244,7 +245,7 @@ export class PrivateRabbit {
           return;
         } catch (error) {
           if (this.#child !== child) {
-            throw new Error(`private RabbitMQ node exited while starting: ${stderr}`, {
+            throw new Error(`private RabbitMQ node exited while starting (logs in ${dir})`, {
               cause: error,
             });
           }
@@ -283,9 +284,18 @@ export class PrivateRabbit {
   /** Stops the node for good and removes its data. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    const group = this.#child?.pid;
     await this.stop();
     this.#closed = true;
     running.delete(this);
+    if (group !== undefined) {
+      try {
+        // Whatever helper process of the node is left in its process group goes too.
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // None left.
+      }
+    }
     rmSync(this.#dir, { recursive: true, force: true });
   }
 

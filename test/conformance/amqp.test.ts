@@ -177,7 +177,6 @@ const fixture: ConformanceFixture = {
   },
 
   async close() {
-    setTimeout(() => console.log('ACTIVE', process.getActiveResourcesInfo()), 3000).unref();
     const models = await Promise.allSettled([...raw.values()]);
     raw.clear();
     for (const result of models) {
