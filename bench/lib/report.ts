@@ -169,9 +169,9 @@ function xml(text: string): string {
     .replaceAll('"', '&quot;');
 }
 
-// eventsinks keeps the first colour whatever else is in the run; peers take the rest in order.
+// eventsinks is always red and no peer is; peers take the rest in order of first appearance.
+const SUBJECT_COLOUR = '#d62728';
 const PALETTE = [
-  '#d62728',
   '#1f77b4',
   '#2ca02c',
   '#9467bd',
@@ -181,7 +181,23 @@ const PALETTE = [
   '#17becf',
   '#7f7f7f',
   '#bcbd22',
+  '#aec7e8',
+  '#98df8a',
+  '#c5b0d5',
+  '#ffbb78',
+  '#c49c94',
+  '#f7b6d2',
+  '#9edae5',
+  '#393b79',
+  '#637939',
+  '#8c6d31',
+  '#7b4173',
 ];
+
+/** A rough text width in px at the chart's 11 px font, for layout without a renderer. */
+function textWidth(text: string): number {
+  return text.length * 6.2;
+}
 
 /** A horizontal grouped bar chart of ns/event per scenario, on a log scale. */
 export function renderSvg(result: BenchResult): string {
@@ -214,21 +230,36 @@ export function renderSvg(result: BenchResult): string {
   const rank = (name: string): number =>
     name === 'eventsinks' ? 0 : name.endsWith(' (reference)') ? 2 : 1;
   names.sort((a, b) => rank(a) - rank(b));
-  const measured = names.filter((n) => rank(n) < 2);
+  const peers = names.filter((n) => rank(n) === 1);
   const colour = (name: string): string =>
-    PALETTE[measured.indexOf(name) % PALETTE.length] ?? '#000000';
+    rank(name) === 0
+      ? SUBJECT_COLOUR
+      : (PALETTE[peers.indexOf(name) % PALETTE.length] ?? '#000000');
 
   const isReference = (name: string): boolean => rank(name) === 2;
   const all = groups.flatMap((g) => g.bars.flatMap((b) => b.range ?? [b.ns]));
   const lo = Math.floor(Math.log10(Math.min(...all, 10)));
   const hi = Math.ceil(Math.log10(Math.max(...all, 100)));
   const width = 980;
-  const left = 190;
+  const left = Math.ceil(Math.max(150, ...groups.map((g) => textWidth(g.label) + 18)));
   const right = width - 90;
   const x = (ns: number): number => left + ((Math.log10(ns) - lo) / (hi - lo)) * (right - left);
   const barHeight = 11;
-  const legendRows = Math.ceil(names.length / 5);
-  const top = 58 + legendRows * 18;
+  // The legend flows left to right and wraps, each entry as wide as its name.
+  const legend: { name: string; lx: number; ly: number }[] = [];
+  let lx = 20;
+  let ly = 50;
+  for (const name of names) {
+    const label = isReference(name) ? `${name}, measured separately` : name;
+    const entry = 17 + textWidth(label) + 16;
+    if (lx + entry > width - 10 && lx > 20) {
+      lx = 20;
+      ly += 18;
+    }
+    legend.push({ name: label, lx, ly });
+    lx += entry;
+  }
+  const top = ly + 26;
   const groupHeights = groups.map((g) => g.bars.length * (barHeight + 2) + 14);
   const height = top + groupHeights.reduce((a, b) => a + b, 0) + 30;
 
@@ -236,19 +267,17 @@ export function renderSvg(result: BenchResult): string {
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    `<text x="${left}" y="20" font-size="14" font-weight="bold">Time per event (log scale; shorter is faster)</text>`,
-    `<text x="${left}" y="37" fill="#555555">${xml(
+    `<text x="20" y="20" font-size="14" font-weight="bold">Time per event (log scale; shorter is faster)</text>`,
+    `<text x="20" y="37" fill="#555555">${xml(
       `Node ${m.node}, ${m.cpu}, ${m.cores} cores, load ${m.loadStart.toFixed(2)}; ${result.date.slice(0, 10)}; ${result.quick ? 'quick' : 'full'} run; ${result.clock ?? 'wall'} clock; median of mitata samples`,
     )}</text>`,
   ];
-  names.forEach((name, i) => {
-    const lx = left + (i % 5) * 140;
-    const ly = 50 + Math.floor(i / 5) * 18;
+  legend.forEach(({ name, lx, ly }, i) => {
     parts.push(
-      isReference(name)
+      isReference(names[i]!)
         ? `<rect x="${lx + 0.5}" y="${ly + 0.5}" width="11" height="11" fill="#eeeeee" stroke="#777777" stroke-dasharray="2 1"/>`
         : `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${colour(name)}"/>`,
-      `<text x="${lx + 17}" y="${ly + 10}">${xml(isReference(name) ? `${name}, measured separately` : name)}</text>`,
+      `<text x="${lx + 17}" y="${ly + 10}">${xml(name)}</text>`,
     );
   });
   for (let d = lo; d <= hi; d++) {
