@@ -1,0 +1,390 @@
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { SinkClosedError } from '../errors/SinkClosedError.js';
+import { onAbort } from '../internal/abort.js';
+import { RingBuffer } from '../internal/RingBuffer.js';
+import {
+  describe,
+  expectFunction,
+  expectInteger,
+  expectNonNegative,
+  expectOptionalFunction,
+  expectSignal,
+} from '../internal/validate.js';
+import type { CloseOptions, Sink } from '../Sink.js';
+import {
+  ConnectionWatch,
+  resolveConnection,
+  validateConnectionOptions,
+  type NatsConnectionOptions,
+  type ResolvedConnection,
+} from './connection.js';
+import { ensureStream, validateStreamSpec, type StreamSpec } from './ensureStream.js';
+import { JetStreamPublishError, type JetStreamPublishFailure } from './errors.js';
+
+/**
+ * Options for {@link JetStreamSink}.
+ *
+ * @example
+ * ```ts
+ * const options: JetStreamSinkOptions<Order> = {
+ *   connection,
+ *   subject: (order) => `orders.${order.region}`,
+ *   msgId: (order) => order.id,
+ *   maxInFlight: 64,
+ * };
+ * ```
+ */
+export interface JetStreamSinkOptions<E> extends NatsConnectionOptions {
+  /** The subject to publish to, or a function of the event. A stream must capture it. */
+  subject: string | ((event: E) => string);
+  /**
+   * The message's `Nats-Msg-Id`, which JetStream deduplicates within the stream's
+   * `duplicate_window` (default 2 minutes). Give one when events carry their own id.
+   * Default: an id generated once per event object (kept in a `WeakMap`), so writing the same
+   * object again (as a `RetryingSink` does) reuses it; primitives get a fresh id per write.
+   */
+  msgId?: (event: E) => string;
+  /** Turns an event into the payload; default `JSON.stringify`. */
+  encode?: (event: E) => Uint8Array | string;
+  /** Publishes allowed to await their PubAck at once; default 1 (each waits for the previous). */
+  maxInFlight?: number;
+  /** How long to wait for each PubAck, in ms; default 5000. */
+  timeout?: number;
+  /**
+   * Create this stream on first use if it does not exist (see {@link ensureStream}). By default
+   * the sink expects the stream to exist, and a write to a subject no stream captures rejects
+   * with reason `'no-stream'`.
+   */
+  ensureStream?: StreamSpec;
+}
+
+interface PendingPublish {
+  subject: string;
+  payload: Uint8Array | string;
+  msgId: string;
+  resolve(): void;
+  reject(error: unknown): void;
+  settled: boolean;
+}
+
+const DEFAULT_TIMEOUT = 5_000;
+
+/**
+ * A sink that publishes each event to NATS JetStream and resolves its `write` only once the
+ * stream acknowledged it (PubAck). It rejects with {@link JetStreamPublishError} when no PubAck
+ * arrives within `timeout`, when the connection drops (at once, not after the timeout), when it
+ * is down at write time, or when no stream captures the subject: never a silent success.
+ *
+ * Every message carries a stable `Nats-Msg-Id`, so writing the same event again after a failure
+ * (for example through a `RetryingSink`) is deduplicated by the stream; a PubAck that reports a
+ * duplicate counts as success. With `maxInFlight` 1 (the default) publishes go one at a time in
+ * write order; a larger value pipelines them (still sent in write order) for throughput.
+ *
+ * The sink expects its stream to exist unless `ensureStream` is given. It uses the
+ * `connection` you pass and never closes it, or opens (and on `close()` closes) its own.
+ *
+ * @example
+ * ```ts
+ * import { connect } from '@nats-io/transport-node';
+ * import { JetStreamSink, ensureStream } from 'eventsinks/nats';
+ *
+ * const connection = await connect({ servers: '127.0.0.1:4222' });
+ * await ensureStream(connection, { name: 'ORDERS', subjects: ['orders.>'] });
+ * const sink = new JetStreamSink<Order>({ connection, subject: 'orders.created', msgId: (o) => o.id });
+ * await sink.write({ id: 'o-1', total: 42 }); // resolved: the stream has it
+ * await sink.close();
+ * ```
+ */
+export class JetStreamSink<E> implements Sink<E> {
+  readonly #options: JetStreamSinkOptions<E>;
+  readonly #subject: (event: E) => string;
+  readonly #encode: (event: E) => Uint8Array | string;
+  readonly #msgId: (event: E) => string;
+  readonly #maxInFlight: number;
+  readonly #timeout: number;
+  readonly #waiting = new RingBuffer<PendingPublish>();
+  readonly #inFlight = new Set<PendingPublish>();
+  readonly #ids = new WeakMap<object, string>();
+  readonly #idPrefix = `${randomId()}-`;
+  #idCounter = 0;
+  #ready: Promise<void> | undefined;
+  #resolved: ResolvedConnection | undefined;
+  #js: JetStreamClient | undefined;
+  #watch: ConnectionWatch | undefined;
+  #closed = false;
+  #pumping = false;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+  #acked = 0;
+  #duplicates = 0;
+
+  /**
+   * @param options - see {@link JetStreamSinkOptions}.
+   * @throws TypeError or RangeError naming a bad option.
+   */
+  constructor(options: JetStreamSinkOptions<E>) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
+    }
+    validateConnectionOptions(options);
+    const { subject, msgId, encode, maxInFlight = 1, timeout = DEFAULT_TIMEOUT } = options;
+    if (typeof subject === 'string') {
+      if (subject === '' || /[\s*>]/.test(subject)) {
+        throw new TypeError(
+          `Expected \`subject\` to be a subject without spaces or wildcards, got ${describe(subject)}`,
+        );
+      }
+    } else expectFunction('subject', subject);
+    expectOptionalFunction('msgId', msgId);
+    expectOptionalFunction('encode', encode);
+    expectInteger('maxInFlight', maxInFlight);
+    expectNonNegative('timeout', timeout);
+    if (timeout === 0) {
+      throw new RangeError(
+        `Expected \`timeout\` to be a positive number, got ${describe(timeout)}`,
+      );
+    }
+    if (options.ensureStream !== undefined) validateStreamSpec(options.ensureStream);
+    this.#options = options;
+    this.#subject = typeof subject === 'string' ? () => subject : subject;
+    this.#encode = encode ?? encodeJson;
+    this.#msgId = msgId ?? ((event) => this.#generatedId(event));
+    this.#maxInFlight = maxInFlight;
+    this.#timeout = timeout;
+  }
+
+  /** Publishes awaiting their PubAck plus writes waiting for a `maxInFlight` slot. */
+  get size(): number {
+    return this.#inFlight.size + this.#waiting.length;
+  }
+
+  /** Writes acknowledged so far, and how many of those the stream reported as duplicates. */
+  get stats(): { acked: number; duplicates: number } {
+    return { acked: this.#acked, duplicates: this.#duplicates };
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Publishes `event`; resolves when JetStream acknowledged it (or reported it a duplicate).
+   * @throws SinkClosedError after `close()`, and (synchronously) the error of `subject`,
+   *   `msgId` or `encode`. Rejects with {@link JetStreamPublishError} when the message was not
+   *   acknowledged.
+   */
+  write(event: E): Promise<void> {
+    if (this.#closed) throw new SinkClosedError('JetStreamSink is closed');
+    // Computed before anything is queued, so a bad event fails alone and at once.
+    const subject = this.#subject(event);
+    const msgId = this.#msgId(event);
+    if (typeof msgId !== 'string' || msgId === '') {
+      throw new TypeError(
+        `Expected \`msgId\` to return a non-empty string, got ${describe(msgId)}`,
+      );
+    }
+    const payload = this.#encode(event);
+    return new Promise<void>((resolve, reject) => {
+      const pending: PendingPublish = { subject, payload, msgId, resolve, reject, settled: false };
+      if (
+        this.#js !== undefined &&
+        this.#inFlight.size < this.#maxInFlight &&
+        this.#waiting.length === 0
+      ) {
+        this.#send(pending);
+      } else {
+        this.#waiting.push(pending);
+        if (this.#js === undefined) void this.#start();
+      }
+    });
+  }
+
+  /**
+   * Stops accepting writes and waits for every outstanding PubAck (waiting writes are still
+   * published), then releases the connection if the sink opened it. Idempotent.
+   *
+   * With `signal`, when it aborts every write still unacknowledged is rejected with
+   * `SinkClosedError` (its message may or may not be stored; a retry elsewhere is deduplicated)
+   * and the promise resolves.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    expectSignal('signal', options.signal);
+    if (this.#closing) {
+      if (options.signal) onAbort(options.signal, () => this.#abort());
+      return this.#closing;
+    }
+    this.#closed = true;
+    this.#closing = this.#close(options.signal);
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(signal: AbortSignal | undefined): Promise<void> {
+    const cleanup = onAbort(signal, () => this.#abort());
+    try {
+      if (this.size > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+    } finally {
+      cleanup();
+    }
+    // A connection still being opened for writes that an abort rejected must be closed too.
+    await this.#ready?.catch(() => undefined);
+    this.#watch?.stop();
+    const resolved = this.#resolved;
+    if (resolved?.owned) {
+      try {
+        await resolved.connection.close();
+      } catch {
+        // Already closed: released either way.
+      }
+    }
+  }
+
+  #abort(): void {
+    const error = (): SinkClosedError =>
+      new SinkClosedError('JetStreamSink was closed before the message was acknowledged');
+    for (const pending of this.#waiting.drain()) this.#settle(pending, error());
+    for (const pending of [...this.#inFlight]) this.#settle(pending, error());
+  }
+
+  // Connects (if the sink owns its connection) and ensures the stream, once; a failure rejects
+  // the writes waiting for it and lets the next write try again.
+  #start(): Promise<void> {
+    this.#ready ??= (async () => {
+      const resolved = await resolveConnection(this.#options);
+      try {
+        if (this.#options.ensureStream !== undefined) {
+          await ensureStream(resolved.connection, this.#options.ensureStream);
+        }
+      } catch (error) {
+        if (resolved.owned) await resolved.connection.close().catch(() => undefined);
+        throw error;
+      }
+      this.#resolved = resolved;
+      this.#watch = new ConnectionWatch(resolved.connection, () => this.#disconnected());
+      this.#js = jetstream(resolved.connection, { timeout: this.#timeout });
+    })().then(
+      () => this.#pump(),
+      (error: unknown) => {
+        this.#ready = undefined;
+        for (const pending of this.#waiting.drain()) this.#settle(pending, error);
+      },
+    );
+    return this.#ready;
+  }
+
+  #pump(): void {
+    // A publish that fails synchronously (disconnected) settles inside #send and calls back
+    // here: the flag turns that recursion into the loop's next turn.
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#waiting.length > 0 && this.#inFlight.size < this.#maxInFlight) {
+        this.#send(this.#waiting.shift());
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #send(pending: PendingPublish): void {
+    const js = this.#js!;
+    this.#inFlight.add(pending);
+    const connection = this.#resolved!.connection;
+    if (connection.isClosed()) {
+      this.#fail(pending, 'closed', undefined);
+      return;
+    }
+    // Fail fast while disconnected: nats.js would buffer the request and let it time out.
+    if (!this.#watch!.connected) {
+      this.#fail(pending, 'disconnected', undefined);
+      return;
+    }
+    js.publish(pending.subject, pending.payload, {
+      msgID: pending.msgId,
+      timeout: this.#timeout,
+    }).then(
+      (ack) => {
+        if (pending.settled) return;
+        this.#acked++;
+        if (ack.duplicate) this.#duplicates++;
+        this.#settle(pending, undefined);
+      },
+      (error: unknown) => this.#fail(pending, this.#classify(error), error),
+    );
+  }
+
+  #classify(error: unknown): JetStreamPublishFailure {
+    const name = (error as { name?: unknown } | null)?.name;
+    if (name === 'TimeoutError')
+      return this.#watch?.connected === false ? 'disconnected' : 'timeout';
+    if (name === 'JetStreamNotEnabled' || name === 'NoRespondersError') return 'no-stream';
+    if (name === 'ClosedConnectionError' || name === 'DrainingConnectionError') return 'closed';
+    if (this.#resolved?.connection.isClosed()) return 'closed';
+    if (this.#watch?.connected === false) return 'disconnected';
+    return 'rejected';
+  }
+
+  #fail(pending: PendingPublish, reason: JetStreamPublishFailure, cause: unknown): void {
+    if (pending.settled) return;
+    this.#settle(
+      pending,
+      new JetStreamPublishError(
+        reason,
+        pending.subject,
+        pending.msgId,
+        cause === undefined ? undefined : { cause },
+      ),
+    );
+  }
+
+  // Every outstanding publish fails the moment the connection drops: its PubAck may never come.
+  #disconnected(): void {
+    for (const pending of [...this.#inFlight]) this.#fail(pending, 'disconnected', undefined);
+  }
+
+  #settle(pending: PendingPublish, error: unknown): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    this.#inFlight.delete(pending);
+    if (error === undefined) pending.resolve();
+    else pending.reject(error);
+    if (this.#js !== undefined) this.#pump();
+    if (this.#idle !== undefined && this.size === 0) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle();
+    }
+  }
+
+  #generatedId(event: E): string {
+    if (typeof event !== 'object' || event === null) return this.#idPrefix + this.#idCounter++;
+    let id = this.#ids.get(event);
+    if (id === undefined) {
+      id = this.#idPrefix + this.#idCounter++;
+      this.#ids.set(event, id);
+    }
+    return id;
+  }
+}
+
+function encodeJson(event: unknown): string {
+  const json = JSON.stringify(event);
+  if (json === undefined) {
+    throw new TypeError(`Cannot encode ${describe(event)} as JSON`);
+  }
+  return json;
+}
+
+/** @internal 16 random hex characters: a per-sink prefix that keeps generated ids unique. */
+export function randomId(): string {
+  const bytes = new Uint8Array(8);
+  globalThis.crypto.getRandomValues(bytes);
+  let out = '';
+  for (const byte of bytes) out += byte.toString(16).padStart(2, '0');
+  return out;
+}
