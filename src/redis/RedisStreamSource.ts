@@ -590,7 +590,9 @@ export class RedisStreamSource<E> {
   }
 
   async #read(): Promise<void> {
-    const count = String(Math.max(1, this.#batchSize - this.#buffer.length));
+    // A full batch every time: reading starts when the buffer is half empty, so the next batch
+    // arrives while the workers finish this one (at most 1.5 batches held).
+    const count = String(this.#batchSize);
     const head = ['XREADGROUP', 'GROUP', this.#group, this.#consumer, 'COUNT', count];
     if (this.#backlog !== undefined) {
       // Our own pending entries first (a restart under the same consumer name): reading history
@@ -659,15 +661,14 @@ export class RedisStreamSource<E> {
   async #accept(raw: RawEntry[], lookup: boolean): Promise<void> {
     // Entries we already hold came back through XAUTOCLAIM (a write slower than minIdle): they
     // are ours already, and writing them twice at once would only make duplicates.
-    const fresh = raw.filter(
-      (entry) => !this.#held.has(entry.entryId) && !this.#unconfirmed.has(entry.entryId),
-    );
-    if (fresh.length === 0) return;
-    const deleted = fresh.filter((entry) => entry.fields === null);
-    // An entry deleted from the stream (XDEL, MAXLEN) while pending: nothing to deliver.
-    for (const entry of deleted) this.#ack(entry.entryId);
-    const live = fresh.filter((entry) => entry.fields !== null);
-    if (live.length === 0) return;
+    let live: RawEntry[] | undefined;
+    for (const entry of raw) {
+      if (this.#held.has(entry.entryId) || this.#unconfirmed.has(entry.entryId)) continue;
+      // An entry deleted from the stream (XDEL, MAXLEN) while pending: nothing to deliver.
+      if (entry.fields === null) this.#ack(entry.entryId);
+      else (live ??= []).push(entry);
+    }
+    if (live === undefined) return;
     const deliveries = lookup ? await this.#deliveriesOf(live) : undefined;
     for (const entry of live) {
       this.#held.add(entry.entryId);
