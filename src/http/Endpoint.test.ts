@@ -24,8 +24,9 @@ class Letters<E> implements Sink<DeadLetter<E>> {
 }
 
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
-// Small timings so the suite is quick; none of the assertions depends on them being met.
-const fast = { threshold: 10, backoff: 5, timeout: 2000 } as const;
+// Short backoffs so the suite is quick, and a long timeout so that a loaded machine never turns
+// a slow answer into a retry the exact counts below do not expect.
+const fast = { threshold: 10, backoff: 5, timeout: 10_000 } as const;
 const seqs = (received: Received[]): number[] =>
   received.map((r) => (JSON.parse(r.body.toString()) as Ev).seq);
 
@@ -87,7 +88,11 @@ describe('Endpoint', () => {
       else reply(res, 200);
     });
     // No backoff of its own: any wait comes from Retry-After.
-    const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, { threshold: 10, backoff: 0 });
+    const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, {
+      threshold: 10,
+      backoff: 0,
+      timeout: fast.timeout,
+    });
     void endpoint.write({ seq: 1 });
     await endpoint.close();
     assert.equal(at.length, 2);
@@ -107,6 +112,7 @@ describe('Endpoint', () => {
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, {
       threshold: 1,
       backoff: 60_000,
+      timeout: fast.timeout,
       deadLetter: dlq,
     });
     for (let seq = 0; seq < 6; seq++) void endpoint.write({ seq });
@@ -157,17 +163,19 @@ describe('Endpoint', () => {
     });
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, {
       ...fast,
-      timeout: 300,
+      timeout: 500,
       signing: { secret },
     });
     void endpoint.write({ seq: 1 });
     await endpoint.close();
-    assert.equal(server.received.length, 2);
-    const [first, second] = server.received;
-    assert.equal(first?.headers['webhook-id'], second?.headers['webhook-id']);
-    await verifyWebhook(secret, second!.headers, second!.body);
+    // Two requests, unless a loaded machine made an answer late too: then more, all alike.
+    assert.ok(server.received.length >= 2);
+    const ids = new Set(server.received.map((r) => r.headers['webhook-id']));
+    assert.equal(ids.size, 1);
+    const last = server.received.at(-1)!;
+    await verifyWebhook(secret, last.headers, last.body);
     const m = endpoint.metrics();
-    assert.deepEqual([m.successes, m.errors, m.failures], [1, 1, 0]);
+    assert.deepEqual([m.successes, m.errors, m.failures], [1, server.received.length - 1, 0]);
     assert.deepEqual(m.statuses, { '200 OK': 1 });
   });
 
@@ -201,7 +209,7 @@ describe('Endpoint', () => {
       const timer = setInterval(() => res.write('.'), 50);
       res.on('close', () => clearInterval(timer));
     });
-    const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, { ...fast, timeout: 300 });
+    const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, { ...fast, timeout: 1000 });
     void endpoint.write({ seq: 1 });
     await endpoint.close();
     assert.equal(server.received.length, 1);
@@ -272,9 +280,15 @@ describe('Endpoint', () => {
   });
 
   it('any strategy can replace the breaker', async () => {
-    let calls = 0;
-    reset((_, res) => reply(res, ++calls % 2 ? 500 : 200));
+    const seen = new Set<number>();
+    reset((received, res) => {
+      // Each event fails the first time it arrives.
+      const { seq } = JSON.parse(received.body.toString()) as Ev;
+      reply(res, seen.has(seq) ? 200 : 500);
+      seen.add(seq);
+    });
     const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, {
+      timeout: fast.timeout,
       strategy: new ExponentialBackoff({ base: 1, factor: 1, max: 5 }),
     });
     for (let seq = 0; seq < 5; seq++) void endpoint.write({ seq });

@@ -179,7 +179,7 @@ describe('HttpSink', () => {
       const timer = setInterval(() => res.write('more;'), 50);
       res.on('close', () => clearInterval(timer));
     };
-    const sink = new HttpSink<number>(`${server.origin}/hook`, { timeout: 300 });
+    const sink = new HttpSink<number>(`${server.origin}/hook`, { timeout: 1000 });
     reset(trickle(200));
     await sink.write(1);
     reset(trickle(500));
