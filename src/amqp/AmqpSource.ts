@@ -1,4 +1,5 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import { isSinkClosedError } from '../errors/SinkClosedError.js';
 import { onAbort, untilAborted } from '../internal/abort.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import {
@@ -114,6 +115,7 @@ export const ATTEMPTS_HEADER = 'x-attempts';
 export const REASON_HEADER = 'x-eventsinks-reason';
 const QUEUE_TYPES: readonly AmqpQueueType[] = ['classic', 'quorum'];
 const MAX_REASON = 1_000;
+const ABORTED = AbortSignal.abort();
 
 /**
  * Consumes a RabbitMQ queue and writes each event into a local {@link Sink}, acknowledging a
@@ -131,6 +133,8 @@ const MAX_REASON = 1_000;
  * - **Dead letters**: after `maxDeliveries` failed writes, or at once when `decode`/`validate`
  *   fails, the message is published to `deadLetterExchange` with its reason in the
  *   `x-eventsinks-reason` header and then acknowledged: a poison message never blocks the queue.
+ * - **Closed destination**: a write failing with `SinkClosedError` closes the source at once,
+ *   without acknowledging: the broker gives the messages to the group's other consumers.
  * - **Recovery**: when the connection or channel is lost the source reconnects with backoff,
  *   declares the topology again and resumes; writes still pending from the lost channel are
  *   not acknowledged (the broker redelivers those messages: duplicates, never losses).
@@ -490,6 +494,12 @@ export class AmqpSource<E> {
       } catch (error) {
         if (!this.#ackable(subscription)) return;
         this.#onError(error, event);
+        if (isSinkClosedError(error)) {
+          // The destination is gone for good: retrying would only walk every message to the
+          // dead letter. Stop at once without acknowledging; the broker requeues for the group.
+          void this.close({ signal: ABORTED });
+          return;
+        }
         const failed = attempts + 1;
         if (failed >= this.#maxDeliveries) {
           const reason = `maxDeliveries (${this.#maxDeliveries}) reached; last error: ${reasonOf(error)}`;

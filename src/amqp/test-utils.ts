@@ -96,11 +96,18 @@ export async function deleteTopology(
   }
 }
 
+/** What {@link peekQueue} returns for each message. */
+export interface PeekedMessage {
+  content: string;
+  messageId: unknown;
+  headers: Record<string, unknown>;
+  deliveryMode: unknown;
+  contentType: unknown;
+  redelivered: boolean;
+}
+
 /** Every message in `queue`, read without removing them (they are requeued when we close). */
-export async function peekQueue(
-  queue: string,
-  url = AMQP_URL,
-): Promise<{ content: string; messageId: unknown; headers: Record<string, unknown> }[]> {
+export async function peekQueue(queue: string, url = AMQP_URL): Promise<PeekedMessage[]> {
   const model = await connect(url, { timeout: 5_000 });
   model.on('error', () => {});
   try {
@@ -111,7 +118,7 @@ export async function peekQueue(
     } catch {
       return [];
     }
-    const out: { content: string; messageId: unknown; headers: Record<string, unknown> }[] = [];
+    const out: PeekedMessage[] = [];
     for (;;) {
       const message = await channel.get(queue, { noAck: false });
       if (message === false) break;
@@ -119,6 +126,9 @@ export async function peekQueue(
         content: message.content.toString('utf8'),
         messageId: message.properties.messageId as unknown,
         headers: message.properties.headers ?? {},
+        deliveryMode: message.properties.deliveryMode as unknown,
+        contentType: message.properties.contentType as unknown,
+        redelivered: message.fields.redelivered,
       });
     }
     return out;
