@@ -104,19 +104,32 @@ describe('semantics', () => {
   it('Queue with maxInFlight issues writes in order; completion order is up to the destination', async () => {
     const issued: number[] = [];
     const completed: number[] = [];
-    // Later events finish first: 0 takes 30 ms, 1 takes 20 ms, 2 takes 10 ms.
+    const release = new Map<number, () => void>();
+    // Each write waits until the test releases it: no clock involved.
     const dst: Sink<number> = {
-      async write(event) {
+      write(event) {
         issued.push(event);
-        await sleep(30 - 10 * (event % 3));
-        completed.push(event);
+        return new Promise<void>((resolve) =>
+          release.set(event, () => {
+            completed.push(event);
+            resolve();
+          }),
+        );
       },
       close() {},
     };
     const queue = new Queue(dst, { maxInFlight: 3 });
     for (let i = 0; i < 3; i++) void queue.write(i);
-    await queue.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    // All three are outstanding before any completes, issued in write order.
     assert.deepEqual(issued, [0, 1, 2]);
+    const closing = queue.close();
+    // The destination finishes them in the opposite order; the queue does not hold any back.
+    for (const event of [2, 1, 0]) {
+      release.get(event)!();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await closing;
     assert.deepEqual(completed, [2, 1, 0]);
   });
 
