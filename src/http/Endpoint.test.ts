@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { isQueueFullError } from '../errors/QueueFullError.js';
@@ -359,6 +360,50 @@ describe('Endpoint', () => {
       );
       assert.deepEqual(m.statuses, { '200 OK': 20, '422 Unprocessable Entity': 10 });
     });
+  });
+
+  it('nothing keeps the process alive after close, even with a request stuck and a long backoff', async () => {
+    // A receiver that takes the first request and never answers, then refuses with 503.
+    let calls = 0;
+    reset((_, res) => {
+      if (++calls > 1) reply(res, 503);
+    });
+    const program = `
+      import { Endpoint } from './src/http/index.ts';
+      const endpoint = new Endpoint(${JSON.stringify(`${server.origin}/hook`)}, {
+        timeout: 60_000, threshold: 1, backoff: 60_000, onDrop() {},
+      });
+      for (let i = 0; i < 5; i++) endpoint.write({ i });
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      await endpoint.close({ signal: AbortSignal.timeout(100) });
+      console.log('closed in', Date.now() - started, 'ms', JSON.stringify(endpoint.metrics()));
+    `;
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', program],
+      {
+        cwd: new URL('../..', import.meta.url),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const started = Date.now();
+    const code = await new Promise<number | null>((resolve) => {
+      const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.on('exit', (c) => {
+        clearTimeout(killer);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 0, output);
+    assert.match(output, /closed in \d+ ms/);
+    assert.match(output, /"pending":0,"events":5,/);
+    // The request timeout and the backoff were 60 s: exiting well under that proves that the
+    // stuck request was aborted and the timers cancelled.
+    assert.ok(Date.now() - started < 25_000, `took ${Date.now() - started} ms: ${output}`);
   });
 
   it('rejects bad options naming them', () => {
