@@ -363,7 +363,12 @@ export class AmqpSource<E> {
 
   async #drop(subscription: Subscription | undefined): Promise<void> {
     if (subscription === undefined) return;
+    const wasOpen = subscription.open;
     subscription.open = false;
+    // The channel first: amqplib multiplexes channel frames but sends the connection's close
+    // directly, so closing the connection at once could overtake the last acks, and the broker
+    // would requeue messages whose writes succeeded. channel.close() follows them in order.
+    if (wasOpen) await closeQuietly(subscription.channel);
     await closeQuietly(subscription.model);
   }
 
