@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { SinkClosedError } from '../errors/SinkClosedError.js';
+import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
 import { onAbort, untilAborted } from '../internal/abort.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
@@ -165,6 +165,8 @@ const noop = (): void => {};
  *   stream.
  * - Entries another consumer left unacknowledged for `minIdle` are taken over (XAUTOCLAIM).
  * - A group deleted under the source (NOGROUP) is recreated.
+ * - A destination that answers `SinkClosedError` is gone for good: the source hands the entry
+ *   back unacknowledged and closes itself.
  *
  * `close({ signal })` stops fetching, waits for the writes in flight and acknowledges those that
  * resolved, hands entries it fetched but never started back to the group, and never acknowledges
@@ -769,6 +771,12 @@ export class RedisStreamSource<E> {
           return;
         }
         this.#onError(failure, event);
+        if (isSinkClosedError(failure)) {
+          // The destination is gone for good: nothing was delivered, retrying cannot help, and
+          // dead-lettering would lose the entry for this group. Hand it back and stop.
+          void this.close();
+          break;
+        }
         if (deliveries >= this.#maxDeliveries) {
           await this.#deadLetter(entry, event, failure, deliveries);
           return;

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createClient } from 'redis';
-import { isSinkClosedError } from '../errors/SinkClosedError.js';
+import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
 import type { Sink } from '../Sink.js';
 import {
   RedisStreamSink,
@@ -304,6 +304,32 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
       await sleep(300);
       await Promise.all([a.close(), b.close(), sink.close()]);
       assert.deepEqual(peer.events, [], 'the peer took over a healthy slow write');
+    });
+
+    it('a destination answering SinkClosedError stops the source; the entry stays unacknowledged', async () => {
+      const key = stream();
+      const errors: unknown[] = [];
+      const dst: Sink<{ n: number }> = {
+        write() {
+          throw new SinkClosedError('gone');
+        },
+        close() {},
+      };
+      const source = new RedisStreamSource(client, dst, {
+        stream: key,
+        group: 'g',
+        block: 200,
+        onError: (e) => errors.push(e),
+      });
+      await source.ready;
+      await client.xAdd(key, '*', { id: 'x', data: JSON.stringify({ n: 1 }) });
+      await waitFor(() => source.closed, 10_000, 'the source to close itself');
+      await source.close();
+      const pending = await client.xPending(key, 'g');
+      assert.equal(pending.pending, 1, 'not acknowledged');
+      assert.ok(errors.some(isSinkClosedError));
+      const dlq = await client.xLen(`${key}:dlq`);
+      assert.equal(dlq, 0, 'not dead-lettered');
     });
 
     it('works with a RESP3 client', async () => {
