@@ -200,6 +200,7 @@ const DEFAULT_MAX_DELIVERIES = 5;
 const DEFAULT_RETRY_DELAY = 1_000;
 const DEFAULT_FETCH_EXPIRES = 5_000;
 const MAX_BACKOFF = 5_000;
+const STALE_MARGIN = 250;
 const DECODER = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -257,6 +258,9 @@ export class JetStreamSource<E> {
   #wake: (() => void) | undefined;
   #drained: (() => void) | undefined;
   #stopping = false;
+  // When the pull request of a fetch stopped early expires at the server (ms since the epoch).
+  #fetchEndsAt = 0;
+  #staleUntil = 0;
   #closing: Promise<void> | undefined;
   #removeSignal: () => void = noop;
 
@@ -462,6 +466,7 @@ export class JetStreamSource<E> {
           void this.close();
           return;
         }
+        this.#fetchEndsAt = Date.now() + this.#fetchExpires;
         const batch = await this.#consumer!.fetch({
           max_messages: room,
           expires: this.#fetchExpires,
@@ -493,7 +498,7 @@ export class JetStreamSource<E> {
     this.#stats.received++;
     // Arrived after close() began: hand it straight back to the other sources.
     if (this.#stopping) {
-      quietly(() => msg.nak());
+      quietly(() => msg.nak(this.#handBackDelay()));
       this.#stats.nakked++;
       return;
     }
@@ -566,8 +571,8 @@ export class JetStreamSource<E> {
     }
   }
 
-  #nak(held: Held, delay: number): void {
-    quietly(() => held.msg.nak(delay > 0 ? delay : undefined));
+  #nak(held: Held, delay: number | undefined): void {
+    quietly(() => held.msg.nak(delay !== undefined && delay > 0 ? delay : undefined));
     this.#stats.nakked++;
   }
 
@@ -628,6 +633,12 @@ export class JetStreamSource<E> {
     this.#stats.deadLettered++;
   }
 
+  // A message handed back on close: at once, unless a stopped pull request could still take it.
+  #handBackDelay(): number | undefined {
+    const delay = this.#staleUntil - Date.now();
+    return delay > 0 ? delay : undefined;
+  }
+
   #keepAlive(): void {
     for (const held of this.#held) quietly(() => held.msg.working());
   }
@@ -637,13 +648,19 @@ export class JetStreamSource<E> {
     await this.#starting?.catch(noop);
     // Stop fetching; the server drops a pull request nobody listens to any more.
     const fetching = this.#fetching;
-    if (fetching !== undefined) quietly(() => void fetching.close().catch(noop));
+    if (fetching !== undefined) {
+      // NATS 2.9 cannot cancel a pull request: until it expires, the server may hand a message
+      // nak'd now to that request's (no longer subscribed) inbox, where it would wait out
+      // ack_wait. Hand-backs are delayed until the request is gone (see #handBackDelay).
+      this.#staleUntil = this.#fetchEndsAt + STALE_MARGIN;
+      quietly(() => void fetching.close().catch(noop));
+    }
     this.#wakeLoop();
     // Fetched but never written: hand back at once rather than after ackWait.
     while (this.#buffer.length > 0) {
       const held = this.#buffer.shift();
       this.#held.delete(held);
-      this.#nak(held, 0);
+      this.#nak(held, this.#handBackDelay());
     }
     if (this.#active > 0) {
       // Set #drained before listening: an already-aborted signal abandons synchronously.
@@ -670,7 +687,7 @@ export class JetStreamSource<E> {
     for (const held of this.#held) {
       if (held.abandoned) continue;
       held.abandoned = true;
-      this.#nak(held, 0);
+      this.#nak(held, this.#handBackDelay());
     }
     this.#held.clear();
     const drained = this.#drained;
