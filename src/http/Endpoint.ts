@@ -9,7 +9,7 @@ import type { RetryStrategy } from '../retry/RetryStrategy.js';
 import { RetryingSink, type DeadLetter } from '../RetryingSink.js';
 import { isThenable, type CloseOptions, type Sink } from '../Sink.js';
 import { isHttpStatusError } from './errors.js';
-import { HttpSink, type EncodedBody } from './HttpSink.js';
+import { HttpSink, type EncodedBody, type WebhookSigning } from './HttpSink.js';
 import { httpRetryStrategy } from './httpRetryStrategy.js';
 import { statusKey } from './internal.js';
 
@@ -86,7 +86,7 @@ export interface EndpointOptions<E> {
   /** Turns an event (or with `batch`, an array of events) into a body; default JSON. */
   encode?(payload: E | E[]): EncodedBody;
   /** Sign every request the Standard Webhooks way with this `whsec_…` secret. */
-  signing?: { secret: string };
+  signing?: Pick<WebhookSigning<E>, 'secret'>;
   /** `'manual'` (default: a 3xx is a failure, dead-lettered) or `'follow'`. */
   redirect?: 'manual' | 'follow';
   /** The fetch implementation; defaults to the global `fetch`. */
