@@ -19,17 +19,24 @@ const SPAN = 10_000_000;
 // call returns the line is in the kernel and survives SIGKILL (stdout to a pipe may be buffered
 // in the process when the reader lags, and a buffered 'D' line lost at the kill would look
 // like a lost event). The destination is sometimes asynchronous so that
-// deliveries lag behind writes and a backlog is on disk when the kill comes.
+// deliveries lag behind writes and a backlog is on disk when the kill comes. Every other run
+// the destination is slow (timers), so a backlog builds up; in the others it is fast, so the
+// run replays that backlog and then delivers its own events from memory.
 const program = `
 import { openSync, writeSync } from 'node:fs';
 import { DurableQueue } from './src/sqlite/index.ts';
-const { CRASH_PATH: path, CRASH_LOG, CRASH_START, CRASH_MODE } = process.env;
+const { CRASH_PATH: path, CRASH_LOG, CRASH_START, CRASH_MODE, CRASH_SLOW } = process.env;
+const SLOW = CRASH_SLOW === '1';
 const log = openSync(CRASH_LOG, 'a');
 const out = (line) => writeSync(log, line + '\\n');
 const dst = {
   write(event) {
     out('D ' + event.id);
-    if (Math.random() < 0.3) return new Promise((resolve) => setTimeout(resolve, Math.random() < 0.9 ? 0 : 3));
+    if (SLOW) {
+      if (Math.random() < 0.3) return new Promise((resolve) => setTimeout(resolve, Math.random() < 0.9 ? 0 : 3));
+    } else if (Math.random() < 0.1) {
+      return new Promise((resolve) => setImmediate(resolve));
+    }
   },
   close() {},
 };
@@ -61,7 +68,12 @@ interface Run {
 
 let logs = 0;
 
-function runChild(path: string, start: number, mode: 'write' | 'drain'): Promise<Run> {
+function runChild(
+  path: string,
+  start: number,
+  mode: 'write' | 'drain',
+  slow = false,
+): Promise<Run> {
   const logPath = `${path}.${++logs}.log`;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', program], {
     cwd: new URL('../..', import.meta.url),
@@ -72,6 +84,7 @@ function runChild(path: string, start: number, mode: 'write' | 'drain'): Promise
       CRASH_LOG: logPath,
       CRASH_START: String(start),
       CRASH_MODE: mode,
+      CRASH_SLOW: slow ? '1' : '0',
     },
   });
   const run: Run = { acked: [], delivered: [], exit: { code: null, signal: null }, stderr: '' };
@@ -118,7 +131,7 @@ describe('DurableQueue crash test', () => {
       const path = join(root, 'crash.db');
       const runs: Run[] = [];
       for (let i = 0; i < RUNS; i++) {
-        const run = await runChild(path, (i + 1) * SPAN, 'write');
+        const run = await runChild(path, (i + 1) * SPAN, 'write', i % 2 === 0);
         assert.equal(run.exit.signal, 'SIGKILL', `run ${i} ended on its own: ${run.stderr}`);
         runs.push(run);
       }
