@@ -423,6 +423,9 @@ describe('Endpoint', () => {
     );
     assert.throws(() => new Endpoint(url, { onDrop: 5 as never }), /`onDrop`/);
     assert.throws(() => new Endpoint('mailto:x@example.com'), /`url`/);
+    assert.throws(() => new Endpoint(url, { ignore: 5 as never }), /`ignore`.*`5`/);
+    assert.throws(() => new Endpoint(url, { strategy: {} as never }), /`strategy`/);
+    assert.throws(() => new Endpoint(url, { batch: 100 as never }), /`batch`/);
   });
 });
 

@@ -2,7 +2,12 @@ import { isSinkClosedError, SinkClosedError } from '../errors/SinkClosedError.js
 import { BatchingSink } from '../BatchingSink.js';
 import { Filter, type Matcher } from '../Filter.js';
 import { callHook, reportDefault } from '../internal/report.js';
-import { expectInteger, expectNonNegative, expectOptionalFunction } from '../internal/validate.js';
+import {
+  describe,
+  expectInteger,
+  expectNonNegative,
+  expectOptionalFunction,
+} from '../internal/validate.js';
 import { Queue, type OverflowPolicy } from '../Queue.js';
 import { Breaker } from '../retry/Breaker.js';
 import type { RetryStrategy } from '../retry/RetryStrategy.js';
@@ -198,7 +203,31 @@ export class Endpoint<E> implements Sink<E> {
     expectNonNegative('backoff', backoff);
     expectOptionalFunction('onDrop', onDrop);
     expectOptionalFunction('onError', onError);
+    if (
+      ignore !== undefined &&
+      typeof ignore !== 'function' &&
+      (typeof ignore !== 'object' || ignore === null || typeof ignore.match !== 'function')
+    ) {
+      throw new TypeError(
+        `Expected \`ignore\` to be a function or an object with match(), got ${describe(ignore)}`,
+      );
+    }
+    if (
+      strategy !== undefined &&
+      (typeof strategy !== 'object' ||
+        strategy === null ||
+        typeof strategy.proceed !== 'function' ||
+        typeof strategy.failure !== 'function' ||
+        typeof strategy.success !== 'function')
+    ) {
+      throw new TypeError(
+        `Expected \`strategy\` to be a RetryStrategy (proceed, failure, success), got ${describe(strategy)}`,
+      );
+    }
     if (batch !== undefined) {
+      if (typeof batch !== 'object' || batch === null) {
+        throw new TypeError(`Expected \`batch\` to be an object, got ${describe(batch)}`);
+      }
       expectInteger('batch.maxSize', batch.maxSize);
       if (batch.maxDelay !== Infinity) expectNonNegative('batch.maxDelay', batch.maxDelay);
     }
