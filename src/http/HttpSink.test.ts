@@ -291,6 +291,7 @@ describe('HttpSink', () => {
     assert.throws(() => new HttpSink(url, { timeout: 0 }), /`timeout`.*`0`/);
     assert.throws(() => new HttpSink(url, { timeout: -5 }), RangeError);
     assert.throws(() => new HttpSink(url, { method: 'PO ST' }), /`method`/);
+    assert.throws(() => new HttpSink(url, { method: 'get' }), /`method`.*"get"/);
     assert.throws(() => new HttpSink(url, { redirect: 'error' as never }), /`redirect`/);
     assert.throws(() => new HttpSink(url, { encode: 'json' as never }), /`encode`/);
     assert.throws(() => new HttpSink(url, { fetch: null as never }), /`fetch`/);

@@ -167,8 +167,10 @@ export class HttpSink<E> implements Sink<E> {
         `Expected \`url\` to be an http: or https: URL, got ${describe(parsed.protocol)}`,
       );
     }
-    if (typeof method !== 'string' || !/^[A-Za-z]+$/.test(method)) {
-      throw new TypeError(`Expected \`method\` to be an HTTP method, got ${describe(method)}`);
+    if (typeof method !== 'string' || !/^[A-Za-z]+$/.test(method) || /^(GET|HEAD)$/i.test(method)) {
+      throw new TypeError(
+        `Expected \`method\` to be an HTTP method that carries a body (POST, PUT, PATCH…), got ${describe(method)}`,
+      );
     }
     if (typeof headers !== 'object' || headers === null) {
       throw new TypeError(`Expected \`headers\` to be an object, got ${describe(headers)}`);
@@ -255,19 +257,25 @@ export class HttpSink<E> implements Sink<E> {
 
   async #send(event: E): Promise<void> {
     let encoded: EncodedBody;
+    let id: string | undefined;
     try {
       encoded = this.#encode(event);
       if (typeof encoded.body !== 'string' && !(encoded.body instanceof Uint8Array)) {
         throw new TypeError(`encode returned a body of type ${typeof encoded.body}`);
       }
+      if (this.#key !== undefined) {
+        id = this.#idFor(event);
+        if (typeof id !== 'string' || id === '') {
+          throw new TypeError(`signing.id returned ${describe(id)}, not a non-empty string`);
+        }
+      }
     } catch (error) {
+      // The same event would fail the same way every time: not worth retrying.
       throw new HttpEncodeError({ cause: error });
     }
     const headers: Record<string, string> = { ...this.#headers };
     headers['content-type'] = encoded.contentType;
-    let id: string | undefined;
-    if (this.#key !== undefined) {
-      id = this.#idFor(event);
+    if (id !== undefined && this.#key !== undefined) {
       const timestamp = Math.floor(Date.now() / 1000);
       const signature = await hmac(await this.#key, id, timestamp, toBytes(encoded.body));
       headers['webhook-id'] = id;

@@ -161,8 +161,8 @@ export function isHttpTransportError(error: unknown): error is HttpTransportErro
 }
 
 /**
- * The `encode` option threw for an event: it can never be sent, so it is not `retryable` and an
- * Endpoint dead-letters it at once. The encoder's error is the `cause`.
+ * The `encode` option (or `signing.id`) threw for an event: it can never be sent, so it is not
+ * `retryable` and an Endpoint dead-letters it at once. The encoder's error is the `cause`.
  *
  * @example
  * ```ts
