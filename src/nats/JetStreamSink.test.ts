@@ -115,6 +115,15 @@ describe('JetStreamSink', { skip }, () => {
     }
   });
 
+  it('a server that does not answer rejects the write with reason disconnected', async () => {
+    const sink = new JetStreamSink<number>({ servers: '127.0.0.1:1', subject: 'x' });
+    await assert.rejects(
+      sink.write(1),
+      (e) => isJetStreamPublishError(e) && e.reason === 'disconnected' && e.cause !== undefined,
+    );
+    await sink.close();
+  });
+
   it('a subject no stream captures rejects with reason no-stream', async () => {
     const sink = new JetStreamSink<number>({
       connection: nc!,

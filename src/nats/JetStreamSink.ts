@@ -58,6 +58,21 @@ export interface JetStreamSinkOptions<E> extends NatsConnectionOptions {
   ensureStream?: StreamSpec;
 }
 
+/**
+ * Counters of a {@link JetStreamSink}.
+ *
+ * @example
+ * ```ts
+ * const { acked, duplicates } = sink.stats;
+ * ```
+ */
+export interface JetStreamSinkStats {
+  /** Writes the stream acknowledged (duplicates included). */
+  acked: number;
+  /** Of those, how many the stream reported as duplicates of an earlier message. */
+  duplicates: number;
+}
+
 interface PendingPublish {
   subject: string;
   payload: Uint8Array | string;
@@ -159,7 +174,7 @@ export class JetStreamSink<E> implements Sink<E> {
   }
 
   /** Writes acknowledged so far, and how many of those the stream reported as duplicates. */
-  get stats(): { acked: number; duplicates: number } {
+  get stats(): JetStreamSinkStats {
     return { acked: this.#acked, duplicates: this.#duplicates };
   }
 
@@ -254,8 +269,12 @@ export class JetStreamSink<E> implements Sink<E> {
   // Connects (if the sink owns its connection) and ensures the stream, once; a failure rejects
   // the writes waiting for it and lets the next write try again.
   #start(): Promise<void> {
+    let connectFailed = false;
     this.#ready ??= (async () => {
-      const resolved = await resolveConnection(this.#options);
+      const resolved = await resolveConnection(this.#options).catch((error: unknown) => {
+        connectFailed = true;
+        throw error;
+      });
       try {
         if (this.#options.ensureStream !== undefined) {
           await ensureStream(resolved.connection, this.#options.ensureStream);
@@ -271,7 +290,12 @@ export class JetStreamSink<E> implements Sink<E> {
       () => this.#pump(),
       (error: unknown) => {
         this.#ready = undefined;
-        for (const pending of this.#waiting.drain()) this.#settle(pending, error);
+        for (const pending of this.#waiting.drain()) {
+          // Not reaching NATS at all is a publish failure like any other; a failed
+          // ensureStream (a configuration problem) is passed through as it is.
+          if (connectFailed) this.#fail(pending, 'disconnected', error);
+          else this.#settle(pending, error);
+        }
       },
     );
     return this.#ready;

@@ -39,6 +39,11 @@ import { JetStreamDecodeError } from './errors.js';
 /**
  * Why a {@link JetStreamSource} dead-lettered a message: it could not be decoded (not JSON, or
  * refused by `validate`), or its write failed on delivery `maxDeliveries` or later.
+ *
+ * @example
+ * ```ts
+ * const retryable = (reason: JetStreamDeadLetterReason) => reason === 'max-deliveries';
+ * ```
  */
 export type JetStreamDeadLetterReason = 'decode' | 'max-deliveries';
 
@@ -64,8 +69,9 @@ export interface JetStreamDeadLetter {
   data: Uint8Array;
   /** The subject the message was published to. */
   subject: string;
-  /** The stream and the message's sequence in it. */
+  /** The stream the message came from. */
   stream: string;
+  /** The message's sequence in that stream. */
   streamSequence: number;
   /** The durable consumer that gave up. */
   durable: string;
@@ -86,13 +92,21 @@ export interface JetStreamDeadLetter {
  * ```
  */
 export const DEAD_LETTER_HEADERS = {
+  /** `'decode'` or `'max-deliveries'` ({@link JetStreamDeadLetterReason}). */
   reason: 'Eventsinks-Dead-Letter-Reason',
+  /** The error, as `Name: message` on one line (at most 1024 characters). */
   error: 'Eventsinks-Error',
+  /** The stream the original came from. */
   stream: 'Eventsinks-Stream',
+  /** The durable consumer that gave up. */
   durable: 'Eventsinks-Durable',
+  /** The subject the original was published to. */
   subject: 'Eventsinks-Subject',
+  /** The original's stream sequence. */
   sequence: 'Eventsinks-Sequence',
+  /** How many times it was delivered. */
   deliveries: 'Eventsinks-Deliveries',
+  /** The original's `Nats-Msg-Id`, when it had one. */
   msgId: 'Eventsinks-Msg-Id',
 } as const;
 
@@ -139,7 +153,9 @@ export interface JetStreamSourceOptions<E> extends NatsConnectionOptions {
   ackWait?: number;
   /**
    * A write that fails on this delivery or a later one sends the message to the dead letter
-   * instead of retrying; default 5. `Infinity` retries forever.
+   * instead of retrying; default 5. `Infinity` retries forever. JetStream counts every delivery,
+   * including redeliveries after a crash or a hand-back on close; a message is dead-lettered
+   * only when a write of it actually failed.
    */
   maxDeliveries?: number;
   /** Delay before a failed message is redelivered, in ms, or a function of the delivery count. Default 1000. */
@@ -207,7 +223,9 @@ const DECODER = new TextDecoder('utf-8', { fatal: true });
  * Consumes a JetStream stream through a durable pull consumer and writes each event into a
  * local {@link Sink}, acknowledging a message only after its write resolved (at-least-once).
  *
- * - Sources sharing a `durable` share the work; `concurrency` writes run at once (1 = in order).
+ * - Sources sharing a `durable` share the work; `concurrency` writes run at once (1 = in
+ *   order: the next write starts only after the previous one settled). A failed message is
+ *   redelivered after `retryDelay` while later ones go on, so a retry can land after them.
  * - A failed write is handed back with `nak(retryDelay)` and redelivered; a write that fails on
  *   delivery `maxDeliveries` or later, and any message that cannot be decoded, is published to
  *   `deadLetterSubject` (and `onDeadLetter`) and terminated, so a poison message never blocks

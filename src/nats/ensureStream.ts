@@ -19,7 +19,12 @@ import { describe } from '../internal/validate.js';
  * const spec: StreamSpec = { name: 'ORDERS', subjects: ['orders.>'], max_age: 7 * 24 * 3600e9 };
  * ```
  */
-export type StreamSpec = Partial<StreamConfig> & { name: string; subjects: string[] };
+export type StreamSpec = Partial<StreamConfig> & {
+  /** The stream's name (no spaces, `.`, `*` or `>`). */
+  name: string;
+  /** The subjects it captures; wildcards allowed. */
+  subjects: string[];
+};
 
 /**
  * Creates the stream `spec.name` unless it exists; resolves with its info.

@@ -11,6 +11,12 @@ const DECODE = 'ERR_NATS_DECODE';
  * - `'no-stream'`: no stream captures the subject (the server answered "no responders").
  * - `'closed'`: the NATS connection is closed for good.
  * - `'rejected'`: the server refused the message (limits, a failed expectation, …); see `cause`.
+ *
+ * @example
+ * ```ts
+ * const mayBeStored = (reason: JetStreamPublishFailure) =>
+ *   reason === 'timeout' || reason === 'disconnected';
+ * ```
  */
 export type JetStreamPublishFailure =
   'timeout' | 'disconnected' | 'no-stream' | 'closed' | 'rejected';

@@ -11,7 +11,7 @@ export {
 } from './errors.js';
 export type { JetStreamPublishFailure } from './errors.js';
 export { JetStreamSink } from './JetStreamSink.js';
-export type { JetStreamSinkOptions } from './JetStreamSink.js';
+export type { JetStreamSinkOptions, JetStreamSinkStats } from './JetStreamSink.js';
 export { DEAD_LETTER_HEADERS, JetStreamSource } from './JetStreamSource.js';
 export type {
   JetStreamDeadLetter,
