@@ -11,7 +11,8 @@ import type { BenchOptions, BenchRow, BenchSuite } from '../types.js';
 
 const SUITE = 'redis';
 const URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const RAW = 'node-redis (raw)';
+const RAW = 'node-redis xAdd (raw)';
+const RAW_SEND = 'node-redis sendCommand (raw)';
 // Watermill's README (different hardware, Go): Redis Streams publish / subscribe.
 const WATERMILL_PUB = { 'Watermill (Go, other hardware)': '59k msg/s publish' };
 const WATERMILL_SUB = { 'Watermill (Go, other hardware)': '12k msg/s subscribe' };
@@ -41,6 +42,27 @@ async function connect(): Promise<Client> {
   return client;
 }
 
+/** What one run measures: messages per second (wall clock) and this process's CPU per message. */
+interface Sample {
+  rate: number;
+  cpu: number;
+}
+
+/** Starts a wall and a CPU clock; `stop(n)` turns them into a {@link Sample} for n messages. */
+function clock(): { stop(messages: number): Sample } {
+  const wall = performance.now();
+  const cpu = process.cpuUsage();
+  return {
+    stop(messages) {
+      const used = process.cpuUsage(cpu);
+      return {
+        rate: (messages / (performance.now() - wall)) * 1000,
+        cpu: (used.user + used.system) / messages,
+      };
+    },
+  };
+}
+
 const event = (id: number): Event => ({ action: 'push', repository: 'library/alpine', id });
 
 /** `writers` loops each await their write before the next; resolves with events per second. */
@@ -49,9 +71,9 @@ async function drive(total: number, writers: number, write: (e: Event) => Promis
   const loop = async (): Promise<void> => {
     while (next < total) await write(event(next++));
   };
-  const started = performance.now();
+  const timer = clock();
   await Promise.all(Array.from({ length: writers }, loop));
-  return (total / (performance.now() - started)) * 1000;
+  return timer.stop(total);
 }
 
 async function publishEventsinks(client: Client, total: number, maxInFlight: number) {
@@ -65,12 +87,17 @@ async function publishEventsinks(client: Client, total: number, maxInFlight: num
   }
 }
 
-/** The raw client doing what the sink does: XADD `{ id, data }`, awaiting each reply. */
-async function publishRaw(client: Client, total: number, writers: number) {
+/**
+ * The raw client doing what the sink does: XADD `{ id, data }`, awaiting each reply, through the
+ * typed `xAdd` a user would write or the untyped `sendCommand` the sink uses.
+ */
+async function publishRaw(client: Client, total: number, writers: number, untyped: boolean) {
   const stream = `eventsinks:bench:${randomUUID()}`;
   try {
     return await drive(total, writers, (e) =>
-      client.xAdd(stream, '*', { id: randomUUID(), data: JSON.stringify(e) }),
+      untyped
+        ? client.sendCommand(['XADD', stream, '*', 'id', randomUUID(), 'data', JSON.stringify(e)])
+        : client.xAdd(stream, '*', { id: randomUUID(), data: JSON.stringify(e) }),
     );
   } finally {
     await client.del(stream);
@@ -99,7 +126,7 @@ async function consumeEventsinks(client: Client, total: number) {
     },
     close() {},
   };
-  const started = performance.now();
+  const timer = clock();
   const source = new RedisStreamSource<Event>(client, dst, {
     stream,
     group: 'bench',
@@ -107,10 +134,10 @@ async function consumeEventsinks(client: Client, total: number) {
   });
   await finished;
   await source.close(); // waits for the last acknowledgements
-  const rate = (total / (performance.now() - started)) * 1000;
+  const sample = timer.stop(total);
   await checkAcked(client, stream);
   await client.del(stream);
-  return rate;
+  return sample;
 }
 
 /**
@@ -129,7 +156,7 @@ async function consumeRaw(client: Client, total: number) {
     },
     close() {},
   };
-  const started = performance.now();
+  const timer = clock();
   while (delivered < total) {
     const reply: ReadReply | null = await reader.xReadGroup(
       'bench',
@@ -145,11 +172,11 @@ async function consumeRaw(client: Client, total: number) {
     }
     if (ids.length > 0) await client.xAck(stream, 'bench', ids);
   }
-  const rate = (total / (performance.now() - started)) * 1000;
+  const sample = timer.stop(total);
   reader.destroy();
   await checkAcked(client, stream);
   await client.del(stream);
-  return rate;
+  return sample;
 }
 
 async function checkAcked(client: Client, stream: string): Promise<void> {
@@ -175,7 +202,7 @@ async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       scenario,
       unit,
       better: 'higher',
-      results: { eventsinks: null, [RAW]: null },
+      results: { eventsinks: null, [RAW]: null, [RAW_SEND]: null },
       notes: message,
     });
     return [
@@ -187,67 +214,94 @@ async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   const rounds = quick ? 3 : 5;
   const total = quick ? 3_000 : 20_000;
   try {
+    /** Runs each implementation once to warm up, then `rounds` times, rotating who goes first. */
     const measure = async (
-      ours: () => Promise<number>,
-      raw: () => Promise<number>,
-    ): Promise<{ ours: number; raw: number }> => {
-      // A warm-up pair, then rounds alternating who goes first.
-      await ours();
-      await raw();
-      const a: number[] = [];
-      const b: number[] = [];
+      impls: Record<string, () => Promise<Sample>>,
+    ): Promise<{ rate: Record<string, number>; cpu: Record<string, number> }> => {
+      const names = Object.keys(impls);
+      const samples = new Map<string, Sample[]>(names.map((n) => [n, []]));
+      for (const name of names) await impls[name]!();
       for (let i = 0; i < rounds; i++) {
-        if (i % 2 === 0) {
-          a.push(await ours());
-          b.push(await raw());
-        } else {
-          b.push(await raw());
-          a.push(await ours());
+        for (let j = 0; j < names.length; j++) {
+          const name = names[(i + j) % names.length]!;
+          samples.get(name)!.push(await impls[name]!());
         }
       }
-      return { ours: median(a), raw: median(b) };
+      const pick = (f: (x: Sample) => number, round: (x: number) => number) =>
+        Object.fromEntries(names.map((n) => [n, round(median(samples.get(n)!.map(f)))]));
+      return {
+        rate: pick((x) => x.rate, Math.round),
+        cpu: pick(
+          (x) => x.cpu,
+          (x) => Math.round(x * 10) / 10,
+        ),
+      };
     };
-    const row = (
+    /** Two rows per scenario: the rate (wall clock), and this process's CPU per message. */
+    const rows = (
       scenario: string,
-      { ours, raw }: { ours: number; raw: number },
+      measured: { rate: Record<string, number>; cpu: Record<string, number> },
       reference: Record<string, string>,
       notes: string,
-    ): BenchRow => ({
-      suite: SUITE,
-      scenario,
-      unit: 'msg/s',
-      better: 'higher',
-      results: { eventsinks: Math.round(ours), [RAW]: Math.round(raw) },
-      reference,
-      notes: `${Math.round((ours / raw) * 100)}% of the raw client; ${notes}; ${total} events, median of ${rounds} rounds`,
-    });
+    ): BenchRow[] => {
+      const ratios = (results: Record<string, number>, invert: boolean): string =>
+        Object.entries(results)
+          .filter(([name]) => name !== 'eventsinks')
+          .map(([name, value]) => {
+            const ratio = invert ? value / results.eventsinks! : results.eventsinks! / value;
+            return `${Math.round(ratio * 100)}% of ${name}`;
+          })
+          .join(', ');
+      const common = `${total} events, median of ${rounds} rounds`;
+      return [
+        {
+          suite: SUITE,
+          scenario,
+          unit: 'msg/s',
+          better: 'higher',
+          results: measured.rate,
+          reference,
+          notes: `${ratios(measured.rate, false)}; ${notes}; ${common}`,
+        },
+        {
+          suite: SUITE,
+          scenario: `${scenario} CPU`,
+          unit: 'µs CPU/msg',
+          better: 'lower',
+          results: measured.cpu,
+          notes: `this process's CPU time (user + system) per message, the client's own cost whatever the load on the machine (Redis's time is not in it); throughput relative to it: ${ratios(measured.cpu, true)}; ${common}`,
+        },
+      ];
+    };
 
-    const pub1 = await measure(
-      () => publishEventsinks(client, total, 1),
-      () => publishRaw(client, total, 1),
-    );
-    const pub64 = await measure(
-      () => publishEventsinks(client, total, 64),
-      () => publishRaw(client, total, 64),
-    );
-    const consume = await measure(
-      () => consumeEventsinks(client, total),
-      () => consumeRaw(client, total),
-    );
+    const pub1 = await measure({
+      eventsinks: () => publishEventsinks(client, total, 1),
+      [RAW]: () => publishRaw(client, total, 1, false),
+      [RAW_SEND]: () => publishRaw(client, total, 1, true),
+    });
+    const pub64 = await measure({
+      eventsinks: () => publishEventsinks(client, total, 64),
+      [RAW]: () => publishRaw(client, total, 64, false),
+      [RAW_SEND]: () => publishRaw(client, total, 64, true),
+    });
+    const consume = await measure({
+      eventsinks: () => consumeEventsinks(client, total),
+      [RAW]: () => consumeRaw(client, total),
+    });
     return [
-      row(
+      ...rows(
         'publish maxInFlight=1',
         pub1,
         WATERMILL_PUB,
-        'one writer awaiting each XADD reply; raw: the same loop with client.xAdd',
+        'one writer awaiting each XADD reply; raw: the same loop with client.xAdd, and with client.sendCommand (what the sink uses)',
       ),
-      row(
+      ...rows(
         'publish maxInFlight=64',
         pub64,
         WATERMILL_PUB,
-        '64 writers, up to 64 XADDs pipelined; raw: 64 loops of client.xAdd',
+        '64 writers, up to 64 XADDs pipelined; raw: 64 loops of client.xAdd / client.sendCommand',
       ),
-      row(
+      ...rows(
         'consume+ack',
         consume,
         WATERMILL_SUB,

@@ -57,6 +57,10 @@ interface Waiting {
   data: string;
   resolve(): void;
   reject(error: unknown): void;
+  /** When it times out (ms since the epoch), once sent. */
+  deadline: number;
+  /** Settled: by its reply, an error, or the timeout. */
+  done: boolean;
 }
 
 const MAX_IN_FLIGHT_DEFAULT = 1;
@@ -100,6 +104,10 @@ export class RedisStreamSink<E> implements Sink<E> {
   // The XADD arguments before the entry id and fields, built once.
   readonly #prefix: readonly string[];
   readonly #waiting = new RingBuffer<Waiting>();
+  // Writes sent with a timeout, in send order (so in deadline order); settled ones are dropped
+  // lazily when the timer fires.
+  readonly #sent = new RingBuffer<Waiting>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #inFlight = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -168,7 +176,7 @@ export class RedisStreamSink<E> implements Sink<E> {
       throw new TypeError(`Expected \`encode\` to return a string, got ${describe(data)}`);
     }
     return new Promise<void>((resolve, reject) => {
-      const write: Waiting = { id, data, resolve, reject };
+      const write: Waiting = { id, data, resolve, reject, deadline: 0, done: false };
       // Earlier writes waiting for a slot go first, or this one would overtake them.
       if (this.#inFlight < this.#maxInFlight && this.#waiting.length === 0) this.#send(write);
       else this.#waiting.push(write);
@@ -226,32 +234,57 @@ export class RedisStreamSink<E> implements Sink<E> {
       return;
     }
     this.#inFlight++;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let done = false;
-    const finish = (error: unknown): void => {
-      if (done) return;
-      done = true;
-      if (timer !== undefined) clearTimeout(timer);
-      this.#inFlight--;
-      if (error === undefined) write.resolve();
-      else write.reject(error);
-      this.#settled();
-    };
+    write.deadline = this.#timeout > 0 ? Date.now() + this.#timeout : Infinity;
     if (this.#timeout > 0) {
-      timer = setTimeout(() => finish(this.#error('timeout', write.id)), this.#timeout);
+      this.#sent.push(write);
+      if (this.#timer === undefined) this.#arm(this.#timeout);
     }
+    const args = this.#prefix.slice();
+    args.push('*', ID_FIELD, write.id, DATA_FIELD, write.data);
     let sent: Promise<unknown>;
     try {
-      sent = client.sendCommand([...this.#prefix, '*', ID_FIELD, write.id, DATA_FIELD, write.data]);
+      sent = client.sendCommand(args);
     } catch (error) {
-      finish(this.#classify(error, write.id));
+      this.#finish(write, this.#classify(error, write.id));
       return;
     }
     sent.then(
-      () => finish(undefined),
-      (error: unknown) => finish(this.#classify(error, write.id)),
+      () => this.#finish(write, undefined),
+      (error: unknown) => this.#finish(write, this.#classify(error, write.id)),
     );
   }
+
+  #finish(write: Waiting, error: unknown): void {
+    if (write.done) return;
+    write.done = true;
+    this.#inFlight--;
+    // Replies come in send order, so the settled writes are at the head: drop them now rather
+    // than hold them (and their data) until the timer fires.
+    const sent = this.#sent;
+    while (sent.length > 0 && sent.peek().done) sent.shift();
+    if (error === undefined) write.resolve();
+    else write.reject(error);
+    this.#settled();
+  }
+
+  // One timer for every write in flight, not one per write: all share the same timeout, so
+  // deadlines grow in send order and only the oldest unsettled write's deadline matters.
+  #arm(ms: number): void {
+    this.#timer = setTimeout(this.#onTimer, ms);
+    // The sockets keep the process alive while a reply is due; this timer alone must not.
+    this.#timer.unref?.();
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    const now = Date.now();
+    const sent = this.#sent;
+    while (sent.length > 0 && (sent.peek().done || sent.peek().deadline <= now)) {
+      const write = sent.shift();
+      if (!write.done) this.#finish(write, this.#error('timeout', write.id));
+    }
+    if (sent.length > 0) this.#arm(Math.max(1, sent.peek().deadline - now));
+  };
 
   // After any write settled: start the next waiting one, or tell a pending close we are idle.
   #settled(): void {

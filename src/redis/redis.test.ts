@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createClient } from 'redis';
 import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
@@ -43,6 +44,17 @@ async function available(): Promise<string | undefined> {
 const missing = await available();
 if (missing !== undefined && !IN_CI) {
   console.error(`\n!! SKIPPING src/redis tests: ${missing}\n`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -157,6 +169,54 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
         closedSink.write(1),
         (e) => isRedisStreamPublishError(e) && e.reason === 'closed',
       );
+    });
+
+    it("rejects with reason 'timeout' when no reply comes within `timeout`", async () => {
+      // A private redis-server, so pausing it disturbs nobody else's tests.
+      const port = await freePort();
+      const server = spawn(
+        'redis-server',
+        ['--port', String(port), '--save', '', '--bind', '127.0.0.1'],
+        {
+          stdio: 'ignore',
+        },
+      );
+      const other = createClient({ url: `redis://127.0.0.1:${port}` });
+      other.on('error', () => {});
+      try {
+        for (let i = 0; ; i++) {
+          try {
+            await other.connect();
+            break;
+          } catch (error) {
+            if (i > 100) throw error;
+            await sleep(50);
+          }
+        }
+        const sink = new RedisStreamSink<number>(other, {
+          stream: 'paused',
+          timeout: 200,
+          maxInFlight: 4,
+        });
+        await sink.write(0);
+        // Holds every write command for 1.5 s: the XADDs get no reply in time.
+        await other.sendCommand(['CLIENT', 'PAUSE', '1500', 'WRITE']);
+        const started = Date.now();
+        const results = await Promise.allSettled([1, 2, 3, 4, 5].map((n) => sink.write(n)));
+        for (const result of results) {
+          assert.equal(result.status, 'rejected');
+          const reason: unknown = result.status === 'rejected' ? result.reason : undefined;
+          assert.ok(
+            isRedisStreamPublishError(reason) && reason.reason === 'timeout',
+            String(reason),
+          );
+        }
+        assert.ok(Date.now() - started < 1_400, 'rejected before the pause ended');
+        await sink.close();
+      } finally {
+        if (other.isOpen) other.destroy();
+        server.kill('SIGKILL');
+      }
     });
 
     it('close waits for outstanding replies; later writes throw SinkClosedError', async () => {
