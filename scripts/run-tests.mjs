@@ -35,7 +35,7 @@ const env = { ...process.env };
 if (long) env.EVENTSINKS_LONG = '1';
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=900000', ...files],
   { stdio: 'inherit', env },
 );
 process.exit(result.status ?? 1);

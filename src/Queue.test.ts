@@ -244,3 +244,35 @@ describe('Queue', () => {
     });
   });
 });
+
+describe('Queue maxInFlight', () => {
+  it('fills free slots as writes arrive, even while earlier writes are pending', async () => {
+    const sink = new GatedSink<number>();
+    const queue = new Queue(sink, { maxInFlight: 3 });
+    void queue.write(0);
+    await tick();
+    assert.equal(sink.waiting, 1);
+    void queue.write(1);
+    await tick();
+    void queue.write(2);
+    await tick();
+    assert.equal(sink.waiting, 3);
+    void queue.write(3);
+    await tick();
+    assert.equal(sink.waiting, 3); // the fourth waits for a slot
+    sink.release();
+    await tick();
+    assert.equal(sink.waiting, 3);
+    const closing = queue.close();
+    while (!sink.closed) {
+      sink.release();
+      await tick();
+    }
+    await closing;
+    assert.deepEqual(sink.events, [0, 1, 2, 3]);
+  });
+
+  it('rejects a bad maxInFlight', () => {
+    assert.throws(() => new Queue(new RecordingSink(), { maxInFlight: 0 }), /`maxInFlight`.*`0`/);
+  });
+});

@@ -93,6 +93,8 @@ export class Queue<E> implements Sink<E> {
   readonly #onDrop: (event: E, reason: DropReason) => void;
   // True from the moment a drain is scheduled until the buffer is empty and no write is pending.
   #running = false;
+  // A drain is queued as a microtask and has not started yet.
+  #scheduled = false;
   #inflight = 0;
   #closed = false;
   #aborted = false;
@@ -151,7 +153,8 @@ export class Queue<E> implements Sink<E> {
     // Blocked writers go first, or a new write would overtake them.
     if (buffer.length >= this.#capacity || this.#blocked.length > 0) return this.#overflowed(event);
     buffer.push(event);
-    if (!this.#running) this.#start();
+    // Idle, or (with maxInFlight > 1) a slot is free while earlier writes are still pending.
+    if (!this.#scheduled && this.#inflight < this.#maxInFlight) this.#schedule();
   }
 
   /**
@@ -228,14 +231,16 @@ export class Queue<E> implements Sink<E> {
     this.#onDrop(event, reason);
   }
 
-  #start(): void {
+  #schedule(): void {
     this.#running = true;
+    this.#scheduled = true;
     // A microtask, not a synchronous call: the writer returns before any delivery starts.
     queueMicrotask(this.#run);
   }
 
   // An arrow field so it can be handed to queueMicrotask without a bind per drain.
   readonly #run = (): void => {
+    this.#scheduled = false;
     const buffer = this.#buffer;
     const dst = this.#dst;
     while (buffer.length > 0 && this.#inflight < this.#maxInFlight) {

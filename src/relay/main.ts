@@ -1,7 +1,7 @@
 // The `eventsinks` command: relay, validate, dlq list/replay, schema.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { QueueFile } from '../sqlite/index.js';
+import { QueueFile, isQueueLockedError } from '../sqlite/index.js';
 import { ConfigError, formatProblem, loadConfig } from './config.js';
 import { destinationFiles } from './destinations.js';
 import type { DeadRecord, Envelope } from './envelope.js';
@@ -96,6 +96,20 @@ async function dlq(
     return EX_USAGE;
   }
   const files = destinationFiles(config.dataDir, name);
+  const openFile = <T>(path: string): QueueFile<T> => {
+    try {
+      return new QueueFile<T>({ path, durability: config.durability });
+    } catch (error) {
+      if (isQueueLockedError(error)) {
+        throw new Error(
+          `${path} is in use, most likely by a running relay, but no relay answered at ` +
+            `${adminBase(config)}: run this against the relay's configuration`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  };
   if (action === 'list') {
     const limit = values.limit === undefined ? 1000 : Number(values.limit);
     const remote = await callAdmin(
@@ -106,7 +120,7 @@ async function dlq(
     const entries =
       (remote as unknown[] | undefined) ??
       (() => {
-        const dead = new QueueFile<DeadRecord>({ path: files.dead, durability: config.durability });
+        const dead = openFile<DeadRecord>(files.dead);
         try {
           return dead.list({ limit }).map(({ id, event }) => ({ id, ...event }));
         } finally {
@@ -127,8 +141,14 @@ async function dlq(
     return 0;
   }
   // No relay running: move the entries between the files; the next start delivers them.
-  const dead = new QueueFile<DeadRecord>({ path: files.dead, durability: config.durability });
-  const queue = new QueueFile<Envelope>({ path: files.queue, durability: config.durability });
+  const dead = openFile<DeadRecord>(files.dead);
+  let queue: QueueFile<Envelope>;
+  try {
+    queue = openFile<Envelope>(files.queue);
+  } catch (error) {
+    dead.close();
+    throw error;
+  }
   let replayed = 0;
   try {
     let after = 0;
