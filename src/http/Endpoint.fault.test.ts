@@ -128,4 +128,69 @@ describe('Endpoint under faults', () => {
     assert.ok(m.failures <= answered503);
     assert.equal(processed.length, EVENTS + duplicates);
   });
+  it('the same 10,000 events batched by 100: delivered in order, duplicates explained, metrics add up', async (t) => {
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    const processed: { id: string; seqs: number[] }[] = [];
+    let answered503 = 0;
+    let lateAnswers = 0;
+    const server = await startServer(async (received, res) => {
+      await verifyWebhook(secret, received.headers, received.body);
+      if (Math.random() < 0.3) {
+        answered503++;
+        reply(res, 503);
+        return;
+      }
+      const batch = JSON.parse(received.body.toString()) as Ev[];
+      processed.push({ id: String(received.headers['webhook-id']), seqs: batch.map((e) => e.seq) });
+      if (Math.random() < 0.05) {
+        lateAnswers++;
+        setTimeout(() => reply(res, 200), TIMEOUT * 2);
+      } else {
+        reply(res, 200);
+      }
+    });
+    const endpoint = new Endpoint<Ev>(`${server.origin}/hook`, {
+      timeout: TIMEOUT,
+      threshold: 10,
+      backoff: 5,
+      signing: { secret },
+      batch: { maxSize: 100, maxDelay: 20 },
+    });
+    try {
+      for (let seq = 0; seq < EVENTS; seq++) assert.equal(endpoint.write({ seq }), undefined);
+      await endpoint.close();
+    } finally {
+      await server.close();
+    }
+    const seen = new Map<string, string>();
+    const unique: number[] = [];
+    let duplicates = 0;
+    for (const { id, seqs } of processed) {
+      const key = seqs.join(',');
+      const known = seen.get(id);
+      if (known === undefined) {
+        seen.set(id, key);
+        unique.push(...seqs);
+      } else {
+        assert.equal(known, key, `webhook-id ${id} carried two different batches`);
+        duplicates += seqs.length;
+      }
+    }
+    assert.equal(unique.length, EVENTS);
+    for (let i = 0; i < EVENTS; i++) if (unique[i] !== i) assert.fail(`event ${i} out of order`);
+    const m = endpoint.metrics();
+    t.diagnostic(
+      `${processed.length} batches processed, ${duplicates} events duplicated, ` +
+        `${answered503} answered 503, ${lateAnswers} answered late; metrics ${JSON.stringify(m)}`,
+    );
+    // Each duplicate follows an attempt at its batch that got no answer, which counted the
+    // batch's events in `errors`.
+    assert.ok(duplicates <= m.errors, `${duplicates} duplicated events, ${m.errors} errors`);
+    assert.equal(m.events, EVENTS);
+    assert.equal(m.successes, EVENTS);
+    assert.equal(m.pending, 0);
+    assert.equal(m.dropped, 0);
+    assert.equal(m.statuses['200 OK'], EVENTS);
+    assert.equal(m.failures, m.statuses['503 Service Unavailable'] ?? 0);
+  });
 });
