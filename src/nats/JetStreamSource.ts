@@ -389,7 +389,12 @@ export class JetStreamSource<E> {
    * source opened it. Idempotent. The destination sink is not closed.
    *
    * With `signal`, when it aborts the writes still pending are abandoned: their messages are
-   * handed back at once and never acknowledged, even if the write resolves later.
+   * handed back and never acknowledged, even if the write resolves later.
+   *
+   * Handed-back messages become available to other sources once the pull request this source
+   * had open expires (at most `fetchExpires` ms): NATS 2.9 cannot cancel a pull request and
+   * would otherwise hand them straight back to its abandoned inbox, where they would wait out
+   * `ackWait`.
    */
   close(options: CloseOptions = {}): Promise<void> {
     expectSignal('signal', options.signal);
