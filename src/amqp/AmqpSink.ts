@@ -15,7 +15,6 @@ import {
   DEFAULT_URL,
   closeQuietly,
   expectUrl,
-  noop,
   openConnection,
   type AmqpConnectionOptions,
 } from './connection.js';
@@ -89,7 +88,6 @@ interface PendingWrite<E> {
   settled: boolean;
 }
 
-const NAME = 'AmqpSink';
 const NACKED = 'message nacked';
 
 /**
@@ -303,7 +301,8 @@ export class AmqpSink<E> implements Sink<E> {
         this.#connectTimeout,
         this.#connectFactory,
       );
-      if (this.#closed && this.#closing && this.#waiting.length === 0) {
+      // close() gave up (its deadline passed) while this connection was being opened.
+      if (this.#closed && this.#waiting.length === 0) {
         await closeQuietly(model);
         throw new SinkClosedError('AmqpSink is closed');
       }
@@ -325,6 +324,7 @@ export class AmqpSink<E> implements Sink<E> {
       await closeQuietly(model);
       throw new AmqpConnectionError('cannot open a confirm channel', { cause: error });
     }
+    this.#lastChannelError = undefined;
     channel.on('error', (error: unknown) => (this.#lastChannelError = error));
     channel.on('return', (message: Message) => {
       const id = message.properties.messageId as unknown;
@@ -470,6 +470,3 @@ export function expectString(name: string, value: unknown): asserts value is str
     throw new TypeError(`Expected \`${name}\` to be a string, got ${describe(value)}`);
   }
 }
-
-void NAME;
-void noop;

@@ -23,7 +23,15 @@ import {
 } from './connection.js';
 import { AmqpConnectionError, AmqpDecodeError } from './errors.js';
 
-/** The queue types an {@link AmqpSource} can declare. */
+/**
+ * The queue types an {@link AmqpSource} can declare.
+ *
+ * @example
+ * ```ts
+ * const queueType: AmqpQueueType = 'quorum';
+ * const source = new AmqpSource(sink, { queue: 'orders', queueType });
+ * ```
+ */
 export type AmqpQueueType = 'classic' | 'quorum';
 
 /**
@@ -109,9 +117,24 @@ interface Subscription {
 }
 
 const NAME = 'AmqpSource';
-/** The header counting failed writes of a message. */
+/**
+ * The header counting failed writes of a message; it reaches `maxDeliveries` on dead letters.
+ *
+ * @example
+ * ```ts
+ * const attempts = deadLetter.properties.headers?.[ATTEMPTS_HEADER]; // e.g. 5
+ * ```
+ */
 export const ATTEMPTS_HEADER = 'x-attempts';
-/** The header carrying why a message was dead-lettered. */
+/**
+ * The header carrying why a message was dead-lettered (the decoding error, or the last write
+ * error after `maxDeliveries`).
+ *
+ * @example
+ * ```ts
+ * console.warn('dead letter:', deadLetter.properties.headers?.[REASON_HEADER]);
+ * ```
+ */
 export const REASON_HEADER = 'x-eventsinks-reason';
 const QUEUE_TYPES: readonly AmqpQueueType[] = ['classic', 'quorum'];
 const MAX_REASON = 1_000;
@@ -368,7 +391,8 @@ export class AmqpSource<E> {
     // The channel first: amqplib multiplexes channel frames but sends the connection's close
     // directly, so closing the connection at once could overtake the last acks, and the broker
     // would requeue messages whose writes succeeded. channel.close() follows them in order.
-    if (wasOpen) await closeQuietly(subscription.channel);
+    // Racing `closed`: when the socket is already dead, no close-ok will ever come.
+    if (wasOpen) await Promise.race([closeQuietly(subscription.channel), subscription.closed]);
     await closeQuietly(subscription.model);
   }
 
@@ -392,6 +416,8 @@ export class AmqpSource<E> {
         this.#resolveReady();
         await subscription.closed;
         if (this.#stopping) break;
+        // Only the channel may have closed (a channel error): release its connection too.
+        await this.#drop(subscription);
         this.#onError(
           new AmqpConnectionError(`lost the channel consuming '${this.#queue}'; reconnecting`),
         );

@@ -68,20 +68,22 @@ export async function openConnection(
 }
 
 /**
- * Closes a connection or channel, ignoring that it may already be gone. A close handshake the
- * broker never answers (a half-dead socket) is cut short after `timeout` ms by destroying the
- * socket, so that closing never hangs.
+ * Closes a connection or channel, ignoring that it may already be gone. It resolves on the close
+ * handshake, or as soon as the connection reports itself closed (a socket that died mid-close
+ * never answers), or after `timeout` ms, when it destroys the socket, so closing never hangs.
  * @internal
  */
-export async function closeQuietly(
-  model: { close(): Promise<void>; connection?: unknown } | undefined,
-  timeout = 5_000,
-): Promise<void> {
+export async function closeQuietly(model: Closable | undefined, timeout = 5_000): Promise<void> {
   if (model === undefined) return;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let onClose: (() => void) | undefined;
   try {
     await Promise.race([
       model.close(),
+      new Promise<void>((resolve) => {
+        onClose = resolve;
+        model.once('close', onClose);
+      }),
       new Promise<void>((resolve) => {
         timer = setTimeout(() => {
           const stream = (model.connection as { stream?: { destroy(error?: Error): void } })
@@ -89,13 +91,24 @@ export async function closeQuietly(
           stream?.destroy(new Error('the broker did not answer the close handshake'));
           resolve();
         }, timeout);
+        // Waiting to cut a dead socket is no reason to keep the process alive.
+        timer.unref?.();
       }),
     ]);
   } catch {
     // Already closed, or the socket died: either way it is released.
   } finally {
     clearTimeout(timer);
+    if (onClose) model.removeListener('close', onClose);
   }
+}
+
+/** @internal What {@link closeQuietly} closes: an amqplib connection or channel. */
+export interface Closable {
+  close(): Promise<void>;
+  once(event: 'close', listener: () => void): unknown;
+  removeListener(event: 'close', listener: () => void): unknown;
+  connection?: unknown;
 }
 
 /** @internal */
