@@ -48,7 +48,7 @@ const MEMORY_LIMIT = 4096;
 const PAGE = 256;
 
 /**
- * A {@link Queue} whose events survive a crash: each write is stored in a SQLite file before
+ * A `Queue` whose events survive a crash: each write is stored in a SQLite file before
  * it resolves, and an event leaves the file only once the destination has taken it.
  *
  * - `write(event)` encodes the event at once (an event the codec cannot encode throws an
@@ -59,7 +59,7 @@ const PAGE = 256;
  *   open, events left by an earlier run are delivered first: delivery is at-least-once, an event
  *   in flight at a crash may be delivered again, never zero times.
  * - A failed `dst` write (throw or rejection) goes to `onError` and the event is removed: the
- *   queue goes on, like {@link Queue}. To retry instead, put a `RetryingSink` below it: its
+ *   queue goes on, like `Queue`. To retry instead, put a `RetryingSink` below it: its
  *   write settles only once the event is delivered or given up (dead-lettered), and until then
  *   the event stays in the file. A `SinkClosedError` from `dst` is different: the destination is
  *   gone, nothing was delivered, so delivery stops and every event stays in the file.
