@@ -571,9 +571,11 @@ export class JetStreamSource<E> {
         return;
       }
       if (isSinkClosedError(failure)) {
-        this.#nak(held, 0);
-        this.#onError(failure, event);
+        // The destination is gone for good: stop first, so the hand-back cannot be delivered to
+        // this source's own pull request.
         void this.close();
+        this.#nak(held, this.#handBackDelay());
+        this.#onError(failure, event);
         return;
       }
       this.#onError(failure, event);
@@ -668,8 +670,8 @@ export class JetStreamSource<E> {
 
   async #close(signal: AbortSignal | undefined): Promise<void> {
     this.#removeSignal();
-    await this.#starting?.catch(noop);
-    // Stop fetching; the server drops a pull request nobody listens to any more.
+    // Everything up to the first await runs synchronously inside close(), so a caller can rely
+    // on the fetch being stopped (and #handBackDelay being meaningful) when close() returns.
     const fetching = this.#fetching;
     if (fetching !== undefined) {
       // NATS 2.9 cannot cancel a pull request: until it expires, the server may hand a message
@@ -685,6 +687,7 @@ export class JetStreamSource<E> {
       this.#held.delete(held);
       this.#nak(held, this.#handBackDelay());
     }
+    await this.#starting?.catch(noop);
     if (this.#active > 0) {
       // Set #drained before listening: an already-aborted signal abandons synchronously.
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
