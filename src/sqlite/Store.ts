@@ -189,6 +189,13 @@ function open(path: string, durability: Durability): Database.Database {
       );
     }
     db.pragma(`synchronous = ${durability === 'power' ? 'FULL' : 'NORMAL'}`);
+    // Checkpoint every 16 MiB of WAL instead of SQLite's 4 MiB. A queue's table stays small
+    // (rows are deleted as fast as they are delivered), so a checkpoint copies few distinct
+    // pages and costs mostly its two fsyncs: doing it a quarter as often saves work, and the
+    // stall it causes hits one group commit in ~500 instead of one in ~125. The size limit
+    // truncates a WAL that one huge transaction grew beyond that, once it is checkpointed.
+    db.pragma('wal_autocheckpoint = 4096');
+    db.pragma(`journal_size_limit = ${16 * 1024 * 1024}`);
     // A write transaction now takes the exclusive lock now: a second owner fails at open, with a
     // clear error, never later in the middle of a delivery.
     db.exec('BEGIN IMMEDIATE');
