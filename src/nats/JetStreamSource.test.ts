@@ -15,10 +15,17 @@ import {
   JetStreamSource,
   type JetStreamDeadLetter,
 } from './JetStreamSource.js';
-import { deleteStreams, sharedConnection, sleep, uniqueName, waitFor } from './test-utils.js';
+import {
+  deleteStreams,
+  SERVICE,
+  sharedConnection,
+  sleep,
+  uniqueName,
+  waitFor,
+} from './test-utils.js';
 
 const nc = await sharedConnection();
-const skip = nc === undefined ? 'NATS JetStream on 127.0.0.1:4222 is not running' : false;
+const skip = nc === undefined ? `${SERVICE} does not answer` : false;
 
 /** A sink whose writes wait until released. */
 class GatedSink<E> implements Sink<E> {

@@ -8,7 +8,8 @@ const DECODE = 'ERR_NATS_DECODE';
  * - `'timeout'`: no PubAck within `timeout` ms. The server may still have stored the message.
  * - `'disconnected'`: the connection dropped (or was down) before the PubAck arrived. The
  *   server may still have stored the message.
- * - `'no-stream'`: no stream captures the subject (the server answered "no responders").
+ * - `'no-stream'`: no stream captures the subject (the server answered "no responders"); also
+ *   seen for a moment after a server restart, until JetStream has recovered its streams.
  * - `'closed'`: the NATS connection is closed for good.
  * - `'rejected'`: the server refused the message (limits, a failed expectation, …); see `cause`.
  *

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
-export const SHARED_URL = 'nats://127.0.0.1:4222';
-export const SERVICE = 'NATS JetStream on 127.0.0.1:4222';
+export const SHARED_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+export const SERVICE = `NATS JetStream on ${SHARED_URL}`;
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
 
 /** True in CI, where a missing service must fail instead of skipping. */
@@ -149,5 +149,23 @@ export class PrivateNats {
   async close(): Promise<void> {
     await this.stop();
     rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A private server for a restart test; outside CI, when it cannot be started (no binary), the
+ * test is skipped with a loud message instead. In CI it fails.
+ */
+export async function privateNatsOrSkip(t: {
+  skip(message?: string): void;
+}): Promise<PrivateNats | undefined> {
+  try {
+    return await PrivateNats.start();
+  } catch (error) {
+    const message = `cannot start a private nats-server (${NATS_SERVER}): ${error instanceof Error ? error.message : String(error)}`;
+    if (IN_CI) throw new Error(message, { cause: error });
+    console.error(`!! SKIPPING: ${message}`);
+    t.skip(message);
+    return undefined;
   }
 }
