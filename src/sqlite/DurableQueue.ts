@@ -2,7 +2,12 @@ import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js
 import { onAbort } from '../internal/abort.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
-import { expectOptionalFunction, expectSignal, expectSink } from '../internal/validate.js';
+import {
+  expectInteger,
+  expectOptionalFunction,
+  expectSignal,
+  expectSink,
+} from '../internal/validate.js';
 import type { DropReason } from '../Queue.js';
 import { isThenable, type CloseOptions, type Sink } from '../Sink.js';
 import { encodeWith, expectCodec, jsonCodec, type Codec } from './codec.js';
@@ -28,6 +33,13 @@ export interface DurableQueueOptions<E> {
   codec?: Codec<E>;
   /** What a resolved write survives: `'process'` (the default) or `'power'`. */
   durability?: Durability;
+  /**
+   * How many writes to `dst` may be outstanding at once (a positive integer, default 1). They
+   * are issued in order, and an event is removed from the file only once it and every event
+   * before it were accepted, so a crash still redelivers rather than loses. Above 1, a sink
+   * that works on several at a time (a BatchingSink, a pipelining broker sink) can.
+   */
+  maxInFlight?: number;
   /**
    * Told of every failed write to the destination; the queue removes that event and goes on
    * with the next. `event` is `undefined` when a stored event could not be decoded (the error
@@ -105,6 +117,13 @@ export class DurableQueue<E> implements Sink<E> {
   #deletedUpTo = 0;
   #deleteTimer: ReturnType<typeof setImmediate> | undefined;
   #running = false;
+  // A delivery run is queued as a microtask and has not started yet.
+  #scheduled = false;
+  readonly #maxInFlight: number;
+  #inflight = 0;
+  // Deliveries in issue order while any is outstanding: the file's watermark may only pass an
+  // id once every id before it is done, whatever order the destination settles them in.
+  readonly #window = new RingBuffer<{ id: number; done: boolean }>(16);
   // Delivery stopped for good: close() hit its deadline, or dst reported SinkClosedError.
   #stopped = false;
   #closed = false;
@@ -123,13 +142,15 @@ export class DurableQueue<E> implements Sink<E> {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError('Expected `options` to be an object with a `path`');
     }
-    const { path, codec, durability = 'process', onError, onDrop } = options;
+    const { path, codec, durability = 'process', maxInFlight = 1, onError, onDrop } = options;
     expectPath(path);
+    expectInteger('maxInFlight', maxInFlight);
     if (codec !== undefined) expectCodec(codec);
     expectDurability(durability);
     expectOptionalFunction('onError', onError);
     expectOptionalFunction('onDrop', onDrop);
     this.#dst = dst;
+    this.#maxInFlight = maxInFlight;
     this.#codec = codec ?? (jsonCodec as Codec<E>);
     this.#onError = onError
       ? (error, event) => callHook(NAME, onError, error, event)
@@ -265,11 +286,12 @@ export class DurableQueue<E> implements Sink<E> {
       }
     }
     resolve?.();
-    if (!this.#running && !this.#stopped) this.#start();
+    if (!this.#stopped && !this.#scheduled && this.#inflight < this.#maxInFlight) this.#start();
   };
 
   #start(): void {
     this.#running = true;
+    this.#scheduled = true;
     // After the writers' continuations: a writer resumes before deliveries run.
     queueMicrotask(this.#run);
   }
@@ -289,8 +311,9 @@ export class DurableQueue<E> implements Sink<E> {
   }
 
   readonly #run = (): void => {
+    this.#scheduled = false;
     const dst = this.#dst;
-    while (!this.#stopped) {
+    while (!this.#stopped && this.#inflight < this.#maxInFlight) {
       const row = this.#next();
       if (row === undefined) break;
       let event: E;
@@ -298,7 +321,7 @@ export class DurableQueue<E> implements Sink<E> {
         event = this.#codec.decode(row.data);
       } catch (error) {
         this.#onError(new DecodeError(row.id, row.data, { cause: error }), undefined);
-        this.#handled(row.id);
+        this.#done(row.id);
         continue;
       }
       let result: void | Promise<void>;
@@ -309,26 +332,54 @@ export class DurableQueue<E> implements Sink<E> {
         continue;
       }
       if (result !== undefined && isThenable(result)) {
-        void this.#awaitWrite(result, event, row.id);
-        return;
+        const slot = { id: row.id, done: false };
+        this.#window.push(slot);
+        this.#inflight++;
+        void this.#awaitWrite(result, event, slot);
+        continue;
       }
-      this.#handled(row.id);
+      this.#done(row.id);
     }
-    if (!this.#stopped) this.#becomeIdle();
+    if (!this.#stopped && this.#inflight === 0) this.#becomeIdle();
   };
 
-  async #awaitWrite(pending: PromiseLike<void>, event: E, id: number): Promise<void> {
+  async #awaitWrite(
+    pending: PromiseLike<void>,
+    event: E,
+    slot: { id: number; done: boolean },
+  ): Promise<void> {
+    let failure: { error: unknown } | undefined;
     try {
       await pending;
     } catch (error) {
-      // After a deadline the file may be closed: the event stays there, for the next open.
-      if (this.#stopped) return;
-      if (this.#failed(error, event, id)) this.#run();
-      return;
+      failure = { error };
     }
+    this.#inflight--;
+    // After a deadline the file may be closed: the event stays there, for the next open.
     if (this.#stopped) return;
-    this.#handled(id);
+    if (failure !== undefined) {
+      this.#onError(failure.error, event);
+      if (isSinkClosedError(failure.error)) {
+        // Not delivered, and nothing after it can be: keep it all in the file.
+        this.#stop();
+        return;
+      }
+    }
+    slot.done = true;
+    this.#advance();
     this.#run();
+  }
+
+  /** Marks a delivery settled that never waited (no slot): in order unless others are out. */
+  #done(id: number): void {
+    if (this.#window.length === 0) this.#handled(id);
+    else this.#window.push({ id, done: true });
+  }
+
+  /** Moves the watermark over every settled delivery at the front of the window. */
+  #advance(): void {
+    const window = this.#window;
+    while (window.length > 0 && window.peek().done) this.#handled(window.shift().id);
   }
 
   /** Reports a failed delivery; returns false when delivery must stop (dst is closed). */
@@ -339,7 +390,7 @@ export class DurableQueue<E> implements Sink<E> {
       this.#stop();
       return false;
     }
-    this.#handled(id);
+    this.#done(id);
     return true;
   }
 
