@@ -336,3 +336,80 @@ export function rabbitmqctlVersion(): string | undefined {
   const result = spawnSync('rabbitmqctl', ['version'], { encoding: 'utf8', timeout: 10_000 });
   return result.status === 0 ? result.stdout.trim() : undefined;
 }
+
+/**
+ * The fallback when no private node can run (no server scripts here): stop and start the
+ * RabbitMQ application of the shared broker with `rabbitmqctl stop_app` / `start_app`. Durable
+ * queues and persistent messages survive it. Other tests using the shared broker at the same time
+ * would see it go down, so the private node is preferred; `close()` (and, as a last resort, the
+ * process's exit) always brings the application back.
+ */
+export class SharedRabbitRestart {
+  readonly url = AMQP_URL;
+  #stopped = false;
+
+  /** True when `rabbitmqctl` answers for the shared node. */
+  static available(): boolean {
+    return rabbitmqctlVersion() !== undefined;
+  }
+
+  /** `rabbitmqctl stop_app`. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    sharedStopped = true;
+    await rabbitmqctl('stop_app');
+  }
+
+  /** `rabbitmqctl start_app`, then waits until the broker accepts connections. */
+  async start(): Promise<void> {
+    await rabbitmqctl('start_app');
+    this.#stopped = false;
+    sharedStopped = false;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await checkBroker(this.url);
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) {
+          throw new Error('the shared RabbitMQ did not come back in 60 s', { cause: error });
+        }
+        await sleep(200);
+      }
+    }
+  }
+
+  /** `stop()` then `start()`, the start in any case. */
+  async restart(): Promise<void> {
+    try {
+      await this.stop();
+    } finally {
+      await this.start();
+    }
+  }
+
+  /** Brings the application back if this object stopped it. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#stopped) await this.start();
+  }
+}
+
+let sharedStopped = false;
+process.on('exit', () => {
+  // Last resort: never leave the shared broker stopped behind a crashed test.
+  if (sharedStopped) spawnSync('rabbitmqctl', ['start_app'], { timeout: 60_000 });
+});
+
+function rabbitmqctl(command: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('rabbitmqctl', [command], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`rabbitmqctl ${command} failed (${code}): ${stderr}`)),
+    );
+  });
+}

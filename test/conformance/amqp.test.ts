@@ -4,7 +4,9 @@
 // messages and every group gets every event; the dead letter of a group is the queue
 // `<topic>.<group>.dlq` behind the exchange `<topic>.<group>.dlx`. The broker-down and restart
 // cases run a private RabbitMQ node (own port and data directory) that they stop and start, so
-// the shared broker is never disturbed.
+// the shared broker is never disturbed; where RabbitMQ's server scripts are missing (or with
+// EVENTSINKS_AMQP_SHARED_RESTART=1) they restart the shared broker's app with rabbitmqctl
+// instead, and always bring it back.
 import { randomBytes } from 'node:crypto';
 import { connect, type ChannelModel } from 'amqplib';
 import { AmqpSink, AmqpSource, REASON_HEADER } from '../../src/amqp/index.js';
@@ -12,6 +14,7 @@ import {
   AMQP_SERVICE,
   AMQP_URL,
   PrivateRabbit,
+  SharedRabbitRestart,
   checkBroker,
   cut,
   deleteTopology,
@@ -155,7 +158,12 @@ const fixture: ConformanceFixture = {
   },
 
   async startPrivateBroker(): Promise<PrivateBroker> {
-    const node = await PrivateRabbit.start();
+    // A private node (own port and data) disturbs nothing else; without RabbitMQ's server
+    // scripts on this machine, fall back to stopping and starting the shared broker's app.
+    const node =
+      process.env.EVENTSINKS_AMQP_SHARED_RESTART === '1' || !PrivateRabbit.available()
+        ? new SharedRabbitRestart()
+        : await PrivateRabbit.start();
     const endpoint: BrokerEndpoint = { url: node.url };
     return {
       endpoint,
