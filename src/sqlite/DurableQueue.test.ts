@@ -58,7 +58,7 @@ const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Waits (generously) until `condition` holds. */
 async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000;
   while (!condition()) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await sleep(2);
@@ -532,3 +532,49 @@ function cyclic(): object {
   event.self = event;
   return event;
 }
+
+describe('DurableQueue maxInFlight', () => {
+  it('keeps up to maxInFlight deliveries outstanding and removes events only in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eventsinks-dq-inflight-'));
+    const path = join(dir, 'q.db');
+    const gates: { event: number; release: () => void }[] = [];
+    const delivered: number[] = [];
+    const dst = {
+      write: (event: number) =>
+        new Promise<void>((resolve) =>
+          gates.push({
+            event,
+            release: () => {
+              delivered.push(event);
+              resolve();
+            },
+          }),
+        ),
+      close() {},
+    };
+    const queue = new DurableQueue<number>(dst, { path, maxInFlight: 3 });
+    await Promise.all([1, 2, 3, 4, 5].map((e) => queue.write(e)));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(
+      gates.map((g) => g.event),
+      [1, 2, 3],
+    );
+    // The third settles first: nothing may leave the file before 1 and 2 do.
+    gates[2]!.release();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(queue.size, 5);
+    assert.equal(gates.length, 4);
+    gates[0]!.release();
+    gates[1]!.release();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(queue.size, 2);
+    assert.equal(gates.length, 5);
+    for (const g of gates.slice(3)) g.release();
+    await queue.close();
+    assert.deepEqual([...delivered].sort(), [1, 2, 3, 4, 5]);
+    assert.throws(
+      () => new DurableQueue(dst, { path: join(dir, 'x.db'), maxInFlight: 0 }),
+      /`maxInFlight`/,
+    );
+  });
+});
