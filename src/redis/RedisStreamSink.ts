@@ -65,6 +65,7 @@ interface Waiting {
 
 const MAX_IN_FLIGHT_DEFAULT = 1;
 const TIMEOUT_DEFAULT = 5_000;
+const NO_CLIENT_TIMEOUT = { timeout: 0 };
 
 /**
  * Appends each event to a Redis stream with XADD, as an entry `{ id, data }`: `id` the event's
@@ -243,7 +244,10 @@ export class RedisStreamSink<E> implements Sink<E> {
     args.push('*', ID_FIELD, write.id, DATA_FIELD, write.data);
     let sent: Promise<unknown>;
     try {
-      sent = client.sendCommand(args);
+      // The sink keeps its own `timeout`, up to the reply, with one timer for all writes.
+      // node-redis's per-command timeout (5 s by default) only covers the wait to be written,
+      // and costs an AbortSignal per command: turn it off.
+      sent = client.sendCommand(args, NO_CLIENT_TIMEOUT);
     } catch (error) {
       this.#finish(write, this.#classify(error, write.id));
       return;

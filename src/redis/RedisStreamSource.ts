@@ -413,6 +413,8 @@ export class RedisStreamSource<E> {
       return;
     }
     this.#readyResolve();
+    // close() may have come in between: then there is nothing to start.
+    if (this.#stopping) return;
     this.#workers = Array.from({ length: this.#concurrency }, () => this.#worker());
     const beat = Math.max(1, Math.floor(this.#minIdle / 3));
     this.#heartbeat = setInterval(() => void this.#touch(), beat);

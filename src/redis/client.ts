@@ -16,8 +16,12 @@
  * ```
  */
 export interface RedisStreamClient {
-  /** Sends one command; resolves with the raw reply, rejects with the server's error reply. */
-  sendCommand(args: readonly string[]): Promise<unknown>;
+  /**
+   * Sends one command; resolves with the raw reply, rejects with the server's error reply.
+   * `options.timeout` overrides node-redis's per-command timeout (5 s by default in node-redis 6,
+   * counted until the command is written; 0 turns it off).
+   */
+  sendCommand(args: readonly string[], options?: { timeout?: number }): Promise<unknown>;
   /** True while the connection is up and ready for commands. */
   readonly isReady: boolean;
   /** False once the client was closed for good. */

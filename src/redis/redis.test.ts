@@ -269,6 +269,24 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
       assert.ok(Date.now() - closing < 10_000, `close took ${Date.now() - closing} ms`);
     });
 
+    it("a blocking read longer than node-redis's 5 s command timeout still delivers", async () => {
+      const key = stream();
+      const dst = new Collect<{ n: number }>();
+      const errors: unknown[] = [];
+      const source = new RedisStreamSource(client, dst, {
+        stream: key,
+        group: 'g',
+        block: 9_000,
+        onError: (e) => errors.push(e),
+      });
+      await source.ready;
+      await sleep(5_600); // past node-redis's default per-command timeout, within BLOCK
+      await client.xAdd(key, '*', { data: JSON.stringify({ n: 1 }) });
+      await waitFor(() => dst.events.length === 1, 3_000, 'the entry, from the same blocking read');
+      await source.close();
+      assert.deepEqual(errors, []);
+    });
+
     it('recreates its group after NOGROUP and goes on', async () => {
       const key = stream();
       const dst = new Collect<{ n: number }>();
