@@ -205,9 +205,11 @@ export class Destination {
       const onError = (error: unknown): void => log.error({ err: error }, 'delivery failed');
       if (config.batch) {
         const batching = new BatchingSink<Envelope>(retrying, config.batch);
+        // Two batches in flight: the next one fills from the queue while one is being sent.
         this.#queue = new DurableQueue<Envelope>(batching, {
           path: files.queue,
           durability,
+          maxInFlight: config.batch.maxSize * 2,
           onError,
         });
       } else {
