@@ -54,3 +54,19 @@ describe('Filter', () => {
     );
   });
 });
+
+describe('Filter close with a deadline', () => {
+  it('passes the signal on to a draining sink below', async () => {
+    let received: unknown;
+    const dst = {
+      write() {},
+      close(options?: { signal?: AbortSignal }) {
+        received = options?.signal;
+      },
+    };
+    const filter = new Filter(dst, () => true);
+    const signal = AbortSignal.timeout(1000);
+    await filter.close({ signal });
+    assert.equal(received, signal);
+  });
+});

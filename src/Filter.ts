@@ -1,7 +1,7 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
 import { describe, expectSink } from './internal/validate.js';
-import { noop } from './internal/close.js';
-import type { Sink } from './Sink.js';
+import { closeWith, noop } from './internal/close.js';
+import type { CloseOptions, Sink } from './Sink.js';
 
 /**
  * Decides whether an event passes a {@link Filter}: a predicate, or an object with `match`.
@@ -75,11 +75,11 @@ export class Filter<E, F extends E = E> implements Sink<E> {
     if (this.#match(event)) return this.#dst.write(event as F);
   }
 
-  /** Closes `dst`. Idempotent. */
-  close(): void | Promise<void> {
+  /** Closes `dst`, passing a deadline (`signal`) on to it. Idempotent. */
+  close(options: CloseOptions = {}): void | Promise<void> {
     if (this.#closed) return Promise.resolve(this.#closing).then(noop, noop);
     this.#closed = true;
-    this.#closing = this.#dst.close();
+    this.#closing = closeWith(this.#dst, options.signal);
     return this.#closing;
   }
 
