@@ -429,6 +429,21 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
       );
     });
 
+    it('the signal option closes the source', async () => {
+      const key = stream();
+      const controller = new AbortController();
+      const source = new RedisStreamSource(client, new Collect<number>(), {
+        stream: key,
+        group: 'g',
+        block: 200,
+        signal: controller.signal,
+      });
+      await source.ready;
+      controller.abort();
+      await waitFor(() => source.closed, 5_000, 'the source to close');
+      await source.close();
+    });
+
     it('forgets its generated consumer name on a clean close', async () => {
       const key = stream();
       const dst = new Collect<number>();
