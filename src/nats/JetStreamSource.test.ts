@@ -7,6 +7,7 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import type { Sink } from '../Sink.js';
 import { isJetStreamDecodeError } from './errors.js';
@@ -17,6 +18,7 @@ import {
 } from './JetStreamSource.js';
 import {
   deleteStreams,
+  privateNatsOrSkip,
   SERVICE,
   sharedConnection,
   sleep,
@@ -318,6 +320,63 @@ describe('JetStreamSource', { skip }, () => {
       durable: 'd',
     });
     await assert.rejects(other.start(), /filters 'src-.*', not no subject/);
+  });
+
+  it('keeps consuming across a broker restart; nothing is lost', async (t) => {
+    const server = await privateNatsOrSkip(t);
+    if (server === undefined) return;
+    const admin = await connect({
+      servers: server.url,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 100,
+    });
+    const seen = new Set<number>();
+    const source = new JetStreamSource<number>(
+      {
+        async write(n) {
+          await sleep(1);
+          seen.add(n);
+        },
+        close() {},
+      },
+      {
+        servers: server.url,
+        connectOptions: { reconnectTimeWait: 100 },
+        stream: 'R',
+        durable: 'd',
+        concurrency: 2,
+        ackWait: 2_000,
+        fetchExpires: 1_000,
+        ensureStream: { name: 'R', subjects: ['r'] },
+        onError: () => {},
+      },
+    );
+    try {
+      await source.start();
+      const js = jetstream(admin);
+      const send = async (from: number, to: number): Promise<void> => {
+        for (let n = from; n < to; n++) {
+          for (;;) {
+            try {
+              await js.publish('r', JSON.stringify(n), { msgID: `n${n}`, timeout: 1_000 });
+              break;
+            } catch {
+              await sleep(100);
+            }
+          }
+        }
+      };
+      await send(0, 200);
+      await waitFor(() => seen.size >= 50, 20_000, '50 consumed');
+      await server.stop();
+      await server.start();
+      await send(200, 400);
+      await waitFor(() => seen.size === 400, 60_000, `all 400 (have ${seen.size})`);
+    } finally {
+      await source.close({ signal: AbortSignal.timeout(5_000) });
+      await admin.close().catch(() => {});
+      await server.close();
+    }
   });
 
   it('aborting `signal` closes the source', async () => {
