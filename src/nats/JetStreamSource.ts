@@ -148,7 +148,9 @@ export interface JetStreamSourceOptions<E> extends NatsConnectionOptions {
   /**
    * The new durable's `ack_wait`, in ms; default 30 000. A message not acknowledged in time
    * (its source crashed) is redelivered to another source. While a write is slow the source
-   * sends `working()` every `ackWait / 3` ms, so a live source keeps its messages.
+   * sends `working()` every `ackWait / 3` ms, so a live source keeps its messages. A write that
+   * never settles therefore holds its message for as long as the source runs: put a
+   * `TimeoutSink` in front of a destination that can hang.
    */
   ackWait?: number;
   /**
