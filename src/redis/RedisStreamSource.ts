@@ -496,10 +496,26 @@ export class RedisStreamSource<E> {
     for (const taker of this.#takers.splice(0)) taker(undefined);
     for (const wake of [...this.#sleepers]) wake();
     this.#fetchWaiting?.();
-    if (this.#reading && this.#blockingId !== undefined && !this.#terminated) {
-      // End the blocking read now rather than after `block` ms. UNBLOCK makes it return as if
-      // it timed out: no entry is handed out and lost.
-      this.#client.sendCommand(['CLIENT', 'UNBLOCK', this.#blockingId]).then(noop, noop);
+    if (this.#reading && !this.#terminated) void this.#unblock();
+  }
+
+  /**
+   * Ends the blocking read now rather than after `block` ms. UNBLOCK makes it return as if it
+   * timed out, so no entry is handed out and lost. It goes over another connection, so it can
+   * reach Redis before the read itself does (then it answers 0): try again until the read ended.
+   */
+  async #unblock(): Promise<void> {
+    const deadline = Date.now() + this.#block;
+    while (this.#reading && !this.#terminated && Date.now() < deadline) {
+      const id = this.#blockingId;
+      if (id !== undefined) {
+        try {
+          if ((await this.#client.sendCommand(['CLIENT', 'UNBLOCK', id])) === 1) return;
+        } catch {
+          return; // the read ends within `block` anyway
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 
