@@ -22,8 +22,8 @@ const RAW = 'nats.js v3 (raw)';
 // Watermill's README (different hardware, Go): NATS JetStream publish / subscribe.
 const WATERMILL_PUB = { 'Watermill (Go, other hardware)': '51k msg/s publish' };
 const WATERMILL_SUB = { 'Watermill (Go, other hardware)': '35k msg/s subscribe' };
-/** Messages the source holds at once (concurrency 1 + prefetch 32); the raw loop pulls as many. */
-const BATCH = 33;
+/** Messages the source holds at once (concurrency 1 + prefetch 64); the raw loop pulls as many. */
+const BATCH = 65;
 
 interface Event {
   action: string;

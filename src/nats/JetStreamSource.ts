@@ -143,7 +143,11 @@ export interface JetStreamSourceOptions<E> extends NatsConnectionOptions {
   deliverPolicy?: 'all' | 'new';
   /** Writes to the destination at once; default 1: each event waits for the previous write. */
   concurrency?: number;
-  /** Messages fetched ahead of the writes in progress; default 32. */
+  /**
+   * Messages fetched ahead of the writes in progress; default 64. Fetched messages are held
+   * (kept alive with `working()`) until written; more means fewer fetch round trips, fewer means
+   * fairer sharing between the sources of one durable and less to hand back on close.
+   */
   prefetch?: number;
   /**
    * The new durable's `ack_wait`, in ms; default 30 000. A message not acknowledged in time
@@ -213,7 +217,7 @@ interface Held {
 
 const NAME = 'JetStreamSource';
 const DEFAULT_ACK_WAIT = 30_000;
-const DEFAULT_PREFETCH = 32;
+const DEFAULT_PREFETCH = 64;
 const DEFAULT_MAX_DELIVERIES = 5;
 const DEFAULT_RETRY_DELAY = 1_000;
 const DEFAULT_FETCH_EXPIRES = 5_000;
