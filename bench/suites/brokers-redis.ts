@@ -293,7 +293,7 @@ async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
         'publish maxInFlight=1',
         pub1,
         WATERMILL_PUB,
-        'one writer awaiting each XADD reply; raw: the same loop with client.xAdd, and with client.sendCommand (what the sink uses)',
+        "one writer awaiting each XADD reply; raw: the same loop with client.xAdd, and with client.sendCommand (what the sink uses). The sink turns off node-redis's per-command timer (an AbortSignal.timeout per command, only until the command is written) and keeps one timer of its own for every write in flight: most of its CPU lead",
       ),
       ...rows(
         'publish maxInFlight=64',
