@@ -50,15 +50,21 @@ class FakeBroker {
           this.callbacks.push(callback);
           return true;
         },
-        assertExchange: () => Promise.resolve({}),
-        assertQueue: () => Promise.resolve({}),
-        bindQueue: () => Promise.resolve({}),
         close: () => Promise.resolve(),
       });
       this.channel = channel;
       return Promise.resolve(channel);
     };
-    Object.assign(model, { createConfirmChannel, close: () => Promise.resolve() });
+    const createChannel = (): Promise<EventEmitter> =>
+      Promise.resolve(
+        Object.assign(new EventEmitter(), {
+          assertExchange: () => Promise.resolve({}),
+          assertQueue: () => Promise.resolve({}),
+          bindQueue: () => Promise.resolve({}),
+          close: () => Promise.resolve(),
+        }),
+      );
+    Object.assign(model, { createConfirmChannel, createChannel, close: () => Promise.resolve() });
     return Promise.resolve(model as unknown as ChannelModel);
   };
 

@@ -14,8 +14,10 @@ import type { CloseOptions, Sink } from '../Sink.js';
 import {
   DEFAULT_URL,
   closeQuietly,
+  declareQueue,
   expectUrl,
   openConnection,
+  withChannel,
   type AmqpConnectionOptions,
 } from './connection.js';
 import {
@@ -84,7 +86,8 @@ interface PendingWrite<E> {
   id: string;
   resolve(): void;
   reject(error: unknown): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  // When its confirm is overdue (ms since the epoch); set when published.
+  deadline: number;
   settled: boolean;
 }
 
@@ -131,6 +134,9 @@ export class AmqpSink<E> implements Sink<E> {
   // messageId → reply text of a basic.return; RabbitMQ sends the return before the confirm.
   readonly #returned = new Map<string, string>();
   #inFlight = 0;
+  // Published writes in publish order, for the confirm timeout; settled ones are skipped lazily.
+  readonly #timeline = new RingBuffer<PendingWrite<E>>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #model: ChannelModel | undefined;
   #channel: ConfirmChannel | undefined;
   #connecting: Promise<void> | undefined;
@@ -211,7 +217,7 @@ export class AmqpSink<E> implements Sink<E> {
     return new Promise<void>((resolve, reject) => {
       // A throwing messageId() rejects this promise: the executor turns throws into rejections.
       const id = this.#messageId(event);
-      this.#waiting.push({ event, id, resolve, reject, timer: undefined, settled: false });
+      this.#waiting.push({ event, id, resolve, reject, deadline: 0, settled: false });
       this.#pump();
     });
   }
@@ -248,6 +254,8 @@ export class AmqpSink<E> implements Sink<E> {
     this.#channel = undefined;
     // Closing the connection fails every unconfirmed publish through amqplib's callbacks.
     await closeQuietly(model);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   #pump(): void {
@@ -315,6 +323,13 @@ export class AmqpSink<E> implements Sink<E> {
         }
       });
     }
+    if (this.#assertTopology) {
+      try {
+        await this.#declare(model);
+      } catch (error) {
+        throw new AmqpConnectionError('declaring the topology failed', { cause: error });
+      }
+    }
     let channel: ConfirmChannel;
     try {
       channel = await model.createConfirmChannel();
@@ -334,27 +349,22 @@ export class AmqpSink<E> implements Sink<E> {
     channel.on('close', () => {
       if (this.#channel === channel) this.#channel = undefined;
     });
-    if (this.#assertTopology) {
-      try {
-        await this.#declare(channel);
-      } catch (error) {
-        await closeQuietly(channel);
-        throw new AmqpConnectionError('declaring the topology failed', { cause: error });
-      }
-    }
     return channel;
   }
 
-  async #declare(channel: ConfirmChannel): Promise<void> {
+  async #declare(model: ChannelModel): Promise<void> {
     const exchange = this.#exchange;
-    if (exchange !== '')
-      await channel.assertExchange(exchange, this.#exchangeType, { durable: true });
     const queue = this.#queue;
+    if (exchange !== '') {
+      await withChannel(model, (channel) =>
+        channel.assertExchange(exchange, this.#exchangeType, { durable: true }),
+      );
+    }
     if (queue === undefined) return;
-    await channel.assertQueue(queue, { durable: true });
+    await declareQueue(model, queue, { durable: true });
     if (exchange !== '') {
       const key = typeof this.#routingKey === 'string' ? this.#routingKey : '#';
-      await channel.bindQueue(queue, exchange, key);
+      await withChannel(model, (channel) => channel.bindQueue(queue, exchange, key));
     }
   }
 
@@ -374,10 +384,11 @@ export class AmqpSink<E> implements Sink<E> {
     this.#inFlight++;
     const exchange = this.#exchange;
     if (this.#confirmTimeout > 0 && this.#confirmTimeout !== Infinity) {
-      pending.timer = setTimeout(
-        () => this.#finish(pending, new AmqpTimeoutError(id, this.#confirmTimeout)),
-        this.#confirmTimeout,
-      );
+      // One timer for all in-flight writes, not one per write: the timeout is the same for
+      // every write, so deadlines grow in publish order and the oldest one is the next due.
+      pending.deadline = Date.now() + this.#confirmTimeout;
+      this.#timeline.push(pending);
+      this.#timer ??= setTimeout(this.#expire, this.#confirmTimeout);
     }
     try {
       channel.publish(
@@ -425,18 +436,38 @@ export class AmqpSink<E> implements Sink<E> {
     }
   }
 
+  // Fails every in-flight write whose confirm is overdue, then waits for the next deadline.
+  readonly #expire = (): void => {
+    this.#timer = undefined;
+    const timeline = this.#timeline;
+    const now = Date.now();
+    while (timeline.length > 0) {
+      const oldest = timeline.peek();
+      if (!oldest.settled && oldest.deadline > now) break;
+      timeline.shift();
+      if (!oldest.settled)
+        this.#finish(oldest, new AmqpTimeoutError(oldest.id, this.#confirmTimeout));
+    }
+    if (timeline.length > 0) {
+      this.#timer = setTimeout(this.#expire, Math.max(timeline.peek().deadline - now, 1));
+    }
+  };
+
   // Settles an in-flight write once (a timed-out message may still be confirmed later).
   #finish(pending: PendingWrite<E>, error: unknown): void {
     if (pending.settled) return;
     this.#inFlight--;
     this.#settle(pending, error);
+    // Confirms come in publish order, so this usually empties the timeline's head at once and
+    // settled writes (and their events) are not kept until the timer fires.
+    const timeline = this.#timeline;
+    while (timeline.length > 0 && timeline.peek().settled) timeline.shift();
     this.#pump();
   }
 
   #settle(pending: PendingWrite<E>, error: unknown): void {
     if (pending.settled) return;
     pending.settled = true;
-    if (pending.timer !== undefined) clearTimeout(pending.timer);
     if (error === undefined) pending.resolve();
     else pending.reject(error);
   }

@@ -16,9 +16,11 @@ import { expectString } from './AmqpSink.js';
 import {
   DEFAULT_URL,
   closeQuietly,
+  declareQueue,
   expectUrl,
   noop,
   openConnection,
+  withChannel,
   type AmqpConnectionOptions,
 } from './connection.js';
 import { AmqpConnectionError, AmqpDecodeError } from './errors.js';
@@ -442,6 +444,7 @@ export class AmqpSource<E> {
       this.#connectFactory,
     );
     try {
+      if (this.#assertTopology) await this.#declare(model);
       let markClosed!: () => void;
       const closed = new Promise<void>((resolve) => (markClosed = resolve));
       const channel = await model.createConfirmChannel();
@@ -459,7 +462,7 @@ export class AmqpSource<E> {
       channel.on('error', noop);
       channel.on('close', lost);
       model.on('close', lost);
-      if (this.#assertTopology) await this.#declare(channel);
+
       await channel.prefetch(this.#concurrency);
       const reply = await channel.consume(
         this.#queue,
@@ -481,30 +484,37 @@ export class AmqpSource<E> {
     }
   }
 
-  async #declare(channel: ConfirmChannel): Promise<void> {
+  async #declare(model: ChannelModel): Promise<void> {
     const queue = this.#queue;
     const dlx = this.#deadLetterExchange;
-    await channel.assertExchange(dlx, 'fanout', { durable: true });
-    if (this.#deadLetterQueue !== false) {
-      await channel.assertQueue(this.#deadLetterQueue, { durable: true });
-      await channel.bindQueue(this.#deadLetterQueue, dlx, '');
+    const dlq = this.#deadLetterQueue;
+    const exchange = this.#exchange;
+    await withChannel(model, async (channel) => {
+      await channel.assertExchange(dlx, 'fanout', { durable: true });
+      if (exchange !== undefined) {
+        await channel.assertExchange(exchange, this.#exchangeType, { durable: true });
+      }
+    });
+    if (dlq !== false) {
+      await declareQueue(model, dlq, { durable: true });
+      await withChannel(model, (channel) => channel.bindQueue(dlq, dlx, ''));
     }
-    const args: Record<string, unknown> = { 'x-dead-letter-exchange': dlx };
+    // No broker-side dead-lettering arguments: the source publishes dead letters itself, with
+    // the reason, so a plain durable declaration (the one AmqpSink makes) stays equivalent.
+    const args: Record<string, unknown> = {};
     if (this.#queueType === 'quorum') args['x-queue-type'] = 'quorum';
-    await channel.assertQueue(queue, {
+    await declareQueue(model, queue, {
       durable: true,
       arguments: { ...args, ...this.#queueArguments },
     });
     if (this.#retryDelay > 0) {
-      await channel.assertQueue(retryQueue(queue), {
+      await declareQueue(model, retryQueue(queue), {
         durable: true,
         arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': queue },
       });
     }
-    const exchange = this.#exchange;
     if (exchange !== undefined) {
-      await channel.assertExchange(exchange, this.#exchangeType, { durable: true });
-      await channel.bindQueue(queue, exchange, this.#bindingKey);
+      await withChannel(model, (channel) => channel.bindQueue(queue, exchange, this.#bindingKey));
     }
   }
 

@@ -1,4 +1,4 @@
-import { connect, type ChannelModel, type Options } from 'amqplib';
+import { connect, type Channel, type ChannelModel, type Options } from 'amqplib';
 import { describe } from '../internal/validate.js';
 import { AmqpConnectionError } from './errors.js';
 
@@ -109,6 +109,46 @@ export interface Closable {
   once(event: 'close', listener: () => void): unknown;
   removeListener(event: 'close', listener: () => void): unknown;
   connection?: unknown;
+}
+
+/**
+ * Runs `fn` on a throwaway channel: a declaration the broker refuses closes that channel, never
+ * one that publishes or consumes.
+ * @internal
+ */
+export async function withChannel<T>(
+  model: ChannelModel,
+  fn: (channel: Channel) => Promise<T>,
+): Promise<T> {
+  const channel = await model.createChannel();
+  channel.on('error', noop);
+  try {
+    return await fn(channel);
+  } finally {
+    await closeQuietly(channel);
+  }
+}
+
+/**
+ * Declares a queue; when it already exists with other arguments (406 PRECONDITION_FAILED: a
+ * source added `x-queue-type`, another client declared it its own way), it is used as it is.
+ * @internal
+ */
+export async function declareQueue(
+  model: ChannelModel,
+  queue: string,
+  options: Options.AssertQueue,
+): Promise<void> {
+  try {
+    await withChannel(model, (channel) => channel.assertQueue(queue, options));
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 406) throw error;
+    try {
+      await withChannel(model, (channel) => channel.checkQueue(queue));
+    } catch {
+      throw error;
+    }
+  }
 }
 
 /** @internal */
