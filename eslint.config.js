@@ -4,7 +4,18 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'docs/api/', 'node_modules/', 'bench/results/', 'coverage/'] },
+  {
+    // Generated output, and scratch space (relay data, *.tmp.* files) that git ignores too.
+    ignores: [
+      'dist/',
+      'docs/api/',
+      'node_modules/',
+      'bench/results/',
+      'coverage/',
+      '.eventsinks/',
+      '**/*.tmp.*',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
