@@ -75,7 +75,16 @@ export class Broadcaster<E> implements Sink<E> {
     expectOptionalFunction('onError', options.onError);
     const onError = options.onError;
     this.#onError = onError ? (e, ev, s) => callHook(NAME, onError, e, ev, s) : defaultOnError;
-    for (const sink of sinks) this.#add(sink);
+    // Built in place, not through #add: copying the snapshot once per sink would make this
+    // quadratic, and leave the sinks scattered among the garbage copies.
+    const initial: Sink<E>[] = [];
+    for (const sink of sinks) {
+      expectSink('sink', sink);
+      if (this.#members.has(sink)) continue;
+      this.#members.add(sink);
+      initial.push(sink);
+    }
+    this.#sinks = initial;
   }
 
   /** The number of sinks. */
