@@ -76,7 +76,7 @@ export class Broadcaster<E> implements Sink<E> {
     const onError = options.onError;
     this.#onError = onError ? (e, ev, s) => callHook(NAME, onError, e, ev, s) : defaultOnError;
     // Built in place, not through #add: copying the snapshot once per sink would make this
-    // quadratic, and leave the sinks scattered among the garbage copies.
+    // quadratic (half a second for 10 000 sinks).
     const initial: Sink<E>[] = [];
     for (const sink of sinks) {
       expectSink('sink', sink);
