@@ -59,7 +59,9 @@ export interface QueueEntry<E> {
  * });
  *
  * // Later, `dlq replay`: open the same file as a DurableQueue; it delivers what it holds.
- * await new DurableQueue(replaySink, { path: './dead.db' }).close();
+ * dead.close();
+ * const replay: Sink<DeadLetter<Hook>> = { write: (l) => httpSink.write(l.event), close() {} };
+ * await new DurableQueue(replay, { path: './dead.db' }).close();
  * ```
  */
 export class QueueFile<E> implements Sink<E> {
