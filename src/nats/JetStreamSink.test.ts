@@ -125,6 +125,36 @@ describe('JetStreamSink', { skip }, () => {
     await sink.close();
   });
 
+  it('no PubAck in time rejects with reason timeout; close({ signal }) rejects what is still unacknowledged', async () => {
+    // A plain subscriber that never answers: the publish request waits for a PubAck forever.
+    const subject = uniqueName('silent');
+    const silent = nc!.subscribe(subject, { callback: () => {} });
+    try {
+      const sink = new JetStreamSink<number>({ connection: nc!, subject, timeout: 300 });
+      await assert.rejects(
+        sink.write(1),
+        (e) => isJetStreamPublishError(e) && e.reason === 'timeout' && e.msgId !== '',
+      );
+      await sink.close();
+      const slow = new JetStreamSink<number>({
+        connection: nc!,
+        subject,
+        timeout: 60_000,
+        maxInFlight: 2,
+      });
+      const writes = [slow.write(1), slow.write(2), slow.write(3)].map((w) =>
+        w.then(
+          () => 'resolved',
+          (e: unknown) => (isSinkClosedError(e) ? 'closed' : String(e)),
+        ),
+      );
+      await slow.close({ signal: AbortSignal.timeout(200) });
+      assert.deepEqual(await Promise.all(writes), ['closed', 'closed', 'closed']);
+    } finally {
+      silent.unsubscribe();
+    }
+  });
+
   it('a subject no stream captures rejects with reason no-stream', async () => {
     const sink = new JetStreamSink<number>({
       connection: nc!,
