@@ -233,6 +233,38 @@ describe('DurableQueue', () => {
     );
   });
 
+  it('maxInFlight: issues writes in order, removes an event only once every earlier one settled', async () => {
+    const path = temp();
+    const settle = new Map<number, () => void>();
+    const issued: number[] = [];
+    const sink: Sink<number> = {
+      write: (event) =>
+        new Promise<void>((resolve) => {
+          issued.push(event);
+          settle.set(event, resolve);
+        }),
+      close() {},
+    };
+    const queue = new DurableQueue(sink, { path, maxInFlight: 3 });
+    await Promise.all(range(6).map((i) => queue.write(i)));
+    await until(() => issued.length === 3, 'three writes in flight');
+    assert.deepEqual(issued, [0, 1, 2]);
+    settle.get(2)!(); // settles out of order: 2 is done, 0 and 1 are not
+    await until(() => issued.length === 4, 'a fourth write issued');
+    assert.deepEqual(issued, [0, 1, 2, 3]);
+    assert.equal(queue.size, 6); // the watermark has not passed 0
+    settle.get(0)!();
+    await until(() => queue.size === 5, 'the watermark to pass 0');
+    // Deadline now: 1 and 3 are in flight, 2 is done but behind 1. What stays on disk starts
+    // at the first unsettled event, so nothing unacknowledged is removed.
+    await queue.close({ signal: AbortSignal.abort() });
+    assert.deepEqual(stored(path), [1, 2, 3, 4, 5]);
+    assert.throws(
+      () => new DurableQueue(sink, { path: temp(), maxInFlight: 0 }),
+      /^RangeError: Expected `maxInFlight` to be a positive integer, got `0` \(number\)$/,
+    );
+  });
+
   it('pages to disk: a backlog larger than memory is read back in order', async () => {
     const path = temp();
     const sink = new GatedSink<number>();
