@@ -223,6 +223,7 @@ const DEFAULT_RETRY_DELAY = 1_000;
 const DEFAULT_FETCH_EXPIRES = 5_000;
 const MAX_BACKOFF = 5_000;
 const STALE_MARGIN = 250;
+const FLUSH_TIMEOUT = 2_000;
 const DECODER = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -711,6 +712,16 @@ export class JetStreamSource<E> {
     if (resolved?.owned) {
       // Flush the acks and naks just sent before letting go of the connection.
       await resolved.connection.drain().catch(noop);
+    } else if (resolved !== undefined && !resolved.connection.isClosed()) {
+      // A shared connection stays open, but its owner may close it right after us: make sure
+      // the acks and naks reached the server. Bounded, since a disconnected client would wait
+      // for its reconnect (and the server redelivers what it did not get anyway).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        resolved.connection.flush().catch(noop),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_TIMEOUT))),
+      ]);
+      clearTimeout(timer);
     }
   }
 
