@@ -21,11 +21,12 @@ const SPAN = 10_000_000;
 // like a lost event). The destination is sometimes asynchronous so that
 // deliveries lag behind writes and a backlog is on disk when the kill comes. Every other run
 // the destination is slow (timers), so a backlog builds up; in the others it is fast, so the
-// run replays that backlog and then delivers its own events from memory.
+// run replays that backlog and then delivers its own events from memory. Half the runs allow
+// 8 deliveries outstanding (maxInFlight), settling out of order.
 const program = `
 import { openSync, writeSync } from 'node:fs';
 import { DurableQueue } from './src/sqlite/index.ts';
-const { CRASH_PATH: path, CRASH_LOG, CRASH_START, CRASH_MODE, CRASH_SLOW } = process.env;
+const { CRASH_PATH: path, CRASH_LOG, CRASH_START, CRASH_MODE, CRASH_SLOW, CRASH_INFLIGHT } = process.env;
 const SLOW = CRASH_SLOW === '1';
 const log = openSync(CRASH_LOG, 'a');
 const out = (line) => writeSync(log, line + '\\n');
@@ -40,7 +41,7 @@ const dst = {
   },
   close() {},
 };
-const queue = new DurableQueue(dst, { path });
+const queue = new DurableQueue(dst, { path, maxInFlight: Number(CRASH_INFLIGHT) });
 process.stdout.write('R\\n');
 if (CRASH_MODE === 'drain') {
   await queue.close();
@@ -73,6 +74,7 @@ function runChild(
   start: number,
   mode: 'write' | 'drain',
   slow = false,
+  maxInFlight = 1,
 ): Promise<Run> {
   const logPath = `${path}.${++logs}.log`;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', program], {
@@ -85,6 +87,7 @@ function runChild(
       CRASH_START: String(start),
       CRASH_MODE: mode,
       CRASH_SLOW: slow ? '1' : '0',
+      CRASH_INFLIGHT: String(maxInFlight),
     },
   });
   const run: Run = { acked: [], delivered: [], exit: { code: null, signal: null }, stderr: '' };
@@ -131,7 +134,8 @@ describe('DurableQueue crash test', () => {
       const path = join(root, 'crash.db');
       const runs: Run[] = [];
       for (let i = 0; i < RUNS; i++) {
-        const run = await runChild(path, (i + 1) * SPAN, 'write', i % 2 === 0);
+        // Slow or fast destination, one delivery at a time or 8 outstanding: every combination.
+        const run = await runChild(path, (i + 1) * SPAN, 'write', i % 2 === 0, i % 4 < 2 ? 1 : 8);
         assert.equal(run.exit.signal, 'SIGKILL', `run ${i} ended on its own: ${run.stderr}`);
         runs.push(run);
       }
