@@ -67,7 +67,8 @@ const PAGE = 256;
  *   `EncodeError`, a TypeError, and stores nothing) and returns a promise that resolves once it
  *   is committed to the file. Writes made in the same tick share one transaction (group commit)
  *   and one promise.
- * - Events go to `dst` one at a time, in write order, each write awaited before the next. On
+ * - Events go to `dst` in write order, each write awaited before the next (with `maxInFlight`,
+ *   up to that many outstanding). On
  *   open, events left by an earlier run are delivered first: delivery is at-least-once, an event
  *   in flight at a crash may be delivered again, never zero times.
  * - A failed `dst` write (throw or rejection) goes to `onError` and the event is removed: the
