@@ -68,9 +68,9 @@ const PAGE = 256;
  *   is committed to the file. Writes made in the same tick share one transaction (group commit)
  *   and one promise.
  * - Events go to `dst` in write order, each write awaited before the next (with `maxInFlight`,
- *   up to that many outstanding). On
- *   open, events left by an earlier run are delivered first: delivery is at-least-once, an event
- *   in flight at a crash may be delivered again, never zero times.
+ *   up to that many outstanding). On open, events left by an earlier run are delivered first:
+ *   delivery is at-least-once, an event in flight at a crash may be delivered again, never zero
+ *   times.
  * - A failed `dst` write (throw or rejection) goes to `onError` and the event is removed: the
  *   queue goes on, like `Queue`. To retry instead, put a `RetryingSink` below it: its
  *   write settles only once the event is delivered or given up (dead-lettered), and until then
