@@ -3,7 +3,16 @@
 // (at-least-once: an event in flight at a kill is delivered again) and reported.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { Receiver, closeAll, post, startRelay, tempDir, waitFor, writeConfig } from './harness.js';
+import {
+  Receiver,
+  closeAll,
+  post,
+  runCli,
+  startRelay,
+  tempDir,
+  waitFor,
+  writeConfig,
+} from './harness.js';
 
 after(closeAll);
 
@@ -22,6 +31,8 @@ destinations:
     type: webhook
     url: ${receiver.url}
     signing: { secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw }
+    # Never give up here: on a loaded machine a slow answer must not turn into a dead letter.
+    retry: { maxAttempts: 1000000, backoff: { base: 20ms, factor: 20ms, max: 500ms } }
 `,
     );
     const acked = new Set<number>();
@@ -51,11 +62,25 @@ destinations:
     // A last run with no kill delivers whatever the kills left on disk.
     const relay = await startRelay(file, { cwd: dir });
     const delivered = (): Set<number> => new Set(receiver.seqs());
-    await waitFor(
-      () => [...acked].every((s) => delivered().has(s)),
-      90_000,
-      'every acknowledged event',
-    );
+    try {
+      await waitFor(
+        () => {
+          const got = delivered();
+          return [...acked].every((s) => got.has(s));
+        },
+        180_000,
+        'every acknowledged event',
+      );
+    } catch (error) {
+      const got = delivered();
+      const missing = [...acked].filter((s) => !got.has(s));
+      const dead = await runCli(['dlq', 'list', 'hooks', '--config', file], { cwd: dir });
+      throw new Error(
+        `${missing.length} acknowledged events not delivered (first: ${missing.slice(0, 10).join(', ')}); ` +
+          `dead letters: ${dead.stdout.trim().split('\n').filter(Boolean).length}; relay log:\n${relay.stderr().slice(-3000)}`,
+        { cause: error },
+      );
+    }
     relay.child.kill('SIGTERM');
     assert.equal((await relay.exited).code, 0);
     const unique = delivered();
