@@ -233,6 +233,17 @@ describe('Queue', () => {
       assert.deepEqual(sink.events, range(20));
     });
 
+    it('an already-aborted signal resolves even while a delivery is stuck', async () => {
+      const stuck = new GatedSink<number>();
+      const drops: number[] = [];
+      const queue = new Queue(stuck, { onDrop: (e) => drops.push(e) });
+      for (const i of range(3)) void queue.write(i);
+      await tick(); // 0 is in flight and never settles
+      await queue.close({ signal: AbortSignal.abort() });
+      assert.deepEqual(drops, [1, 2]);
+      assert.equal(stuck.closed, true);
+    });
+
     it('an already-aborted signal drops everything waiting at once', async () => {
       const drops: number[] = [];
       const sink = new RecordingSink<number>();

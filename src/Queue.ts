@@ -190,7 +190,10 @@ export class Queue<E> implements Sink<E> {
   async #close(signal: AbortSignal | undefined): Promise<void> {
     const cleanup = onAbort(signal, () => this.#abort());
     try {
-      if (this.#running) await new Promise<void>((resolve) => (this.#idle = resolve));
+      // An already-aborted signal ran #abort above: nothing is left to wait for.
+      if (this.#running && !this.#aborted) {
+        await new Promise<void>((resolve) => (this.#idle = resolve));
+      }
     } finally {
       cleanup();
     }
