@@ -234,7 +234,10 @@ export class DurableQueue<E> implements Sink<E> {
       this.#store.close();
     }
     const dst = this.#dst as { close(options?: CloseOptions): void | Promise<void> };
-    await (signal ? dst.close({ signal }) : dst.close());
+    // Past the deadline what is undelivered stays in the file, so the destination is closed
+    // without the signal: a RetryingSink then abandons its attempt (the file keeps the event)
+    // instead of reporting it to onDrop as dropped.
+    await (signal && !this.#stopped ? dst.close({ signal }) : dst.close());
   }
 
   #stop(): void {
