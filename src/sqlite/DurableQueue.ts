@@ -58,6 +58,7 @@ const NAME = 'DurableQueue';
 // delivery reads it back in pages, so a long outage of the destination costs disk, not memory.
 const MEMORY_LIMIT = 4096;
 const PAGE = 256;
+const DELETE_EVERY = 10;
 
 /**
  * A `Queue` whose events survive a crash: each write is stored in a SQLite file before
@@ -116,7 +117,7 @@ export class DurableQueue<E> implements Sink<E> {
   // those above #deletedUpTo. Deletes are lazy: losing one to a crash means a redelivery only.
   #handledUpTo = 0;
   #deletedUpTo = 0;
-  #deleteTimer: ReturnType<typeof setImmediate> | undefined;
+  #deleteTimer: ReturnType<typeof setTimeout> | undefined;
   #running = false;
   // A delivery run is queued as a microtask and has not started yet.
   #scheduled = false;
@@ -226,7 +227,7 @@ export class DurableQueue<E> implements Sink<E> {
     } finally {
       cleanup();
     }
-    if (this.#deleteTimer !== undefined) clearImmediate(this.#deleteTimer);
+    if (this.#deleteTimer !== undefined) clearTimeout(this.#deleteTimer);
     this.#deleteTimer = undefined;
     try {
       this.#deleteHandled();
@@ -401,7 +402,9 @@ export class DurableQueue<E> implements Sink<E> {
   #handled(id: number): void {
     this.#size--;
     this.#handledUpTo = id;
-    this.#deleteTimer ??= setImmediate(this.#flushDeletes);
+    // Coalesced: one delete transaction per DELETE_EVERY ms at most, however fast events go
+    // (a commit also takes the deletes along). A delete lost to a crash costs a redelivery only.
+    this.#deleteTimer ??= setTimeout(this.#flushDeletes, DELETE_EVERY);
   }
 
   readonly #flushDeletes = (): void => {
