@@ -1,5 +1,5 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
-import { closeWith, noop } from './internal/close.js';
+import { WrappedClose } from './internal/close.js';
 import { expectFunction, expectSink } from './internal/validate.js';
 import type { CloseOptions, Sink } from './Sink.js';
 
@@ -16,8 +16,7 @@ import type { CloseOptions, Sink } from './Sink.js';
 export class MapSink<E, F> implements Sink<E> {
   readonly #dst: Sink<F>;
   readonly #fn: (event: E) => F;
-  #closed = false;
-  #closing: Promise<void> | undefined;
+  readonly #close = new WrappedClose();
 
   /**
    * @param dst - receives `fn(event)`.
@@ -36,16 +35,13 @@ export class MapSink<E, F> implements Sink<E> {
    * @throws SinkClosedError after `close()`; whatever `fn` or `dst` throws.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('MapSink is closed');
+    if (this.#close.closed) throw new SinkClosedError('MapSink is closed');
     return this.#dst.write(this.#fn(event));
   }
 
   /** Closes `dst` (passing `signal` on). Idempotent. */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.#closing) return this.#closing.then(noop, noop);
-    this.#closed = true;
-    this.#closing = Promise.resolve().then(() => closeWith(this.#dst, options.signal));
-    return this.#closing;
+    return this.#close.close(this.#dst, options.signal);
   }
 
   /** Same as `close()`, for `await using`. */

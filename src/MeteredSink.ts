@@ -1,6 +1,6 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
 import { expectOptionalFunction, expectSink } from './internal/validate.js';
-import { closeWith, noop } from './internal/close.js';
+import { WrappedClose } from './internal/close.js';
 import { isThenable, type CloseOptions, type Sink } from './Sink.js';
 import { SinkMetrics } from './SinkMetrics.js';
 
@@ -37,8 +37,7 @@ export class MeteredSink<E> implements Sink<E> {
   readonly metrics: SinkMetrics;
   readonly #sink: Sink<E>;
   readonly #now: () => number;
-  #closed = false;
-  #closing: Promise<void> | undefined;
+  readonly #close = new WrappedClose();
 
   /**
    * @param sink - the sink to measure.
@@ -61,7 +60,7 @@ export class MeteredSink<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`; whatever the sink throws.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('MeteredSink is closed');
+    if (this.#close.closed) throw new SinkClosedError('MeteredSink is closed');
     const metrics = this.metrics;
     metrics.events++;
     metrics.pending++;
@@ -80,10 +79,7 @@ export class MeteredSink<E> implements Sink<E> {
 
   /** Closes the sink below (passing `signal` on). Idempotent. */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.#closing) return this.#closing.then(noop, noop);
-    this.#closed = true;
-    this.#closing = Promise.resolve().then(() => closeWith(this.#sink, options.signal));
-    return this.#closing;
+    return this.#close.close(this.#sink, options.signal);
   }
 
   /** Same as `close()`, for `await using`. */

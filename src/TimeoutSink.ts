@@ -2,7 +2,7 @@ import { SinkClosedError } from './errors/SinkClosedError.js';
 import { SinkTimeoutError } from './errors/SinkTimeoutError.js';
 import { callHook, reportDefault } from './internal/report.js';
 import { describe, expectOptionalFunction, expectSink } from './internal/validate.js';
-import { closeWith, noop } from './internal/close.js';
+import { WrappedClose } from './internal/close.js';
 import { isThenable, type CloseOptions, type Sink } from './Sink.js';
 
 /**
@@ -42,8 +42,7 @@ export class TimeoutSink<E> implements Sink<E> {
   readonly #sink: Sink<E>;
   readonly #closeOnTimeout: boolean;
   readonly #onError: (error: unknown) => void;
-  #closed = false;
-  #closing: Promise<void> | undefined;
+  readonly #close = new WrappedClose();
 
   /**
    * @param sink - the sink to guard.
@@ -78,7 +77,7 @@ export class TimeoutSink<E> implements Sink<E> {
 
   /** True once closed (by `close()` or, with `closeOnTimeout`, by a timeout). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#close.closed;
   }
 
   /**
@@ -87,7 +86,7 @@ export class TimeoutSink<E> implements Sink<E> {
    * @throws SinkClosedError after close.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('TimeoutSink is closed');
+    if (this.#close.closed) throw new SinkClosedError('TimeoutSink is closed');
     const result = this.#sink.write(event);
     if (result === undefined || !isThenable(result)) return;
     return new Promise<void>((resolve, reject) => {
@@ -119,10 +118,7 @@ export class TimeoutSink<E> implements Sink<E> {
 
   /** Closes the wrapped sink (passing `signal` on). Idempotent. */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.#closing) return this.#closing.then(noop, noop);
-    this.#closed = true;
-    this.#closing = Promise.resolve().then(() => closeWith(this.#sink, options.signal));
-    return this.#closing;
+    return this.#close.close(this.#sink, options.signal);
   }
 
   /** Same as `close()`, for `await using`. */

@@ -1,5 +1,5 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
-import { closeWith, noop } from './internal/close.js';
+import { WrappedClose } from './internal/close.js';
 import { expectSink } from './internal/validate.js';
 import { isThenable, type CloseOptions, type Sink } from './Sink.js';
 
@@ -22,8 +22,7 @@ import { isThenable, type CloseOptions, type Sink } from './Sink.js';
  */
 export class UnbatchingSink<E> implements Sink<readonly E[]> {
   readonly #dst: Sink<E>;
-  #closed = false;
-  #closing: Promise<void> | undefined;
+  readonly #close = new WrappedClose();
 
   /**
    * @param dst - receives every element.
@@ -39,7 +38,7 @@ export class UnbatchingSink<E> implements Sink<readonly E[]> {
    * @throws SinkClosedError after `close()`; TypeError if `events` is not an array.
    */
   write(events: readonly E[]): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('UnbatchingSink is closed');
+    if (this.#close.closed) throw new SinkClosedError('UnbatchingSink is closed');
     if (!Array.isArray(events)) {
       throw new TypeError(`Expected an array of events, got ${typeof events}`);
     }
@@ -68,10 +67,7 @@ export class UnbatchingSink<E> implements Sink<readonly E[]> {
 
   /** Closes `dst` (passing `signal` on). Idempotent. */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.#closing) return this.#closing.then(noop, noop);
-    this.#closed = true;
-    this.#closing = Promise.resolve().then(() => closeWith(this.#dst, options.signal));
-    return this.#closing;
+    return this.#close.close(this.#dst, options.signal);
   }
 
   /** Same as `close()`, for `await using`. */
