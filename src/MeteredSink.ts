@@ -52,7 +52,7 @@ export class MeteredSink<E> implements Sink<E> {
     }
     this.#sink = sink;
     this.metrics = options.metrics ?? new SinkMetrics();
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => Date.now());
   }
 
   /**

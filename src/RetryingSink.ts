@@ -140,7 +140,7 @@ export class RetryingSink<E> implements Sink<E> {
     this.#sink = sink;
     this.#strategy = strategy;
     this.#deadLetter = deadLetter;
-    this.#now = now ?? Date.now;
+    this.#now = now ?? (() => Date.now());
     this.#metrics = options.metrics;
     this.#onDrop = onDrop && ((event, reason) => callHook(NAME, onDrop, event, reason));
     this.#onError = onError

@@ -43,7 +43,7 @@ export function httpRetryStrategy<E>(
   strategy: RetryStrategy<E>,
   options: HttpRetryStrategyOptions = {},
 ): RetryStrategy<E> {
-  const { maxRetryAfter = 60_000, now = Date.now } = options;
+  const { maxRetryAfter = 60_000, now = () => Date.now() } = options;
   expectNonNegative('maxRetryAfter', maxRetryAfter);
   expectOptionalFunction('now', now);
   // When the receiver's Retry-After runs out, in the clock's ms; 0 when there is none.

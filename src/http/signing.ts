@@ -131,7 +131,7 @@ export async function verifyWebhook(
   body: WebhookBody,
   options: VerifyWebhookOptions = {},
 ): Promise<VerifiedWebhook> {
-  const { tolerance = DEFAULT_WEBHOOK_TOLERANCE, now = Date.now } = options;
+  const { tolerance = DEFAULT_WEBHOOK_TOLERANCE, now = () => Date.now() } = options;
   expectNonNegative('tolerance', tolerance);
   expectOptionalFunction('now', now);
   const key = await importSecret('secret', secret);

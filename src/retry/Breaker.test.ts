@@ -30,3 +30,14 @@ describe('Breaker', () => {
     assert.throws(() => new Breaker(1, -5), RangeError);
   });
 });
+
+describe('Breaker with fake timers', () => {
+  it('reads Date.now at call time, so a clock mocked after construction applies', (t) => {
+    const b = new Breaker(1, 1000);
+    t.mock.timers.enable(['Date'] as never);
+    b.failure();
+    assert.equal(b.proceed(), 1000);
+    t.mock.timers.tick(250);
+    assert.equal(b.proceed(), 750);
+  });
+});

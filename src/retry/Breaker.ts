@@ -42,7 +42,8 @@ export class Breaker implements RetryStrategy<unknown> {
     expectNonNegative('backoff', backoff);
     this.threshold = threshold;
     this.backoff = backoff;
-    this.#now = options.now ?? Date.now;
+    // Looked up per call, so fake timers installed after construction still apply.
+    this.#now = options.now ?? (() => Date.now());
   }
 
   /** Consecutive failures so far. */
