@@ -3,34 +3,7 @@ import { describe, it } from 'node:test';
 import { isQueueFullError } from './errors/QueueFullError.js';
 import { isSinkClosedError } from './errors/SinkClosedError.js';
 import { Queue, type DropReason } from './Queue.js';
-import type { Sink } from './Sink.js';
-import { RecordingSink, checkClose, range, sleep } from './test-utils.js';
-
-/** A sink whose writes wait until released, one by one. */
-class GatedSink<E> implements Sink<E> {
-  readonly events: E[] = [];
-  closed = false;
-  #gates: (() => void)[] = [];
-  write(event: E): Promise<void> {
-    return new Promise((resolve) => {
-      this.#gates.push(() => {
-        this.events.push(event);
-        resolve();
-      });
-    });
-  }
-  release(n = 1): void {
-    for (let i = 0; i < n; i++) this.#gates.shift()?.();
-  }
-  get waiting(): number {
-    return this.#gates.length;
-  }
-  close(): void {
-    this.closed = true;
-  }
-}
-
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+import { RecordingSink, checkClose, range, sleep, GatedSink, tick } from './test-utils.js';
 
 describe('Queue', () => {
   it('ports go-events TestQueue: 1000 events to a 1 ms sink, close flushes then closes', async () => {

@@ -86,3 +86,30 @@ export async function checkClose<E>(
   }
   assertClosed(error);
 }
+
+/** A sink whose writes wait until released, one by one. */
+export class GatedSink<E> implements Sink<E> {
+  readonly events: E[] = [];
+  closed = false;
+  #gates: (() => void)[] = [];
+  write(event: E): Promise<void> {
+    return new Promise((resolve) => {
+      this.#gates.push(() => {
+        this.events.push(event);
+        resolve();
+      });
+    });
+  }
+  release(n = 1): void {
+    for (let i = 0; i < n; i++) this.#gates.shift()?.();
+  }
+  get waiting(): number {
+    return this.#gates.length;
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/** One turn of the event loop (after pending I/O and microtasks). */
+export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -9,7 +9,7 @@ import { isSinkClosedError } from '../errors/SinkClosedError.js';
 import { ExponentialBackoff } from '../retry/ExponentialBackoff.js';
 import { RetryingSink } from '../RetryingSink.js';
 import type { Sink } from '../Sink.js';
-import { RecordingSink, checkClose, range, sleep } from '../test-utils.js';
+import { RecordingSink, checkClose, range, sleep, GatedSink, tick } from '../test-utils.js';
 import {
   DecodeError,
   DurableQueue,
@@ -29,32 +29,6 @@ after(() => rmSync(root, { recursive: true, force: true }));
 let files = 0;
 /** A fresh path under the test's temp directory. */
 const temp = (): string => join(root, `queue-${++files}.db`);
-
-/** A sink whose writes wait until released, one by one. */
-class GatedSink<E> implements Sink<E> {
-  readonly events: E[] = [];
-  closed = false;
-  #gates: (() => void)[] = [];
-  write(event: E): Promise<void> {
-    return new Promise((resolve) => {
-      this.#gates.push(() => {
-        this.events.push(event);
-        resolve();
-      });
-    });
-  }
-  release(n = 1): void {
-    for (let i = 0; i < n; i++) this.#gates.shift()?.();
-  }
-  get waiting(): number {
-    return this.#gates.length;
-  }
-  close(): void {
-    this.closed = true;
-  }
-}
-
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Waits (generously) until `condition` holds. */
 async function until(condition: () => boolean, what: string): Promise<void> {
