@@ -87,10 +87,9 @@ process.chdir(dir);
   assert.equal(next.size, 3);
   await next.write({ action: 'push', repository: 'd' });
   await next.close();
-  assert.deepEqual(
-    received.map((hook) => hook.repository),
-    ['a', 'b', 'c', 'd'],
-  );
+  // At-least-once: a request already on the wire at the deadline may still be processed once
+  // the receiver is back, so an event can arrive twice; never zero times, never out of order.
+  assert.deepEqual([...new Set(received.map((hook) => hook.repository))], ['a', 'b', 'c', 'd']);
   console.log(
     `deadline passed with [${left.join(',')}] undelivered: kept in the file,`,
     'delivered first by the next queue, then d',
