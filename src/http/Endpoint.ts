@@ -1,6 +1,7 @@
 import { isSinkClosedError, SinkClosedError } from '../errors/SinkClosedError.js';
 import { BatchingSink } from '../BatchingSink.js';
 import { Filter, type Matcher } from '../Filter.js';
+import { markAcceptsBeforeDelivery } from '../internal/durable.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import {
   describe,
@@ -92,6 +93,14 @@ export interface EndpointOptions<E> {
   encode?(payload: E | E[]): EncodedBody;
   /** Sign every request the Standard Webhooks way with this `whsec_…` secret. */
   signing?: Pick<WebhookSigning<E>, 'secret'>;
+  /**
+   * The `webhook-id` of an event, as for an {@link HttpSink}'s `idOf`: the same for every
+   * attempt at one event (also after a restart), different between events. With `batch`, a
+   * batch's id is made of its first and last events' ids and its size
+   * (`batch_<first>_<last>_<size>`). Default with `signing`: a random `msg_…` id per event (per
+   * batch with `batch`), kept while it is retried.
+   */
+  idOf?(event: E): string;
   /** `'manual'` (default: a 3xx is a failure, dead-lettered) or `'follow'`. */
   redirect?: 'manual' | 'follow';
   /** The fetch implementation; defaults to the global `fetch`. */
@@ -148,6 +157,10 @@ interface Counters {
  * event carries the same `webhook-id`, so a receiver can drop the duplicate that follows a
  * timed-out request it had in fact processed.
  *
+ * Its queue is in memory: what is queued is lost with the process. For events that must
+ * survive a crash use a {@link WebhookSink} under a `DurableQueue` (a DurableQueue refuses an
+ * Endpoint, whose writes settle before delivery).
+ *
  * @example
  * ```ts
  * const endpoint = new Endpoint<OrderEvent>('https://hooks.example.com/orders', {
@@ -197,9 +210,11 @@ export class Endpoint<E> implements Sink<E> {
       batch,
       signing,
       encode,
+      idOf,
       ...http
     } = options;
     expectInteger('threshold', threshold, 0);
+    expectOptionalFunction('idOf', idOf);
     expectNonNegative('backoff', backoff);
     expectOptionalFunction('onDrop', onDrop);
     expectOptionalFunction('onError', onError);
@@ -249,7 +264,7 @@ export class Endpoint<E> implements Sink<E> {
     // says how many events a payload carries, for metrics.
     let egress: Sink<E>;
     if (batch === undefined) {
-      const sender = this.#sender<E>(url, http, timeout, signing, encode, () => 1);
+      const sender = this.#sender<E>(url, http, timeout, signing, encode, idOf, () => 1);
       this.url = sender.url;
       const retrying = new RetryingSink<E>(sender.sink, retry, {
         ...(deadLetter !== undefined && { deadLetter }),
@@ -259,7 +274,21 @@ export class Endpoint<E> implements Sink<E> {
       });
       egress = this.#settling(retrying, dropped);
     } else {
-      const sender = this.#sender<E[]>(url, http, timeout, signing, encode, (p) => p.length);
+      // A batch is a contiguous run of events in write order: its first and last ids and its
+      // size name its members, so a batch retried as a whole keeps its id.
+      const batchIdOf =
+        idOf &&
+        ((events: E[]): string =>
+          `batch_${idOf(events[0]!)}_${idOf(events[events.length - 1]!)}_${events.length}`);
+      const sender = this.#sender<E[]>(
+        url,
+        http,
+        timeout,
+        signing,
+        encode,
+        batchIdOf,
+        (p) => p.length,
+      );
       this.url = sender.url;
       // One dead letter per event, so the dead-letter sink has one shape with or without batch.
       const splitter: Sink<DeadLetter<E[]>> | undefined = deadLetter && {
@@ -404,12 +433,14 @@ export class Endpoint<E> implements Sink<E> {
     timeout: number,
     signing: { secret: string } | undefined,
     encode: ((payload: E | E[]) => EncodedBody) | undefined,
+    idOf: ((payload: P) => string) | undefined,
     count: (payload: P) => number,
   ): { sink: Sink<P>; url: string } {
     const counters = this.#counters;
     const sink = new HttpSink<P>(url, {
       ...http,
       timeout,
+      ...(idOf !== undefined && { idOf }),
       ...(signing !== undefined && { signing: { secret: signing.secret } }),
       ...(encode !== undefined && { encode: encode as (payload: P) => EncodedBody }),
       onResponse(payload, status, text) {
@@ -470,5 +501,9 @@ export class Endpoint<E> implements Sink<E> {
     };
   }
 }
+
+// Its write settles once the event is queued in memory: a DurableQueue refuses it as its
+// destination (the event would leave the file undelivered); WebhookSink is the one to use there.
+markAcceptsBeforeDelivery(Endpoint.prototype);
 
 function noop(): void {}

@@ -1,4 +1,5 @@
 import { SinkClosedError } from '../errors/SinkClosedError.js';
+import { getStoredId } from '../internal/durable.js';
 import { callHook } from '../internal/report.js';
 import {
   describe,
@@ -48,8 +49,8 @@ export interface WebhookSigning<E> {
   /**
    * The `webhook-id` of an event. It must be the same for every attempt at one event and
    * differ between events: receivers drop a request whose id they already processed.
-   * Defaults to a random `msg_…` id kept for an object event until it is delivered (and, for a
-   * primitive event, while the same value is retried).
+   * The same as {@link HttpSinkOptions.idOf} (give one or the other); see there for the
+   * default.
    */
   id?(event: E): string;
 }
@@ -81,6 +82,18 @@ export interface HttpSinkOptions<E> {
   encode?(event: E): EncodedBody;
   /** Sign every request the Standard Webhooks way. */
   signing?: WebhookSigning<E>;
+  /**
+   * The `webhook-id` of an event (sent with every request when given, signed with `signing`).
+   * It must be the same for every attempt at one event, also after a restart, and differ
+   * between events: receivers drop a request whose id they already processed. Derive it from
+   * the event (an order id and version, an idempotency key).
+   *
+   * Default, with `signing`: the event's stored id when a `DurableQueue` delivers it (see
+   * `durableId` in eventsinks/sqlite; stable across restarts), else a random `msg_…` id kept
+   * for an object event until it is delivered (and, for a primitive event, while the same value
+   * is retried). Without `signing` and `idOf`, no `webhook-id` is sent.
+   */
+  idOf?(event: E): string;
   /**
    * `'manual'` (the default): a 3xx is a failure ({@link HttpStatusError}, not retryable), so a
    * webhook cannot be bounced to another host. `'follow'` follows redirects.
@@ -154,6 +167,7 @@ export class HttpSink<E> implements Sink<E> {
       redirect = 'manual',
       fetch: fetchImpl = globalThis.fetch,
       onResponse,
+      idOf,
     } = options;
     let parsed: URL;
     try {
@@ -185,11 +199,15 @@ export class HttpSink<E> implements Sink<E> {
     expectOneOf('redirect', redirect, ['manual', 'follow']);
     expectFunction('fetch', fetchImpl);
     expectOptionalFunction('onResponse', onResponse);
+    expectOptionalFunction('idOf', idOf);
     if (signing !== undefined) {
       if (typeof signing !== 'object' || signing === null) {
         throw new TypeError(`Expected \`signing\` to be an object, got ${typeof signing}`);
       }
       expectOptionalFunction('signing.id', signing.id);
+      if (idOf !== undefined && signing.id !== undefined) {
+        throw new TypeError('Expected one of `idOf` and `signing.id`, got both');
+      }
     }
 
     const merged: Record<string, string> = {};
@@ -221,8 +239,8 @@ export class HttpSink<E> implements Sink<E> {
       // Never an unhandled rejection: if importing fails anyway, every write reports it.
       key.catch(noop);
       this.#key = key;
-      this.#idOf = signing.id;
     }
+    this.#idOf = idOf ?? signing?.id;
   }
 
   /** True once `close()` was called. */
@@ -263,10 +281,10 @@ export class HttpSink<E> implements Sink<E> {
       if (typeof encoded.body !== 'string' && !(encoded.body instanceof Uint8Array)) {
         throw new TypeError(`encode returned a body of type ${typeof encoded.body}`);
       }
-      if (this.#key !== undefined) {
+      if (this.#key !== undefined || this.#idOf !== undefined) {
         id = this.#idFor(event);
         if (typeof id !== 'string' || id === '') {
-          throw new TypeError(`signing.id returned ${describe(id)}, not a non-empty string`);
+          throw new TypeError(`idOf returned ${describe(id)}, not a non-empty string`);
         }
       }
     } catch (error) {
@@ -275,6 +293,7 @@ export class HttpSink<E> implements Sink<E> {
     }
     const headers: Record<string, string> = { ...this.#headers };
     headers['content-type'] = encoded.contentType;
+    if (id !== undefined && this.#key === undefined) headers['webhook-id'] = id;
     if (id !== undefined && this.#key !== undefined) {
       const timestamp = Math.floor(Date.now() / 1000);
       const signature = await hmac(await this.#key, id, timestamp, toBytes(encoded.body));
@@ -341,6 +360,9 @@ export class HttpSink<E> implements Sink<E> {
 
   #idFor(event: E): string {
     if (this.#idOf !== undefined) return this.#idOf(event);
+    // Below a DurableQueue: the id of the stored event, the same after a restart.
+    const stored = getStoredId(event);
+    if (stored !== undefined) return stored;
     if (typeof event === 'object' && event !== null) {
       let id = this.#ids.get(event);
       if (id === undefined) {

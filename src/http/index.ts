@@ -4,6 +4,8 @@ export { HttpSink } from './HttpSink.js';
 export type { HttpSinkOptions, EncodedBody, WebhookSigning } from './HttpSink.js';
 export { Endpoint } from './Endpoint.js';
 export type { EndpointOptions, EndpointMetrics, EndpointBatchOptions } from './Endpoint.js';
+export { WebhookSink } from './WebhookSink.js';
+export type { WebhookSinkOptions } from './WebhookSink.js';
 export { httpRetryStrategy } from './httpRetryStrategy.js';
 export type { HttpRetryStrategyOptions } from './httpRetryStrategy.js';
 export { signWebhook, verifyWebhook, DEFAULT_WEBHOOK_TOLERANCE } from './signing.js';

@@ -45,7 +45,9 @@ export interface RedisStreamSinkOptions<E> {
   /**
    * The stable id stored in the entry's `id` field. Give one derived from the event (an order
    * id, an idempotency key) so that a retried write carries the same id and consumers can
-   * deduplicate. Default: a random UUID per write.
+   * deduplicate. Default: a random UUID generated once per event object (kept in a
+   * `WeakMap`), so writing the same object again (as a `RetryingSink` does) reuses it, as the
+   * NATS and AMQP sinks do; primitives get a fresh id per write.
    */
   idOf?(event: E): string;
   /** Turns an event into the entry's `data` field; default `JSON.stringify`. */
@@ -143,7 +145,7 @@ export class RedisStreamSink<E> implements Sink<E> {
     this.#stream = stream;
     this.#maxInFlight = maxInFlight;
     this.#timeout = timeout;
-    this.#idOf = idOf ?? (() => randomUUID());
+    this.#idOf = idOf ?? defaultId;
     this.#encode = encode ?? ((event) => JSON.stringify(event));
     this.#prefix =
       maxLen === undefined ? ['XADD', stream] : ['XADD', stream, 'MAXLEN', '~', String(maxLen)];
@@ -319,4 +321,19 @@ export class RedisStreamSink<E> implements Sink<E> {
       cause === undefined ? undefined : { cause },
     );
   }
+}
+
+const ids = new WeakMap<object, string>();
+
+// Stable per event object, so a retry carries the id of its first attempt.
+function defaultId(event: unknown): string {
+  if ((typeof event !== 'object' || event === null) && typeof event !== 'function') {
+    return randomUUID();
+  }
+  let id = ids.get(event);
+  if (id === undefined) {
+    id = randomUUID();
+    ids.set(event, id);
+  }
+  return id;
 }

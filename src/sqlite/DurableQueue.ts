@@ -1,5 +1,6 @@
 import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
 import { onAbort } from '../internal/abort.js';
+import { acceptsBeforeDelivery, setStoredId } from '../internal/durable.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
@@ -102,6 +103,8 @@ export class DurableQueue<E> implements Sink<E> {
   readonly #dst: Sink<E>;
   readonly #codec: Codec<E>;
   readonly #onError: (error: unknown, event: E | undefined) => void;
+  // The prefix of every stored id handed down (see durableId): "msg_<file id>_".
+  readonly #idPrefix: string;
   // Rows to deliver, in id order. While #complete, they are every row not yet taken for
   // delivery; otherwise the file holds more, after #loadedUpTo, to be read in pages.
   readonly #pending = new RingBuffer<StoredRow>(64);
@@ -141,6 +144,13 @@ export class DurableQueue<E> implements Sink<E> {
    */
   constructor(dst: Sink<E>, options: DurableQueueOptions<E>) {
     expectSink('dst', dst);
+    if (acceptsBeforeDelivery(dst)) {
+      // Its write settles on acceptance: events would leave the file before delivery, and a
+      // crash would lose them.
+      throw new TypeError(
+        'Expected `dst` to settle each write on delivery, got an Endpoint (it queues events in memory, so they would leave the file undelivered); use a WebhookSink (eventsinks/http) under a DurableQueue',
+      );
+    }
     if (typeof options !== 'object' || options === null) {
       throw new TypeError('Expected `options` to be an object with a `path`');
     }
@@ -160,6 +170,12 @@ export class DurableQueue<E> implements Sink<E> {
           reportDefault(NAME, 'a write to the destination failed', { error, event });
     this.path = path;
     this.#store = new Store(path, durability);
+    try {
+      this.#idPrefix = `msg_${this.#store.fileId()}_`;
+    } catch (error) {
+      this.#store.close();
+      throw error;
+    }
     this.#size = this.#store.count();
     this.#complete = this.#size === 0;
     if (this.#size > 0) this.#start();
@@ -329,6 +345,8 @@ export class DurableQueue<E> implements Sink<E> {
         this.#done(row.id);
         continue;
       }
+      // Handed down to the sinks below (durableId): the same on every attempt and every run.
+      setStoredId(event, this.#idPrefix + String(row.id));
       let result: void | Promise<void>;
       try {
         result = dst.write(event);

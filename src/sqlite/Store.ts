@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { describe } from '../internal/validate.js';
@@ -27,6 +28,9 @@ export interface StoredRow {
 }
 
 const TABLE = 'eventsinks_queue';
+// Facts about the file itself (its random id). Created on first use, so files written by an
+// earlier version gain it without a schema change; older versions ignore it.
+const META = 'eventsinks_meta';
 // 'evsk': marks a SQLite file as an eventsinks queue, so we never write into someone else's.
 const APPLICATION_ID = 0x6576736b;
 const SCHEMA_VERSION = 1;
@@ -146,6 +150,24 @@ export class Store {
       for (const id of ids) deleted += this.#deleteOne.run(id).changes;
     })();
     return deleted;
+  }
+
+  /**
+   * A random id made once for this file and kept in it, so that with a row id it names one
+   * event across files (row ids alone repeat from one file to the next). A copy of the file
+   * shares it.
+   */
+  fileId(): string {
+    const db = this.#db;
+    return db.transaction(() => {
+      db.exec(`CREATE TABLE IF NOT EXISTS ${META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+      const select = db.prepare<[], string>(`SELECT value FROM ${META} WHERE key = 'file_id'`);
+      const stored = select.pluck().get();
+      if (typeof stored === 'string') return stored;
+      const id = randomUUID().replaceAll('-', '');
+      db.prepare(`INSERT INTO ${META} (key, value) VALUES ('file_id', ?)`).run(id);
+      return id;
+    })();
   }
 
   close(): void {

@@ -1,6 +1,7 @@
 // eventsinks/sqlite: a durable queue on embedded SQLite (better-sqlite3, an optional peer).
 export { DurableQueue } from './DurableQueue.js';
 export type { DurableQueueOptions } from './DurableQueue.js';
+export { durableId } from './durableId.js';
 export { QueueFile } from './QueueFile.js';
 export type { QueueFileOptions, QueueEntry } from './QueueFile.js';
 export type { Codec } from './codec.js';
