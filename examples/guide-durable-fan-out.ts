@@ -76,7 +76,6 @@ function open(): FanOut {
     // WebhookSink, not Endpoint: no queue in memory, so its write settles on delivery.
     const sink = new WebhookSink<OrderEvent>(url, {
       signing: { secret: process.env.WEBHOOK_SECRET! },
-      backoff: 50, // the example's; the default is 1 s
       deadLetter: dead,
     });
     return new DurableQueue<OrderEvent>(sink, { path: `./${name}.db` });
