@@ -120,7 +120,12 @@ export interface HttpSinkOptions<E> {
  * not followed unless `redirect: 'follow'`. At most 64 KiB of a response body is read.
  * Connections are kept alive by the runtime's fetch.
  *
- * It does not retry: wrap it in a RetryingSink, or use an {@link Endpoint}.
+ * With `signing`, every attempt at one event carries the same `webhook-id`: `idOf(event)`,
+ * else the stored id a `DurableQueue` hands down (stable across restarts), else a random one
+ * kept while the event is retried.
+ *
+ * It does not retry: wrap it in a RetryingSink, or use a {@link WebhookSink} (under a
+ * DurableQueue) or an {@link Endpoint}.
  *
  * @example
  * ```ts

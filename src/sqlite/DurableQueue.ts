@@ -78,6 +78,11 @@ const DELETE_EVERY = 10;
  *   write settles only once the event is delivered or given up (dead-lettered), and until then
  *   the event stays in the file. A `SinkClosedError` from `dst` is different: the destination is
  *   gone, nothing was delivered, so delivery stops and every event stays in the file.
+ * - Each event it delivers carries its stored id, `msg_<file id>_<row id>`, the same on every
+ *   attempt and after every restart: a sink below reads it with `durableId(event)` (HttpSink,
+ *   WebhookSink and Endpoint send it as their default `webhook-id`).
+ * - `dst` must settle each write on delivery: a sink that accepts into memory first would let
+ *   the event leave the file undelivered. An `Endpoint` is refused (use a `WebhookSink`).
  * - The file is locked from open to `close()`: a second queue on it, in any process, fails with
  *   `QueueLockedError`. A missing directory, a directory, a non-SQLite or foreign file fail with
  *   `QueueOpenError`, naming the path.
@@ -139,7 +144,8 @@ export class DurableQueue<E> implements Sink<E> {
    * Opens (or creates) the queue file and starts delivering what an earlier run left in it.
    * @param dst - where events go.
    * @param options - see {@link DurableQueueOptions}; `path` is required.
-   * @throws TypeError naming a bad option; `QueueOpenError` when the file cannot be opened;
+   * @throws TypeError naming a bad option, or when `dst` is an `Endpoint`; `QueueOpenError` when
+   *   the file cannot be opened;
    *   `QueueLockedError` when another queue holds it.
    */
   constructor(dst: Sink<E>, options: DurableQueueOptions<E>) {
