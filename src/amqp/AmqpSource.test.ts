@@ -361,6 +361,31 @@ describe('AmqpSource against RabbitMQ', { skip: IN_CI ? false : (unavailable ?? 
     assert.deepEqual(await peekQueue(`${queue}.dlq`), []);
   });
 
+  it('ready resolves when the destination is closed on the very first delivery', async () => {
+    const { queue } = names('src-ready-closed');
+    // The message waits in the queue before the source exists, so it is delivered right with
+    // the consume-ok, and the destination refuses it at once (synchronously).
+    const filler = new AmqpSink<Item>({ queue });
+    sinks.push(filler);
+    await filler.write({ n: 1 });
+    let writes = 0;
+    const closed: Sink<Item> = {
+      write() {
+        writes++;
+        throw new SinkClosedError();
+      },
+      close() {},
+    };
+    const source = new AmqpSource<Item>(closed, { queue, validate: isItem, onError: () => {} });
+    sources.push(source);
+    await source.ready; // it did consume: the first delivery reached the destination
+    await waitFor(() => !source.consuming, 'the source to stop');
+    await source.close();
+    assert.equal(writes, 1);
+    await sleep(100);
+    assert.equal((await peekQueue(queue)).length, 1, 'the message is still in the queue');
+  });
+
   it('the signal option closes the source', async () => {
     const { queue, exchange } = names('src-signal');
     const controller = new AbortController();

@@ -472,6 +472,9 @@ export class AmqpSource<E> {
             void this.#drop(subscription);
             return;
           }
+          // Consuming: a delivery can arrive (and its write fail with SinkClosedError, which
+          // closes the source) before the consume-ok's promise resolves in #run.
+          this.#resolveReady();
           void this.#handle(message, subscription);
         },
         { noAck: false },

@@ -42,7 +42,11 @@ export interface RedisDeadLetter<E> {
   id: string | undefined;
   /** The decoded event, when decoding succeeded (absent for decoding failures). */
   event: E | undefined;
-  /** The raw `data` field (or, when missing, the entry's fields as JSON). */
+  /**
+   * The `data` field as text (or, when missing, the entry's fields as JSON). The dead-letter
+   * stream entry keeps the field's exact bytes, even where they are not valid UTF-8 (here each
+   * bad byte reads as U+FFFD).
+   */
   data: string;
   /** Why: a {@link RedisStreamDecodeError}, the last write error, or too many deliveries. */
   error: unknown;
@@ -139,9 +143,21 @@ type Taker = (entry: Entry | undefined) => void;
 
 const NAME = 'RedisStreamSource';
 // XADD to the dead-letter stream and XACK in one step: an entry is never both acknowledged and
-// missing from the dead letter, nor dead-lettered twice by one consumer.
-const DEAD_LETTER_SCRIPT =
-  "redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3)) return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])";
+// missing from the dead letter, nor dead-lettered twice by one consumer. The `id` and `data`
+// fields are copied inside Redis from the entry itself (ARGV[4] and ARGV[6] are only fallbacks):
+// Lua strings are bytes, so a payload that is not valid UTF-8 reaches the dead letter unchanged,
+// where a round trip through a JavaScript string would replace each bad byte with U+FFFD.
+const DEAD_LETTER_SCRIPT = `
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
+if entry then
+  local fields = entry[2]
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == ARGV[3] then ARGV[4] = fields[i + 1] end
+    if fields[i] == ARGV[5] then ARGV[6] = fields[i + 1] end
+  end
+end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])`;
 // Forget this consumer on a clean close, but only if it holds no pending entry: deleting a
 // consumer drops its pending entries from the group, which would lose them.
 const FORGET_CONSUMER_SCRIPT =
