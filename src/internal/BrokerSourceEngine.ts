@@ -304,6 +304,7 @@ export class BrokerSourceEngine<M, E> {
       if (this.#stopping) return false;
       try {
         await fn();
+        this.#backoff.success();
         return !this.#stopping;
       } catch (error) {
         if (this.#stopping) return false;
@@ -381,7 +382,7 @@ export class BrokerSourceEngine<M, E> {
       }
       const delay = this.#retryDelay(failures);
       if (this.#driver.retry !== undefined) {
-        this.#count(held.key, failures);
+        if (this.#driver.failures === undefined) this.#count(held.key, failures);
         try {
           await this.#driver.retry(message, delay, failures, failure);
         } catch (error) {
