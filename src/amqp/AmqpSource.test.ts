@@ -5,7 +5,7 @@ import { SinkClosedError } from '../errors/SinkClosedError.js';
 import type { Sink } from '../Sink.js';
 import { sleep } from '../test-utils.js';
 import { AmqpSink } from './AmqpSink.js';
-import { AmqpSource, ATTEMPTS_HEADER, REASON_HEADER } from './AmqpSource.js';
+import { AmqpSource, ATTEMPTS_HEADER, REASON_HEADER, type AmqpDeadLetter } from './AmqpSource.js';
 import { isAmqpConnectionError, isAmqpDecodeError } from './errors.js';
 import {
   AMQP_URL,
@@ -257,6 +257,35 @@ describe('AmqpSource against RabbitMQ', { skip: IN_CI ? false : (unavailable ?? 
     assert.match(String(dead[0]?.headers[REASON_HEADER]), /maxDeliveries \(3\).*planned failure/);
     assert.equal(recorder.attempts.get(1), 3);
     assert.equal(errors.length, 3, 'each failed write was reported');
+  });
+
+  it('tells onDeadLetter of each dead letter, with the raw body and the failed writes', async () => {
+    const { queue, exchange } = names('src-dlq-hook');
+    const letters: AmqpDeadLetter[] = [];
+    const recorder = new Recorder({ fail: (item) => item.n === 1 });
+    await start(recorder, {
+      queue,
+      exchange,
+      maxDeliveries: 2,
+      retryDelay: 0,
+      onDeadLetter: (letter) => letters.push(letter),
+    });
+    await publish(exchange, [0, 1]);
+    await publishRaw(exchange, 'not JSON');
+    await waitFor(() => letters.length === 2, 'two dead letters');
+    const failed = letters.find((l) => !isAmqpDecodeError(l.error));
+    assert.ok(failed);
+    assert.deepEqual(failed.event, { n: 1 });
+    assert.equal(failed.deliveries, 2);
+    assert.equal(failed.data.toString(), '{"n":1}');
+    assert.equal(failed.queue, queue);
+    assert.equal(failed.deadLetterExchange, `${queue}.dlx`);
+    const undecodable = letters.find((l) => isAmqpDecodeError(l.error));
+    assert.ok(undecodable);
+    assert.equal(undecodable.event, undefined);
+    assert.equal(undecodable.deliveries, 0);
+    assert.equal(undecodable.messageId, 'raw');
+    assert.equal(undecodable.data.toString(), 'not JSON');
   });
 
   it('dead-letters undecodable and wrongly shaped messages at once and goes on', async () => {

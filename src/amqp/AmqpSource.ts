@@ -112,6 +112,35 @@ export interface AmqpSourceOptions<E> extends AmqpConnectionOptions {
    * failed connection. Defaults to printing.
    */
   onError?(error: unknown, event?: E): void;
+  /** Told of every message moved to the dead-letter exchange (as the other sources are). */
+  onDeadLetter?(letter: AmqpDeadLetter): void;
+}
+
+/**
+ * What {@link AmqpSourceOptions.onDeadLetter} is told about each message the source moved to
+ * the dead-letter exchange (after the broker confirmed the dead letter).
+ *
+ * @example
+ * ```ts
+ * const onDeadLetter = (letter: AmqpDeadLetter) =>
+ *   console.error(`dead-lettered ${letter.messageId} after ${letter.deliveries} failed writes`, letter.error);
+ * ```
+ */
+export interface AmqpDeadLetter {
+  /** The decode error ({@link AmqpDecodeError}), or the error of the last failed write. */
+  error: unknown;
+  /** The decoded event, when decoding succeeded. */
+  event: unknown;
+  /** The raw body, byte for byte. */
+  data: Buffer;
+  /** The message's `messageId`, when it had one. */
+  messageId: string | undefined;
+  /** The queue it was consumed from. */
+  queue: string;
+  /** Failed writes of the message (0 for one that could not be decoded). */
+  deliveries: number;
+  /** The exchange the dead letter was published to. */
+  deadLetterExchange: string;
 }
 
 interface Delivery {
@@ -206,6 +235,7 @@ export class AmqpSource<E> {
   readonly #deadLetterQueue: string | false;
   readonly #decode: (content: Buffer, message: ConsumeMessage) => unknown;
   readonly #validate: ((value: unknown) => boolean) | undefined;
+  readonly #onDeadLetter: ((letter: AmqpDeadLetter) => void) | undefined;
   #subscription: Subscription | undefined;
   // close() was called: the subscription in progress ends its fetch round.
   #interrupted: (() => void) | undefined;
@@ -242,6 +272,7 @@ export class AmqpSource<E> {
       reconnectDelay = 100,
       maxReconnectDelay = 5000,
       onError,
+      onDeadLetter,
     } = options;
     expectUrl(url);
     expectNonNegative('connectTimeout', connectTimeout);
@@ -274,6 +305,8 @@ export class AmqpSource<E> {
     expectNonNegative('reconnectDelay', reconnectDelay);
     expectNonNegative('maxReconnectDelay', maxReconnectDelay);
     expectOptionalFunction('onError', onError);
+    expectOptionalFunction('onDeadLetter', onDeadLetter);
+    this.#onDeadLetter = onDeadLetter;
     this.#url = url;
     this.#socketOptions = socketOptions;
     this.#connectTimeout = connectTimeout;
@@ -305,8 +338,8 @@ export class AmqpSource<E> {
           if (this.#ackable(subscription)) subscription.channel.ack(message);
         },
         retry: (delivery, delay, failures, error) => this.#retry(delivery, delay, failures, error),
-        deadLetter: (delivery, error, _event, failures) =>
-          this.#deadLetter(delivery, error, failures),
+        deadLetter: (delivery, error, event, failures) =>
+          this.#deadLetter(delivery, error, event, failures),
         handBack: (deliveries) => {
           // Requeued for the group: the consumer was cancelled first (interrupt), so the broker
           // does not hand them straight back to this source.
@@ -549,6 +582,7 @@ export class AmqpSource<E> {
   async #deadLetter(
     { message, subscription }: Delivery,
     error: unknown,
+    event: unknown,
     attempts: number,
   ): Promise<void> {
     if (!this.#ackable(subscription)) return;
@@ -570,6 +604,17 @@ export class AmqpSource<E> {
       options,
     );
     if (this.#ackable(subscription)) subscription.channel.ack(message);
+    if (this.#onDeadLetter) {
+      callHook(NAME, this.#onDeadLetter, {
+        error,
+        event,
+        data: message.content,
+        messageId: messageIdOf(message),
+        queue: this.#queue,
+        deliveries: attempts,
+        deadLetterExchange: this.#deadLetterExchange,
+      });
+    }
   }
 }
 

@@ -179,7 +179,7 @@ describe('BrokerSourceEngine', () => {
       },
       close() {},
     };
-    const { broker, engine } = start(dst, { retryDelay: 300 });
+    const { broker, engine } = start(dst, { retryDelay: 2_000 });
     broker.publish('first', 'b', 'c', 'd');
     await waitFor(() => order.length === 4, 'every message');
     await engine.close();
