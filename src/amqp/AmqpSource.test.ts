@@ -5,7 +5,7 @@ import { SinkClosedError } from '../errors/SinkClosedError.js';
 import type { Sink } from '../Sink.js';
 import { sleep } from '../test-utils.js';
 import { AmqpSink } from './AmqpSink.js';
-import { AmqpSource, ATTEMPTS_HEADER, REASON_HEADER } from './AmqpSource.js';
+import { AmqpSource, ATTEMPTS_HEADER, REASON_HEADER, type AmqpDeadLetter } from './AmqpSource.js';
 import { isAmqpConnectionError, isAmqpDecodeError } from './errors.js';
 import {
   AMQP_URL,
@@ -259,6 +259,35 @@ describe('AmqpSource against RabbitMQ', { skip: IN_CI ? false : (unavailable ?? 
     assert.equal(errors.length, 3, 'each failed write was reported');
   });
 
+  it('tells onDeadLetter of each dead letter, with the raw body and the failed writes', async () => {
+    const { queue, exchange } = names('src-dlq-hook');
+    const letters: AmqpDeadLetter[] = [];
+    const recorder = new Recorder({ fail: (item) => item.n === 1 });
+    await start(recorder, {
+      queue,
+      exchange,
+      maxDeliveries: 2,
+      retryDelay: 0,
+      onDeadLetter: (letter) => letters.push(letter),
+    });
+    await publish(exchange, [0, 1]);
+    await publishRaw(exchange, 'not JSON');
+    await waitFor(() => letters.length === 2, 'two dead letters');
+    const failed = letters.find((l) => !isAmqpDecodeError(l.error));
+    assert.ok(failed);
+    assert.deepEqual(failed.event, { n: 1 });
+    assert.equal(failed.deliveries, 2);
+    assert.equal(failed.data.toString(), '{"n":1}');
+    assert.equal(failed.queue, queue);
+    assert.equal(failed.deadLetterExchange, `${queue}.dlx`);
+    const undecodable = letters.find((l) => isAmqpDecodeError(l.error));
+    assert.ok(undecodable);
+    assert.equal(undecodable.event, undefined);
+    assert.equal(undecodable.deliveries, 0);
+    assert.equal(undecodable.messageId, 'raw');
+    assert.equal(undecodable.data.toString(), 'not JSON');
+  });
+
   it('dead-letters undecodable and wrongly shaped messages at once and goes on', async () => {
     const { queue, exchange } = names('src-poison');
     const errors: unknown[] = [];
@@ -359,6 +388,31 @@ describe('AmqpSource against RabbitMQ', { skip: IN_CI ? false : (unavailable ?? 
     await sleep(100);
     assert.equal((await peekQueue(queue)).length, 1, 'the message is still in the queue');
     assert.deepEqual(await peekQueue(`${queue}.dlq`), []);
+  });
+
+  it('ready resolves when the destination is closed on the very first delivery', async () => {
+    const { queue } = names('src-ready-closed');
+    // The message waits in the queue before the source exists, so it is delivered right with
+    // the consume-ok, and the destination refuses it at once (synchronously).
+    const filler = new AmqpSink<Item>({ queue });
+    sinks.push(filler);
+    await filler.write({ n: 1 });
+    let writes = 0;
+    const closed: Sink<Item> = {
+      write() {
+        writes++;
+        throw new SinkClosedError();
+      },
+      close() {},
+    };
+    const source = new AmqpSource<Item>(closed, { queue, validate: isItem, onError: () => {} });
+    sources.push(source);
+    await source.ready; // it did consume: the first delivery reached the destination
+    await waitFor(() => !source.consuming, 'the source to stop');
+    await source.close();
+    assert.equal(writes, 1);
+    await sleep(100);
+    assert.equal((await peekQueue(queue)).length, 1, 'the message is still in the queue');
   });
 
   it('the signal option closes the source', async () => {

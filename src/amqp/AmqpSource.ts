@@ -1,6 +1,5 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
-import { isSinkClosedError } from '../errors/SinkClosedError.js';
-import { onAbort, untilAborted } from '../internal/abort.js';
+import { BrokerSourceEngine, validateDeliveryOptions } from '../internal/BrokerSourceEngine.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import {
   describe,
@@ -23,7 +22,7 @@ import {
   withChannel,
   type AmqpConnectionOptions,
 } from './connection.js';
-import { AmqpConnectionError, AmqpDecodeError } from './errors.js';
+import { AmqpConnectionError, AmqpDecodeError, isAmqpDecodeError } from './errors.js';
 
 /**
  * The queue types an {@link AmqpSource} can declare.
@@ -79,12 +78,18 @@ export interface AmqpSourceOptions<E> extends AmqpConnectionOptions {
    */
   concurrency?: number;
   /**
-   * Failed writes of one message before it goes to the dead-letter exchange; default 5. Counted
-   * in the message's `x-attempts` header (see {@link AmqpSource}).
+   * Failed writes of one message before it goes to the dead-letter exchange; default 5;
+   * `Infinity` retries for ever. Only failed writes count (in the message's `x-attempts`
+   * header, see {@link AmqpSource}): a redelivery after a crash or a reconnection never does.
    */
   maxDeliveries?: number;
-  /** How long a message waits before it is written again after a failed write, ms; default 1000. */
-  retryDelay?: number;
+  /**
+   * How long a message waits before it is written again after a failed write, ms, or a function
+   * of the failed writes so far; default 1000. It waits in the retry queue, not in a write slot:
+   * other messages go on meanwhile. (A per-message TTL expires at the head of the retry queue
+   * only, so with a function a short delay can wait behind a longer one.)
+   */
+  retryDelay?: number | ((failures: number) => number);
   /** Where messages go that failed `maxDeliveries` times or cannot be decoded; default `<queue>.dlx`. */
   deadLetterExchange?: string;
   /**
@@ -107,6 +112,40 @@ export interface AmqpSourceOptions<E> extends AmqpConnectionOptions {
    * failed connection. Defaults to printing.
    */
   onError?(error: unknown, event?: E): void;
+  /** Told of every message moved to the dead-letter exchange (as the other sources are). */
+  onDeadLetter?(letter: AmqpDeadLetter): void;
+}
+
+/**
+ * What {@link AmqpSourceOptions.onDeadLetter} is told about each message the source moved to
+ * the dead-letter exchange (after the broker confirmed the dead letter).
+ *
+ * @example
+ * ```ts
+ * const onDeadLetter = (letter: AmqpDeadLetter) =>
+ *   console.error(`dead-lettered ${letter.messageId} after ${letter.deliveries} failed writes`, letter.error);
+ * ```
+ */
+export interface AmqpDeadLetter {
+  /** The decode error ({@link AmqpDecodeError}), or the error of the last failed write. */
+  error: unknown;
+  /** The decoded event, when decoding succeeded. */
+  event: unknown;
+  /** The raw body, byte for byte. */
+  data: Buffer;
+  /** The message's `messageId`, when it had one. */
+  messageId: string | undefined;
+  /** The queue it was consumed from. */
+  queue: string;
+  /** Failed writes of the message (0 for one that could not be decoded). */
+  deliveries: number;
+  /** The exchange the dead letter was published to. */
+  deadLetterExchange: string;
+}
+
+interface Delivery {
+  message: ConsumeMessage;
+  subscription: Subscription;
 }
 
 interface Subscription {
@@ -140,12 +179,13 @@ export const ATTEMPTS_HEADER = 'x-attempts';
 export const REASON_HEADER = 'x-eventsinks-reason';
 const QUEUE_TYPES: readonly AmqpQueueType[] = ['classic', 'quorum'];
 const MAX_REASON = 1_000;
-const ABORTED = AbortSignal.abort();
 
 /**
  * Consumes a RabbitMQ queue and writes each event into a local {@link Sink}, acknowledging a
- * message only after that write resolved (at-least-once).
+ * message only after that write resolved (at-least-once). Runs on the same engine as
+ * `RedisStreamSource` and `JetStreamSource`, with the same option meanings.
  *
+ * - **Start**: in the constructor; `ready` resolves once the source consumes.
  * - **Group**: sources on the same `queue` share its messages; the broker redelivers what a
  *   crashed or disconnected consumer held unacknowledged (on channel close) to the others.
  * - **Order**: `concurrency` is the prefetch; with 1 (the default) the next event is written only
@@ -158,8 +198,9 @@ const ABORTED = AbortSignal.abort();
  * - **Dead letters**: after `maxDeliveries` failed writes, or at once when `decode`/`validate`
  *   fails, the message is published to `deadLetterExchange` with its reason in the
  *   `x-eventsinks-reason` header and then acknowledged: a poison message never blocks the queue.
- * - **Closed destination**: a write failing with `SinkClosedError` closes the source at once,
- *   without acknowledging: the broker gives the messages to the group's other consumers.
+ * - **Closed destination**: a write failing with `SinkClosedError` hands its message back
+ *   (requeued, unacknowledged) and closes the source: the broker gives the messages to the
+ *   group's other consumers.
  * - **Recovery**: when the connection or channel is lost the source reconnects with backoff,
  *   declares the topology again and resumes; writes still pending from the lost channel are
  *   not acknowledged (the broker redelivers those messages: duplicates, never losses).
@@ -175,7 +216,7 @@ const ABORTED = AbortSignal.abort();
 export class AmqpSource<E> {
   /** Resolves once the source consumes for the first time; rejects if closed before that. */
   readonly ready: Promise<void>;
-  readonly #sink: Sink<E>;
+  readonly #engine: BrokerSourceEngine<Delivery, E>;
   readonly #url: NonNullable<AmqpConnectionOptions['url']>;
   readonly #socketOptions: Record<string, unknown> | undefined;
   readonly #connectTimeout: number;
@@ -189,26 +230,15 @@ export class AmqpSource<E> {
   readonly #assertTopology: boolean;
   readonly #concurrency: number;
   readonly #maxDeliveries: number;
-  readonly #retryDelay: number;
+  readonly #retryQueue: boolean;
   readonly #deadLetterExchange: string;
   readonly #deadLetterQueue: string | false;
   readonly #decode: (content: Buffer, message: ConsumeMessage) => unknown;
   readonly #validate: ((value: unknown) => boolean) | undefined;
-  readonly #reconnectDelay: number;
-  readonly #maxReconnectDelay: number;
-  readonly #onError: (error: unknown, event?: E) => void;
+  readonly #onDeadLetter: ((letter: AmqpDeadLetter) => void) | undefined;
   #subscription: Subscription | undefined;
-  #inFlight = 0;
-  #idle: (() => void) | undefined;
-  #stopping = false;
-  // The close deadline passed: writes still pending are never acknowledged.
-  #aborted = false;
-  #closing: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
-  #resolveReady!: () => void;
-  #rejectReady!: (error: unknown) => void;
-  #removeSignal: () => void = noop;
-  readonly #loop: Promise<void>;
+  // close() was called: the subscription in progress ends its fetch round.
+  #interrupted: (() => void) | undefined;
 
   /**
    * Starts consuming at once (see `ready`).
@@ -242,6 +272,7 @@ export class AmqpSource<E> {
       reconnectDelay = 100,
       maxReconnectDelay = 5000,
       onError,
+      onDeadLetter,
     } = options;
     expectUrl(url);
     expectNonNegative('connectTimeout', connectTimeout);
@@ -263,8 +294,7 @@ export class AmqpSource<E> {
         `Expected \`concurrency\` to be at most 65535 (an AMQP prefetch), got ${describe(concurrency)}`,
       );
     }
-    expectInteger('maxDeliveries', maxDeliveries);
-    expectNonNegative('retryDelay', retryDelay);
+    validateDeliveryOptions(maxDeliveries, retryDelay);
     const deadLetterExchange = options.deadLetterExchange ?? `${queue}.dlx`;
     expectString('deadLetterExchange', deadLetterExchange);
     const deadLetterQueue = options.deadLetterQueue ?? `${queue}.dlq`;
@@ -275,7 +305,8 @@ export class AmqpSource<E> {
     expectNonNegative('reconnectDelay', reconnectDelay);
     expectNonNegative('maxReconnectDelay', maxReconnectDelay);
     expectOptionalFunction('onError', onError);
-    this.#sink = sink;
+    expectOptionalFunction('onDeadLetter', onDeadLetter);
+    this.#onDeadLetter = onDeadLetter;
     this.#url = url;
     this.#socketOptions = socketOptions;
     this.#connectTimeout = connectTimeout;
@@ -289,25 +320,59 @@ export class AmqpSource<E> {
     this.#assertTopology = assertTopology !== false;
     this.#concurrency = concurrency;
     this.#maxDeliveries = maxDeliveries;
-    this.#retryDelay = retryDelay;
+    this.#retryQueue = typeof retryDelay === 'function' || retryDelay > 0;
     this.#deadLetterExchange = deadLetterExchange;
     this.#deadLetterQueue = deadLetterQueue;
     this.#decode = decode ?? jsonDecode;
     this.#validate = validate;
-    this.#reconnectDelay = Math.max(reconnectDelay, 1);
-    this.#maxReconnectDelay = Math.max(maxReconnectDelay, this.#reconnectDelay);
-    this.#onError = onError
-      ? (error, event) => callHook(NAME, onError, error, event)
-      : (error, event) =>
-          reportDefault(NAME, event === undefined ? 'error' : 'a write failed', error);
-    this.ready = new Promise<void>((resolve, reject) => {
-      this.#resolveReady = resolve;
-      this.#rejectReady = reject;
-    });
-    // A caller that never awaits `ready` must not get an unhandled rejection from close().
-    this.ready.catch(noop);
-    this.#removeSignal = onAbort(signal, () => void this.close());
-    this.#loop = this.#run();
+    const base = Math.max(reconnectDelay, 1);
+    this.#engine = new BrokerSourceEngine<Delivery, E>(
+      sink,
+      {
+        fetch: () => this.#consume(),
+        recover: () => 'report',
+        decode: ({ message }) => this.#decodeMessage(message),
+        key: ({ message }) => `${message.fields.deliveryTag}`,
+        failures: ({ message }) => attemptsOf(message),
+        ack: ({ message, subscription }) => {
+          if (this.#ackable(subscription)) subscription.channel.ack(message);
+        },
+        retry: (delivery, delay, failures, error) => this.#retry(delivery, delay, failures, error),
+        deadLetter: (delivery, error, event, failures) =>
+          this.#deadLetter(delivery, error, event, failures),
+        handBack: (deliveries) => {
+          // Requeued for the group: the consumer was cancelled first (interrupt), so the broker
+          // does not hand them straight back to this source.
+          for (const { message, subscription } of deliveries) {
+            if (this.#ackable(subscription)) subscription.channel.nack(message, false, true);
+          }
+        },
+        // Close now, so the broker requeues the abandoned messages for the group's other
+        // consumers.
+        abandon: () => void this.#drop(this.#subscription),
+        interrupt: () => this.#interrupt(),
+        shutdown: () => this.#drop(this.#subscription),
+      },
+      {
+        name: NAME,
+        concurrency,
+        // The broker's prefetch (`concurrency`) bounds what is held.
+        limit: Infinity,
+        maxDeliveries,
+        retryDelay,
+        heartbeat: 0,
+        backoff: { base, max: Math.max(maxReconnectDelay, base) },
+        onError: onError
+          ? (error, event) => callHook(NAME, onError, error, event)
+          : (error, event) =>
+              reportDefault(NAME, event === undefined ? 'error' : 'a write failed', error),
+        signal,
+        closedBeforeReady: () =>
+          new AmqpConnectionError('AmqpSource closed before it was consuming'),
+      },
+    );
+    this.ready = this.#engine.ready;
+    this.#engine.start();
   }
 
   /** The queue consumed. */
@@ -317,12 +382,12 @@ export class AmqpSource<E> {
 
   /** Writes in progress. */
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#engine.writing;
   }
 
   /** True while subscribed to the queue on a live channel. */
   get consuming(): boolean {
-    return this.#subscription?.open === true && !this.#stopping;
+    return this.#subscription?.open === true && !this.#engine.stopping;
   }
 
   /**
@@ -335,14 +400,7 @@ export class AmqpSource<E> {
    */
   close(options: CloseOptions = {}): Promise<void> {
     expectSignal('signal', options.signal);
-    if (this.#closing) {
-      if (options.signal) onAbort(options.signal, () => this.#abort());
-      return this.#closing;
-    }
-    this.#stopping = true;
-    this.#removeSignal();
-    this.#closing = this.#close(options.signal);
-    return this.#closing;
+    return this.#engine.close(options);
   }
 
   /** Same as `close()`, for `await using`. */
@@ -350,40 +408,13 @@ export class AmqpSource<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
-    this.#rejectReady(new AmqpConnectionError('AmqpSource closed before it was consuming'));
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+  #interrupt(): void {
     const subscription = this.#subscription;
-    const cleanup = onAbort(signal, () => this.#abort());
-    try {
-      if (subscription?.open && subscription.consumerTag !== undefined) {
-        // Stop deliveries first; what was delivered before cancel-ok is still written.
-        await untilAborted(
-          subscription.channel.cancel(subscription.consumerTag).catch(noop),
-          signal,
-        );
-      }
-      if (this.#inFlight > 0 && !this.#aborted) {
-        await untilAborted(new Promise<void>((resolve) => (this.#idle = resolve)), signal);
-        this.#idle = undefined;
-      }
-    } finally {
-      cleanup();
+    // Stop deliveries first; what was delivered before cancel-ok is handed back.
+    if (subscription?.open && subscription.consumerTag !== undefined) {
+      subscription.channel.cancel(subscription.consumerTag).catch(noop);
     }
-    await this.#drop(this.#subscription);
-    await this.#loop;
-  }
-
-  #abort(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    const idle = this.#idle;
-    this.#idle = undefined;
-    idle?.();
-    // Close now, so the broker requeues the abandoned messages for the group's other consumers.
-    void this.#drop(this.#subscription);
+    this.#interrupted?.();
   }
 
   async #drop(subscription: Subscription | undefined): Promise<void> {
@@ -398,42 +429,24 @@ export class AmqpSource<E> {
     await closeQuietly(subscription.model);
   }
 
-  async #run(): Promise<void> {
-    let delay = this.#reconnectDelay;
-    while (!this.#stopping) {
-      let subscription: Subscription | undefined;
-      try {
-        subscription = await this.#subscribe();
-      } catch (error) {
-        if (this.#stopping) break;
-        this.#onError(error);
-      }
-      if (subscription !== undefined) {
-        if (this.#stopping) {
-          await this.#drop(subscription);
-          break;
-        }
-        this.#subscription = subscription;
-        delay = this.#reconnectDelay;
-        this.#resolveReady();
-        await subscription.closed;
-        if (this.#stopping) break;
-        // Only the channel may have closed (a channel error): release its connection too.
-        await this.#drop(subscription);
-        this.#onError(
-          new AmqpConnectionError(`lost the channel consuming '${this.#queue}'; reconnecting`),
-        );
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
-      delay = Math.min(delay * 2, this.#maxReconnectDelay);
+  /** One fetch round: subscribes, and resolves when close() interrupts (throws when lost). */
+  async #consume(): Promise<void> {
+    const subscription = await this.#subscribe();
+    if (this.#engine.stopping) {
+      await this.#drop(subscription);
+      return;
     }
+    this.#subscription = subscription;
+    this.#engine.connected();
+    this.#engine.markReady();
+    const interrupted = new Promise<void>((resolve) => (this.#interrupted = resolve));
+    await Promise.race([subscription.closed, interrupted]);
+    this.#interrupted = undefined;
+    // Closing: the subscription stays open for the acknowledgements of the writes in progress.
+    if (this.#engine.stopping) return;
+    // Only the channel may have closed (a channel error): release its connection too.
+    await this.#drop(subscription);
+    throw new AmqpConnectionError(`lost the channel consuming '${this.#queue}'; reconnecting`);
   }
 
   async #subscribe(): Promise<Subscription> {
@@ -472,7 +485,10 @@ export class AmqpSource<E> {
             void this.#drop(subscription);
             return;
           }
-          void this.#handle(message, subscription);
+          // Consuming: a delivery can arrive (and its write fail with SinkClosedError, which
+          // closes the source) before the consume-ok's promise resolves in #consume.
+          this.#engine.markReady();
+          this.#engine.accept({ message, subscription });
         },
         { noAck: false },
       );
@@ -507,7 +523,7 @@ export class AmqpSource<E> {
       durable: true,
       arguments: { ...args, ...this.#queueArguments },
     });
-    if (this.#retryDelay > 0) {
+    if (this.#retryQueue) {
       await declareQueue(model, retryQueue(queue), {
         durable: true,
         arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': queue },
@@ -518,55 +534,8 @@ export class AmqpSource<E> {
     }
   }
 
-  async #handle(message: ConsumeMessage, subscription: Subscription): Promise<void> {
-    this.#inFlight++;
-    try {
-      const attempts = attemptsOf(message);
-      let event: E;
-      try {
-        event = this.#decodeMessage(message);
-      } catch (error) {
-        this.#onError(error);
-        await this.#deadLetter(message, subscription, reasonOf(error), attempts);
-        return;
-      }
-      try {
-        await this.#sink.write(event);
-      } catch (error) {
-        if (!this.#ackable(subscription)) return;
-        this.#onError(error, event);
-        if (isSinkClosedError(error)) {
-          // The destination is gone for good: retrying would only walk every message to the
-          // dead letter. Stop at once without acknowledging; the broker requeues for the group.
-          void this.close({ signal: ABORTED });
-          return;
-        }
-        const failed = attempts + 1;
-        if (failed >= this.#maxDeliveries) {
-          const reason = `maxDeliveries (${this.#maxDeliveries}) reached; last error: ${reasonOf(error)}`;
-          await this.#deadLetter(message, subscription, reason, failed);
-        } else {
-          await this.#retry(message, subscription, failed, error);
-        }
-        return;
-      }
-      if (this.#ackable(subscription)) subscription.channel.ack(message);
-    } catch (error) {
-      // Publishing the retry or dead letter failed, or the channel closed under an ack: the
-      // message stays unacknowledged and the broker redelivers it.
-      if (!this.#stopping) this.#onError(error);
-    } finally {
-      this.#inFlight--;
-      if (this.#inFlight === 0) {
-        const idle = this.#idle;
-        this.#idle = undefined;
-        idle?.();
-      }
-    }
-  }
-
   #ackable(subscription: Subscription): boolean {
-    return subscription.open && !this.#aborted;
+    return subscription.open && !this.#engine.aborted;
   }
 
   #decodeMessage(message: ConsumeMessage): E {
@@ -593,29 +562,33 @@ export class AmqpSource<E> {
   }
 
   async #retry(
-    message: ConsumeMessage,
-    subscription: Subscription,
+    { message, subscription }: Delivery,
+    delay: number,
     attempts: number,
     error: unknown,
   ): Promise<void> {
-    const delayed = this.#retryDelay > 0;
+    if (!this.#ackable(subscription)) return;
+    const delayed = this.#retryQueue && delay > 0;
     const options = republishOptions(message, {
       [ATTEMPTS_HEADER]: attempts,
       'x-last-error': reasonOf(error),
     });
-    if (delayed) options.expiration = String(Math.ceil(this.#retryDelay));
+    if (delayed) options.expiration = String(Math.ceil(delay));
     const target = delayed ? retryQueue(this.#queue) : this.#queue;
     await publishConfirmed(subscription.channel, '', target, message.content, options);
     if (this.#ackable(subscription)) subscription.channel.ack(message);
   }
 
   async #deadLetter(
-    message: ConsumeMessage,
-    subscription: Subscription,
-    reason: string,
+    { message, subscription }: Delivery,
+    error: unknown,
+    event: unknown,
     attempts: number,
   ): Promise<void> {
     if (!this.#ackable(subscription)) return;
+    const reason = isAmqpDecodeError(error)
+      ? reasonOf(error)
+      : `maxDeliveries (${this.#maxDeliveries}) reached; last error: ${reasonOf(error)}`;
     const options = republishOptions(message, {
       [ATTEMPTS_HEADER]: attempts,
       [REASON_HEADER]: reason,
@@ -631,6 +604,17 @@ export class AmqpSource<E> {
       options,
     );
     if (this.#ackable(subscription)) subscription.channel.ack(message);
+    if (this.#onDeadLetter) {
+      callHook(NAME, this.#onDeadLetter, {
+        error,
+        event,
+        data: message.content,
+        messageId: messageIdOf(message),
+        queue: this.#queue,
+        deliveries: attempts,
+        deadLetterExchange: this.#deadLetterExchange,
+      });
+    }
   }
 }
 

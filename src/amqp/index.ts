@@ -2,7 +2,7 @@
 export { AmqpSink } from './AmqpSink.js';
 export type { AmqpSinkOptions } from './AmqpSink.js';
 export { AmqpSource, ATTEMPTS_HEADER, REASON_HEADER } from './AmqpSource.js';
-export type { AmqpSourceOptions, AmqpQueueType } from './AmqpSource.js';
+export type { AmqpSourceOptions, AmqpQueueType, AmqpDeadLetter } from './AmqpSource.js';
 export type { AmqpConnectionOptions } from './connection.js';
 export {
   AmqpConnectionError,

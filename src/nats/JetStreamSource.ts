@@ -12,13 +12,14 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { headers, nanos } from '@nats-io/transport-node';
-import { isSinkClosedError } from '../errors/SinkClosedError.js';
-import { onAbort } from '../internal/abort.js';
+import {
+  BrokerSourceEngine,
+  validateDeliveryOptions,
+  type Recovery,
+} from '../internal/BrokerSourceEngine.js';
 import { callHook, reportDefault } from '../internal/report.js';
-import { RingBuffer } from '../internal/RingBuffer.js';
 import {
   describe,
-  expectFunction,
   expectInteger,
   expectNonNegative,
   expectOneOf,
@@ -34,11 +35,11 @@ import {
   type ResolvedConnection,
 } from './connection.js';
 import { ensureWith, isApiError, validateStreamSpec, type StreamSpec } from './ensureStream.js';
-import { JetStreamDecodeError } from './errors.js';
+import { JetStreamDecodeError, isJetStreamDecodeError } from './errors.js';
 
 /**
  * Why a {@link JetStreamSource} dead-lettered a message: it could not be decoded (not JSON, or
- * refused by `validate`), or its write failed on delivery `maxDeliveries` or later.
+ * refused by `validate`), or its write failed `maxDeliveries` times.
  *
  * @example
  * ```ts
@@ -122,7 +123,7 @@ export const DEAD_LETTER_HEADERS = {
  *   filterSubject: 'orders.created',
  *   concurrency: 8,
  *   maxDeliveries: 5,
- *   retryDelay: (deliveries) => Math.min(1000 * 2 ** deliveries, 30_000),
+ *   retryDelay: (failures) => Math.min(1000 * 2 ** failures, 30_000),
  *   deadLetterSubject: 'dlq.orders',
  *   validate: (value): value is Order => typeof value === 'object' && value !== null && 'id' in value,
  * };
@@ -158,14 +159,18 @@ export interface JetStreamSourceOptions<E> extends NatsConnectionOptions {
    */
   ackWait?: number;
   /**
-   * A write that fails on this delivery or a later one sends the message to the dead letter
-   * instead of retrying; default 5. `Infinity` retries forever. JetStream counts every delivery,
-   * including redeliveries after a crash or a hand-back on close; a message is dead-lettered
-   * only when a write of it actually failed.
+   * After this many failed writes of one message it goes to the dead letter instead of being
+   * retried; default 5. `Infinity` retries forever. Only failed writes count, not JetStream's
+   * delivery count: a redelivery after a crash or a hand-back on close never dead-letters a
+   * message. Counted by this source (a message redelivered to another source of the durable
+   * starts from 0 there).
    */
   maxDeliveries?: number;
-  /** Delay before a failed message is redelivered, in ms, or a function of the delivery count. Default 1000. */
-  retryDelay?: number | ((deliveries: number) => number);
+  /**
+   * Delay before a failed message is redelivered (`nak(delay)`), in ms, or a function of the
+   * failed writes so far (1 after the first). Default 1000. Other messages go on meanwhile.
+   */
+  retryDelay?: number | ((failures: number) => number);
   /**
    * A subject a stream captures, where dead letters are published (with PubAck) before the
    * original is terminated (`term()`); see {@link DEAD_LETTER_HEADERS}. Without it dead letters
@@ -207,14 +212,6 @@ export interface JetStreamSourceStats {
   deadLettered: number;
 }
 
-interface Held {
-  msg: JsMsg;
-  writing: boolean;
-  // close()'s deadline passed while the write was pending: the message was handed back and
-  // must never be acknowledged, whatever the write does later.
-  abandoned: boolean;
-}
-
 const NAME = 'JetStreamSource';
 const DEFAULT_ACK_WAIT = 30_000;
 const DEFAULT_PREFETCH = 64;
@@ -229,20 +226,25 @@ const DECODER = new TextDecoder('utf-8', { fatal: true });
 /**
  * Consumes a JetStream stream through a durable pull consumer and writes each event into a
  * local {@link Sink}, acknowledging a message only after its write resolved (at-least-once).
+ * Runs on the same engine as `RedisStreamSource` and `AmqpSource`, with the same option
+ * meanings.
  *
+ * - Starts in the constructor (connects unless given a connection, creates the durable if
+ *   needed, begins fetching); `ready` resolves once it fetches. `start()` is a deprecated alias
+ *   that returns `ready`.
  * - Sources sharing a `durable` share the work; `concurrency` writes run at once (1 = in
  *   order: the next write starts only after the previous one settled). A failed message is
  *   redelivered after `retryDelay` while later ones go on, so a retry can land after them.
- * - A failed write is handed back with `nak(retryDelay)` and redelivered; a write that fails on
- *   delivery `maxDeliveries` or later, and any message that cannot be decoded, is published to
+ * - A failed write is handed back with `nak(retryDelay)` and redelivered; after `maxDeliveries`
+ *   failed writes, and at once for a message that cannot be decoded, it is published to
  *   `deadLetterSubject` (and `onDeadLetter`) and terminated, so a poison message never blocks
- *   the stream and never crashes the source.
+ *   the stream and never crashes the source. Redeliveries after a crash or a close are not
+ *   failed writes and never dead-letter a message.
  * - A slow write keeps its message with `working()`; a crashed source's unacknowledged messages
  *   are redelivered to a live one after `ackWait`.
  * - A destination that reports `SinkClosedError` stops the source.
  *
- * `start()` creates the durable if needed and begins fetching. The source never closes the
- * destination sink: several sources may share it.
+ * The source never closes the destination sink: several sources may share it.
  *
  * @example
  * ```ts
@@ -252,44 +254,39 @@ const DECODER = new TextDecoder('utf-8', { fatal: true });
  *   durable: 'billing',
  *   deadLetterSubject: 'dlq.orders',
  * });
- * await source.start();
+ * await source.ready;
  * // … on shutdown: stop fetching, let writes in progress finish for up to 10 s.
  * await source.close({ signal: AbortSignal.timeout(10_000) });
  * ```
  */
 export class JetStreamSource<E> {
-  readonly #dst: Sink<E>;
+  /**
+   * Resolves once the durable exists and the source fetches; rejects when the stream does not
+   * exist (and `ensureStream` is not given), when the existing durable filters another
+   * subject, when NATS cannot be reached, or when the source is closed first.
+   */
+  readonly ready: Promise<void>;
+  readonly #engine: BrokerSourceEngine<JsMsg, E>;
   readonly #options: JetStreamSourceOptions<E>;
-  readonly #concurrency: number;
-  readonly #limit: number;
   readonly #ackWait: number;
-  readonly #maxDeliveries: number;
-  readonly #retryDelay: (deliveries: number) => number;
   readonly #fetchExpires: number;
+  // How long a message whose dead letter could not be published waits before it comes back.
+  readonly #deadLetterRetry: number;
   readonly #decode: (data: Uint8Array, msg: JsMsg) => unknown;
   readonly #onError: (error: unknown, event: E | undefined) => void;
-  readonly #buffer = new RingBuffer<Held>();
-  readonly #held = new Set<Held>();
   readonly #stats: JetStreamSourceStats = { received: 0, acked: 0, nakked: 0, deadLettered: 0 };
-  #active = 0;
-  #starting: Promise<void> | undefined;
   #resolved: ResolvedConnection | undefined;
   #js: JetStreamClient | undefined;
   #jsm: JetStreamManager | undefined;
   #consumer: Consumer | undefined;
   #fetching: ConsumerMessages | undefined;
-  #loop: Promise<void> | undefined;
-  #ticker: ReturnType<typeof setInterval> | undefined;
-  #wake: (() => void) | undefined;
-  #drained: (() => void) | undefined;
-  #stopping = false;
+  #fetchFailures = 0;
   // When the pull request of a fetch stopped early expires at the server (ms since the epoch).
   #fetchEndsAt = 0;
   #staleUntil = 0;
-  #closing: Promise<void> | undefined;
-  #removeSignal: () => void = noop;
 
   /**
+   * Starts consuming at once (see `ready`).
    * @param dst - where events go.
    * @param options - see {@link JetStreamSourceOptions}.
    * @throws TypeError or RangeError naming a bad option.
@@ -328,9 +325,7 @@ export class JetStreamSource<E> {
     if (ackWait < 100) {
       throw new RangeError(`Expected \`ackWait\` to be at least 100 ms, got ${describe(ackWait)}`);
     }
-    expectInteger('maxDeliveries', maxDeliveries, 1, true);
-    if (typeof retryDelay === 'function') expectFunction('retryDelay', retryDelay);
-    else expectNonNegative('retryDelay', retryDelay);
+    validateDeliveryOptions(maxDeliveries, retryDelay);
     if (deadLetterSubject !== undefined)
       expectSubject('deadLetterSubject', deadLetterSubject, false);
     expectOptionalFunction('decode', decode);
@@ -345,15 +340,10 @@ export class JetStreamSource<E> {
       );
     }
     if (options.ensureStream !== undefined) validateStreamSpec(options.ensureStream);
-    this.#dst = dst;
     this.#options = options;
-    this.#concurrency = concurrency;
-    this.#limit = concurrency + prefetch;
     this.#ackWait = ackWait;
-    this.#maxDeliveries = maxDeliveries;
-    this.#retryDelay =
-      typeof retryDelay === 'function' ? (n) => sanitizeDelay(retryDelay(n)) : () => retryDelay;
     this.#fetchExpires = fetchExpires;
+    this.#deadLetterRetry = typeof retryDelay === 'number' ? retryDelay : DEFAULT_RETRY_DELAY;
     const decodeBytes = decode ?? decodeJson;
     this.#decode = validate
       ? (data, msg) => {
@@ -365,6 +355,56 @@ export class JetStreamSource<E> {
     this.#onError = onError
       ? (error, event) => callHook(NAME, onError, error, event)
       : (error) => reportDefault(NAME, 'error', error);
+    const handBack = (msgs: JsMsg[]): void => {
+      for (const msg of msgs) this.#nak(msg, this.#handBackDelay());
+    };
+    this.#engine = new BrokerSourceEngine<JsMsg, E>(
+      dst,
+      {
+        connect: () => this.#start(),
+        fetch: (room) => this.#fetch(room),
+        recover: (error) => this.#recover(error),
+        decode: (msg) => {
+          try {
+            return this.#decode(msg.data, msg);
+          } catch (error) {
+            const reason = error instanceof Error ? error.message : String(error);
+            throw new JetStreamDecodeError(reason, msg.seq, { cause: error });
+          }
+        },
+        key: (msg) => String(msg.seq),
+        ack: (msg) => {
+          quietly(() => msg.ack());
+          this.#stats.acked++;
+        },
+        retry: (msg, delay) => Promise.resolve(this.#nak(msg, delay)),
+        deadLetter: (msg, error, event) => this.#deadLetter(msg, error, event),
+        handBack,
+        // close()'s deadline passed: give the pending writes' messages back.
+        abandon: handBack,
+        // working() for every message held, so neither a slow write nor a message waiting for
+        // a write slot is redelivered to another source while this one is alive.
+        extend: (msgs) => {
+          for (const msg of msgs) quietly(() => msg.working());
+        },
+        interrupt: () => this.#interrupt(),
+        shutdown: () => this.#shutdown(),
+      },
+      {
+        name: NAME,
+        concurrency,
+        limit: concurrency + prefetch,
+        maxDeliveries,
+        retryDelay,
+        heartbeat: Math.max(50, ackWait / 3),
+        backoff: { base: 100, max: MAX_BACKOFF },
+        onError: this.#onError,
+        signal,
+        closedBeforeReady: () => new Error('JetStreamSource is closed'),
+      },
+    );
+    this.ready = this.#engine.ready;
+    this.#engine.start();
   }
 
   /** Counters since construction; see {@link JetStreamSourceStats}. */
@@ -374,20 +414,15 @@ export class JetStreamSource<E> {
 
   /** True once `close()` was called (or `signal` aborted). */
   get closed(): boolean {
-    return this.#stopping;
+    return this.#engine.stopping;
   }
 
   /**
-   * Connects (unless given a connection), creates the durable if it does not exist, and begins
-   * fetching. Idempotent: later calls return the first call's promise.
-   * @throws rejects when the stream does not exist (and `ensureStream` is not given), when the
-   *   existing durable filters another subject, or when NATS cannot be reached.
+   * The source starts in its constructor; this returns {@link JetStreamSource.ready}.
+   * @deprecated Await `ready` instead.
    */
   start(): Promise<void> {
-    if (this.#starting) return this.#starting;
-    if (this.#stopping) return Promise.reject(new Error('JetStreamSource is closed'));
-    this.#starting = this.#start();
-    return this.#starting;
+    return this.ready;
   }
 
   /**
@@ -405,13 +440,7 @@ export class JetStreamSource<E> {
    */
   close(options: CloseOptions = {}): Promise<void> {
     expectSignal('signal', options.signal);
-    if (this.#closing) {
-      if (options.signal) onAbort(options.signal, () => this.#abandon());
-      return this.#closing;
-    }
-    this.#stopping = true;
-    this.#closing = this.#close(options.signal);
-    return this.#closing;
+    return this.#engine.close(options);
   }
 
   /** Same as `close()`, for `await using`. */
@@ -432,15 +461,8 @@ export class JetStreamSource<E> {
     } catch (error) {
       this.#resolved = undefined;
       if (resolved.owned) await resolved.connection.close().catch(noop);
-      this.#starting = undefined;
       throw error;
     }
-    if (this.#stopping) return;
-    // working() for every message held, so neither a slow write nor a message waiting for a
-    // write slot is redelivered to another source while this one is alive.
-    this.#ticker = setInterval(() => this.#keepAlive(), Math.max(50, this.#ackWait / 3));
-    this.#removeSignal = onAbort(this.#options.signal, () => void this.close());
-    this.#loop = this.#fetchLoop();
   }
 
   async #ensureConsumer(): Promise<Consumer> {
@@ -481,140 +503,53 @@ export class JetStreamSource<E> {
     return this.#js!.consumers.getConsumerFromInfo(info);
   }
 
-  async #fetchLoop(): Promise<void> {
-    let failures = 0;
-    while (!this.#stopping) {
-      const room = this.#limit - this.#held.size;
-      // Refill in halves, not one message at a time: a fetch is a round trip.
-      if (room <= 0 || (this.#held.size > 0 && room < Math.ceil(this.#limit / 2))) {
-        await new Promise<void>((resolve) => (this.#wake = resolve));
-        continue;
-      }
-      try {
-        if (this.#resolved!.connection.isClosed()) {
-          this.#onError(new Error('the NATS connection closed; the source stops'), undefined);
-          void this.close();
-          return;
-        }
-        this.#fetchEndsAt = Date.now() + this.#fetchExpires;
-        const batch = await this.#consumer!.fetch({
-          max_messages: room,
-          expires: this.#fetchExpires,
-        });
-        this.#fetching = batch;
-        if (this.#stopping) quietly(() => void batch.close().catch(noop));
-        for await (const msg of batch) this.#accept(msg);
-        failures = 0;
-      } catch (error) {
-        if (this.#stopping) break;
-        failures++;
-        // Missed heartbeats are what a broker restart looks like: worth a line only if it lasts.
-        if (failures > 1 || !isRoutine(error)) this.#onError(error, undefined);
-        await this.#sleep(Math.min(100 * 2 ** failures, MAX_BACKOFF));
-        if (isMissingConsumer(error) && !this.#stopping) {
-          try {
-            this.#consumer = await this.#ensureConsumer();
-          } catch (recreateError) {
-            this.#onError(recreateError, undefined);
-          }
-        }
-      } finally {
-        this.#fetching = undefined;
-      }
+  async #fetch(room: number): Promise<void> {
+    if (this.#resolved!.connection.isClosed()) {
+      throw new Error('the NATS connection closed; the source stops');
     }
-  }
-
-  #accept(msg: JsMsg): void {
-    this.#stats.received++;
-    // Arrived after close() began: hand it straight back to the other sources.
-    if (this.#stopping) {
-      quietly(() => msg.nak(this.#handBackDelay()));
-      this.#stats.nakked++;
-      return;
-    }
-    const held: Held = { msg, writing: false, abandoned: false };
-    this.#held.add(held);
-    this.#buffer.push(held);
-    this.#pump();
-  }
-
-  #pump(): void {
-    while (this.#active < this.#concurrency && this.#buffer.length > 0 && !this.#stopping) {
-      const held = this.#buffer.shift();
-      this.#active++;
-      held.writing = true;
-      void this.#handle(held);
-    }
-  }
-
-  async #handle(held: Held): Promise<void> {
-    const { msg } = held;
+    this.#fetchEndsAt = Date.now() + this.#fetchExpires;
     try {
-      let event: E;
-      try {
-        event = this.#decode(msg.data, msg) as E;
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        await this.#deadLetter(
-          held,
-          'decode',
-          new JetStreamDecodeError(reason, msg.seq, { cause: error }),
-          undefined,
-        );
-        return;
+      const batch = await this.#consumer!.fetch({
+        max_messages: room,
+        expires: this.#fetchExpires,
+      });
+      this.#fetching = batch;
+      if (this.#engine.stopping) quietly(() => void batch.close().catch(noop));
+      for await (const msg of batch) {
+        this.#stats.received++;
+        this.#engine.accept(msg);
       }
-      let failed = false;
-      let failure: unknown;
-      try {
-        await this.#dst.write(event);
-      } catch (error) {
-        failed = true;
-        failure = error;
-      }
-      if (held.abandoned) return;
-      if (!failed) {
-        quietly(() => msg.ack());
-        this.#stats.acked++;
-        return;
-      }
-      if (isSinkClosedError(failure)) {
-        // The destination is gone for good: stop first, so the hand-back cannot be delivered to
-        // this source's own pull request.
-        void this.close();
-        this.#nak(held, this.#handBackDelay());
-        this.#onError(failure, event);
-        return;
-      }
-      this.#onError(failure, event);
-      const deliveries = msg.info.deliveryCount;
-      if (deliveries >= this.#maxDeliveries) {
-        await this.#deadLetter(held, 'max-deliveries', failure, event);
-      } else {
-        this.#nak(held, this.#retryDelay(deliveries));
-      }
+      this.#fetchFailures = 0;
     } finally {
-      this.#active--;
-      this.#held.delete(held);
-      this.#pump();
-      const wake = this.#wake;
-      this.#wake = undefined;
-      wake?.();
-      if (this.#active === 0 && this.#drained !== undefined) this.#drained();
+      this.#fetching = undefined;
     }
   }
 
-  #nak(held: Held, delay: number | undefined): void {
-    quietly(() => held.msg.nak(delay !== undefined && delay > 0 ? delay : undefined));
+  async #recover(error: unknown): Promise<Recovery> {
+    // Setting up (stream missing, durable filtering another subject, NATS unreachable): final.
+    if (this.#consumer === undefined) return 'fatal';
+    if (this.#resolved?.connection.isClosed() !== false) return 'fatal';
+    this.#fetchFailures++;
+    if (isMissingConsumer(error)) {
+      try {
+        this.#consumer = await this.#ensureConsumer();
+      } catch (recreateError) {
+        this.#onError(recreateError, undefined);
+      }
+    }
+    // Missed heartbeats are what a broker restart looks like: worth a line only if it lasts.
+    return this.#fetchFailures > 1 || !isRoutine(error) ? 'report' : 'quiet';
+  }
+
+  #nak(msg: JsMsg, delay: number | undefined): void {
+    quietly(() => msg.nak(delay !== undefined && delay > 0 ? delay : undefined));
     this.#stats.nakked++;
   }
 
-  async #deadLetter(
-    held: Held,
-    reason: JetStreamDeadLetterReason,
-    error: unknown,
-    event: unknown,
-  ): Promise<void> {
-    const { msg } = held;
+  async #deadLetter(msg: JsMsg, error: unknown, event: unknown): Promise<void> {
+    const reason: JetStreamDeadLetterReason = isJetStreamDecodeError(error)
+      ? 'decode'
+      : 'max-deliveries';
     const { stream, durable, deadLetterSubject, onDeadLetter } = this.#options;
     const msgId = msg.headers?.get('Nats-Msg-Id') || undefined;
     const letter: JetStreamDeadLetter = {
@@ -656,11 +591,11 @@ export class JetStreamSource<E> {
           }),
           event as E | undefined,
         );
-        if (!held.abandoned) this.#nak(held, this.#retryDelay(msg.info.deliveryCount));
+        if (!this.#engine.aborted) this.#nak(msg, this.#deadLetterRetry);
         return;
       }
     }
-    if (held.abandoned) return;
+    if (this.#engine.aborted) return;
     quietly(() => msg.term());
     this.#stats.deadLettered++;
   }
@@ -671,43 +606,19 @@ export class JetStreamSource<E> {
     return delay > 0 ? delay : undefined;
   }
 
-  #keepAlive(): void {
-    for (const held of this.#held) quietly(() => held.msg.working());
+  // Runs synchronously inside close(), so a caller can rely on the fetch being stopped (and
+  // #handBackDelay being meaningful) when close() returns.
+  #interrupt(): void {
+    const fetching = this.#fetching;
+    if (fetching === undefined) return;
+    // NATS 2.9 cannot cancel a pull request: until it expires, the server may hand a message
+    // nak'd now to that request's (no longer subscribed) inbox, where it would wait out
+    // ack_wait. Hand-backs are delayed until the request is gone (see #handBackDelay).
+    this.#staleUntil = this.#fetchEndsAt + STALE_MARGIN;
+    quietly(() => void fetching.close().catch(noop));
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
-    this.#removeSignal();
-    // Everything up to the first await runs synchronously inside close(), so a caller can rely
-    // on the fetch being stopped (and #handBackDelay being meaningful) when close() returns.
-    const fetching = this.#fetching;
-    if (fetching !== undefined) {
-      // NATS 2.9 cannot cancel a pull request: until it expires, the server may hand a message
-      // nak'd now to that request's (no longer subscribed) inbox, where it would wait out
-      // ack_wait. Hand-backs are delayed until the request is gone (see #handBackDelay).
-      this.#staleUntil = this.#fetchEndsAt + STALE_MARGIN;
-      quietly(() => void fetching.close().catch(noop));
-    }
-    this.#wakeLoop();
-    // Fetched but never written: hand back at once rather than after ackWait.
-    while (this.#buffer.length > 0) {
-      const held = this.#buffer.shift();
-      this.#held.delete(held);
-      this.#nak(held, this.#handBackDelay());
-    }
-    await this.#starting?.catch(noop);
-    if (this.#active > 0) {
-      // Set #drained before listening: an already-aborted signal abandons synchronously.
-      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
-      const cleanup = onAbort(signal, () => this.#abandon());
-      try {
-        await drained;
-      } finally {
-        cleanup();
-      }
-    }
-    await this.#loop;
-    if (this.#ticker !== undefined) clearInterval(this.#ticker);
-    this.#ticker = undefined;
+  async #shutdown(): Promise<void> {
     const resolved = this.#resolved;
     if (resolved?.owned) {
       // Flush the acks and naks just sent before letting go of the connection.
@@ -724,38 +635,6 @@ export class JetStreamSource<E> {
       clearTimeout(timer);
     }
   }
-
-  // close()'s deadline passed: give the pending writes' messages back, never acknowledge them.
-  #abandon(): void {
-    for (const held of this.#held) {
-      if (held.abandoned) continue;
-      held.abandoned = true;
-      this.#nak(held, this.#handBackDelay());
-    }
-    this.#held.clear();
-    const drained = this.#drained;
-    this.#drained = undefined;
-    drained?.();
-  }
-
-  #wakeLoop(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#wake = undefined;
-        resolve();
-      }, ms);
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
 }
 
 function decodeJson(data: Uint8Array): unknown {
@@ -766,10 +645,6 @@ function decodeJson(data: Uint8Array): unknown {
       cause: error,
     });
   }
-}
-
-function sanitizeDelay(ms: number): number {
-  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : 0;
 }
 
 // Header values are one line of text; keep them short enough for any server limit.

@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
-import { onAbort, untilAborted } from '../internal/abort.js';
+import { SinkClosedError } from '../errors/SinkClosedError.js';
+import { untilAborted } from '../internal/abort.js';
+import {
+  BrokerSourceEngine,
+  validateDeliveryOptions,
+  type Recovery,
+} from '../internal/BrokerSourceEngine.js';
 import { callHook, reportDefault } from '../internal/report.js';
-import { RingBuffer } from '../internal/RingBuffer.js';
 import {
   describe,
   expectInteger,
-  expectNonNegative,
   expectOptionalFunction,
   expectSignal,
   expectSink,
@@ -42,11 +45,15 @@ export interface RedisDeadLetter<E> {
   id: string | undefined;
   /** The decoded event, when decoding succeeded (absent for decoding failures). */
   event: E | undefined;
-  /** The raw `data` field (or, when missing, the entry's fields as JSON). */
+  /**
+   * The `data` field as text (or, when missing, the entry's fields as JSON). The dead-letter
+   * stream entry keeps the field's exact bytes, even where they are not valid UTF-8 (here each
+   * bad byte reads as U+FFFD).
+   */
   data: string;
-  /** Why: a {@link RedisStreamDecodeError}, the last write error, or too many deliveries. */
+  /** Why: a {@link RedisStreamDecodeError}, or the last write error. */
   error: unknown;
-  /** How many times the entry was delivered, as far as this source knows. */
+  /** Failed writes of the entry (0 for an entry that could not be decoded). */
   deliveries: number;
   /** The stream the dead letter was appended to. */
   deadLetterStream: string;
@@ -85,12 +92,18 @@ export interface RedisStreamSourceOptions<E> {
   /** How long one XREADGROUP blocks waiting for new entries; default 2000. */
   block?: number;
   /**
-   * After this many failed deliveries of one entry it goes to the dead-letter stream instead;
-   * default 5. `Infinity` retries for ever.
+   * After this many failed writes of one entry it goes to the dead-letter stream instead;
+   * default 5. `Infinity` retries for ever. Only failed writes count: an entry redelivered after
+   * a crash, a reconnection or a close is never dead-lettered for that. Counted by this source
+   * (a peer that takes the entry over starts from 0).
    */
   maxDeliveries?: number;
-  /** Wait between a failed write and the next attempt of the same entry; default 1000. */
-  retryDelay?: number;
+  /**
+   * Wait between a failed write and the next attempt of the same entry, in ms, or a function of
+   * the failed writes so far; default 1000. The entry waits on a timer of its own: other entries
+   * go on meanwhile (so with `concurrency` 1 a retry can land after later entries).
+   */
+  retryDelay?: number | ((failures: number) => number);
   /**
    * An entry another consumer took and has not acknowledged for this long is taken over
    * (XAUTOCLAIM): that consumer crashed or hangs. Default 30 000. The source keeps its own
@@ -128,20 +141,23 @@ export interface RedisStreamSourceOptions<E> {
   onDeadLetter?(letter: RedisDeadLetter<E>): void;
 }
 
-interface Entry {
-  entryId: string;
-  fields: readonly string[] | null;
-  /** Deliveries so far, this one included. */
-  deliveries: number;
-}
-
-type Taker = (entry: Entry | undefined) => void;
-
 const NAME = 'RedisStreamSource';
 // XADD to the dead-letter stream and XACK in one step: an entry is never both acknowledged and
-// missing from the dead letter, nor dead-lettered twice by one consumer.
-const DEAD_LETTER_SCRIPT =
-  "redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3)) return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])";
+// missing from the dead letter, nor dead-lettered twice by one consumer. The `id` and `data`
+// fields are copied inside Redis from the entry itself (ARGV[4] and ARGV[6] are only fallbacks):
+// Lua strings are bytes, so a payload that is not valid UTF-8 reaches the dead letter unchanged,
+// where a round trip through a JavaScript string would replace each bad byte with U+FFFD.
+const DEAD_LETTER_SCRIPT = `
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
+if entry then
+  local fields = entry[2]
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == ARGV[3] then ARGV[4] = fields[i + 1] end
+    if fields[i] == ARGV[5] then ARGV[6] = fields[i + 1] end
+  end
+end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])`;
 // Forget this consumer on a clean close, but only if it holds no pending entry: deleting a
 // consumer drops its pending entries from the group, which would lose them.
 const FORGET_CONSUMER_SCRIPT =
@@ -153,13 +169,17 @@ const noop = (): void => {};
 /**
  * Consumes a Redis stream as a member of a consumer group and writes each event into a local
  * {@link Sink}, acknowledging (XACK) each entry only after that write resolved: at-least-once.
+ * Runs on the same engine as `JetStreamSource` and `AmqpSource`, with the same option meanings.
  *
+ * - Starts in the constructor; `ready` resolves once the group exists and the source reads.
  * - Blocking reads (XREADGROUP … BLOCK) run on a connection of their own; everything else
  *   (XACK, XAUTOCLAIM, dead letters) on `client`.
  * - `concurrency` writes run at once (default 1: in stream order, each write resolved before the
  *   next starts).
- * - A failed write is retried after `retryDelay`; after `maxDeliveries` deliveries the entry
- *   goes to the dead-letter stream (`<stream>:dlq`) with the reason, and is acknowledged.
+ * - A failed write is retried after `retryDelay`, on a timer that does not hold a write slot;
+ *   after `maxDeliveries` failed writes the entry goes to the dead-letter stream
+ *   (`<stream>:dlq`) with the reason, and is acknowledged. Redeliveries that follow a crash or a
+ *   close are not failures and never dead-letter an entry.
  * - An entry that cannot be decoded (no `data`, not JSON, refused by `validate`) goes to the
  *   dead letter at once: it never reaches the sink, never stops the source, never blocks the
  *   stream.
@@ -197,23 +217,20 @@ const noop = (): void => {};
 export class RedisStreamSource<E> {
   /**
    * Resolves once the group exists and the source is reading; rejects with `SinkClosedError`
-   * if the source was closed first.
+   * if the source was closed first (or with the client's error if the client was closed).
    */
   readonly ready: Promise<void>;
 
+  readonly #engine: BrokerSourceEngine<RawEntry, E>;
   readonly #client: RedisStreamClient;
   readonly #blocking: RedisStreamClient;
   readonly #ownsBlocking: boolean;
-  readonly #dst: Sink<E>;
   readonly #stream: string;
   readonly #group: string;
   readonly #consumer: string;
   readonly #generatedConsumer: boolean;
-  readonly #concurrency: number;
   readonly #batchSize: number;
   readonly #block: number;
-  readonly #maxDeliveries: number;
-  readonly #retryDelay: number;
   readonly #minIdle: number;
   readonly #claimInterval: number;
   readonly #deadLetterStream: string;
@@ -223,44 +240,24 @@ export class RedisStreamSource<E> {
   readonly #onError: (error: unknown, event: E | undefined) => void;
   readonly #onDeadLetter: ((letter: RedisDeadLetter<E>) => void) | undefined;
 
-  // Entries fetched and not yet started, oldest first.
-  readonly #buffer = new RingBuffer<Entry>();
-  // Every entry this source holds: in the buffer, being written, or waiting for a retry.
-  readonly #held = new Set<string>();
-  readonly #takers: Taker[] = [];
-  readonly #sleepers = new Set<() => void>();
-  // Entries to hand back to the group on close (fetched but never started, or not retried).
-  readonly #toRelease: string[] = [];
   #acks: string[] = [];
   // Entries whose write resolved and whose XACK Redis has not confirmed yet: still pending in the
   // group, so a claim or backlog read may return them; they must not be delivered again.
   readonly #unconfirmed = new Set<string>();
   #acking: Promise<void> | undefined;
-  #active = 0;
-  #whenIdle: (() => void) | undefined;
-  #fetchWaiting: (() => void) | undefined;
   #backlog: string | undefined = '0';
   #claimCursor = '0-0';
   #nextClaim = 0;
   #reading = false;
   #blockingId: string | undefined;
-  #connecting: Promise<unknown> | undefined;
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
-  #stopping = false;
-  #aborted = false;
+  // The clients were closed under the source: nothing more can be sent.
   #terminated = false;
-  #closing: Promise<void> | undefined;
-  #loop: Promise<void> = Promise.resolve();
-  #workers: Promise<void>[] = [];
-  #readyResolve: () => void = noop;
-  #readyReject: (error: unknown) => void = noop;
-  readonly #removeSignal: () => void;
   readonly #onBlockingReady = (): void => {
     // A reconnect gives the blocking connection a new CLIENT ID.
     this.#blockingId = undefined;
   };
   readonly #onBlockingError = (error: unknown): void => {
-    if (!this.#stopping) this.#onError(error, undefined);
+    if (!this.#engine.stopping) this.#onError(error, undefined);
   };
 
   /**
@@ -301,8 +298,7 @@ export class RedisStreamSource<E> {
     expectInteger('concurrency', concurrency);
     if (batchSize !== undefined) expectInteger('batchSize', batchSize);
     expectInteger('block', block, 1);
-    expectInteger('maxDeliveries', maxDeliveries, 1, true);
-    expectNonNegative('retryDelay', retryDelay);
+    validateDeliveryOptions(maxDeliveries, retryDelay);
     expectInteger('minIdle', minIdle, 1);
     if (claimInterval !== undefined) expectInteger('claimInterval', claimInterval, 1);
     if (deadLetterStream !== undefined) expectName('deadLetterStream', deadLetterStream);
@@ -320,16 +316,12 @@ export class RedisStreamSource<E> {
     this.#client = client;
     this.#ownsBlocking = blockingClient === undefined;
     this.#blocking = blockingClient ?? client.duplicate();
-    this.#dst = dst;
     this.#stream = stream;
     this.#group = group;
     this.#generatedConsumer = consumer === undefined;
     this.#consumer = consumer ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-    this.#concurrency = concurrency;
     this.#batchSize = batchSize ?? Math.max(16, 2 * concurrency);
     this.#block = block;
-    this.#maxDeliveries = maxDeliveries;
-    this.#retryDelay = retryDelay;
     this.#minIdle = minIdle;
     this.#claimInterval = claimInterval ?? Math.max(1, Math.min(Math.floor(minIdle / 2), 10_000));
     this.#deadLetterStream = deadLetterStream ?? `${stream}:dlq`;
@@ -350,16 +342,44 @@ export class RedisStreamSource<E> {
             error,
           );
     this.#onDeadLetter = onDeadLetter;
-    this.ready = new Promise<void>((resolve, reject) => {
-      this.#readyResolve = resolve;
-      this.#readyReject = reject;
-    });
-    // Nobody has to await `ready`; a rejection nobody listens to must not crash the process.
-    this.ready.catch(noop);
+    this.#engine = new BrokerSourceEngine<RawEntry, E>(
+      dst,
+      {
+        connect: () => this.#setup(),
+        fetch: (room) => this.#fetch(room),
+        recover: (error) => this.#recover(error),
+        decode: (entry) => this.#decodeEntry(entry),
+        key: (entry) => entry.entryId,
+        ack: (entry) => this.#ack(entry.entryId),
+        deadLetter: (entry, error, event, failures) =>
+          this.#deadLetter(entry, event as E | undefined, error, failures),
+        handBack: (entries) => this.#release(entries),
+        extend: (entries) => this.#touch(entries),
+        interrupt: () => {
+          if (this.#reading && !this.#terminated) void this.#unblock();
+        },
+        shutdown: (aborted, closeSignal) => this.#shutdown(aborted, closeSignal),
+      },
+      {
+        name: NAME,
+        concurrency,
+        // Half the window refills at a time: the next batch arrives while the workers finish
+        // this one.
+        limit: this.#batchSize + concurrency,
+        maxDeliveries,
+        retryDelay,
+        heartbeat: Math.max(1, Math.floor(minIdle / 3)),
+        backoff: { base: 100, max: 2_000 },
+        onError: this.#onError,
+        signal,
+        closedBeforeReady: () =>
+          new SinkClosedError('RedisStreamSource closed before it was ready'),
+      },
+    );
+    this.ready = this.#engine.ready;
     this.#blocking.on('ready', this.#onBlockingReady);
     if (this.#ownsBlocking) this.#blocking.on('error', this.#onBlockingError);
-    this.#removeSignal = onAbort(signal, () => void this.close());
-    this.#loop = this.#run();
+    this.#engine.start();
   }
 
   /** This source's consumer name in the group. */
@@ -374,29 +394,25 @@ export class RedisStreamSource<E> {
 
   /** Writes to the destination in progress (including entries waiting for a retry). */
   get active(): number {
-    return this.#active;
+    return this.#engine.active;
   }
 
   /** True once `close()` was called or the clients were closed under the source. */
   get closed(): boolean {
-    return this.#stopping;
+    return this.#engine.stopping;
   }
 
   /**
    * Stops fetching; waits for the writes in flight and acknowledges those that resolved; hands
-   * entries fetched but not started back to the group (a peer can claim them at once); then
-   * closes the blocking connection if the source opened it. With `signal`, when it aborts, the
-   * source stops waiting: writes still running are never acknowledged, and their entries are
-   * redelivered (to a peer after `minIdle`). Idempotent; never rejects.
+   * entries fetched but not started (and retries still waiting) back to the group (a peer can
+   * claim them at once); then closes the blocking connection if the source opened it. With
+   * `signal`, when it aborts, the source stops waiting: writes still running are never
+   * acknowledged, and their entries are redelivered (to a peer after `minIdle`). Idempotent;
+   * never rejects.
    */
   close(options: CloseOptions = {}): Promise<void> {
     expectSignal('signal', options.signal);
-    if (this.#closing) {
-      if (options.signal) onAbort(options.signal, () => this.#abort());
-      return this.#closing;
-    }
-    this.#closing = this.#shutdown(options.signal);
-    return this.#closing;
+    return this.#engine.close(options);
   }
 
   /** Same as `close()`, for `await using`. */
@@ -405,44 +421,12 @@ export class RedisStreamSource<E> {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Life cycle
+  // The driver
 
-  async #run(): Promise<void> {
-    if (!(await this.#setup())) {
-      this.#readyReject(new SinkClosedError('RedisStreamSource closed before it was ready'));
-      return;
-    }
-    this.#readyResolve();
-    // close() may have come in between: then there is nothing to start.
-    if (this.#stopping) return;
-    this.#workers = Array.from({ length: this.#concurrency }, () => this.#worker());
-    const beat = Math.max(1, Math.floor(this.#minIdle / 3));
-    this.#heartbeat = setInterval(() => void this.#touch(), beat);
-    this.#heartbeat.unref?.();
-    await this.#fetchLoop();
-  }
-
-  /** Connects the blocking client and creates the group; retries until it works or we stop. */
-  async #setup(): Promise<boolean> {
-    for (let attempt = 0; !this.#stopping; attempt++) {
-      try {
-        if (this.#ownsBlocking && !this.#blocking.isOpen) {
-          this.#connecting = this.#blocking.connect();
-        }
-        if (this.#connecting) await this.#connecting;
-        await this.#createGroup(this.#startId);
-        return !this.#stopping;
-      } catch (error) {
-        if (this.#stopping) return false;
-        if (this.#gone()) {
-          this.#terminate(error);
-          return false;
-        }
-        this.#onError(error, undefined);
-        await this.#sleep(backoff(attempt));
-      }
-    }
-    return false;
+  /** Connects the blocking client and creates the group. */
+  async #setup(): Promise<void> {
+    if (this.#ownsBlocking && !this.#blocking.isOpen) await this.#blocking.connect();
+    await this.#createGroup(this.#startId);
   }
 
   async #createGroup(startId: string): Promise<void> {
@@ -460,159 +444,35 @@ export class RedisStreamSource<E> {
     }
   }
 
-  async #shutdown(signal: AbortSignal | undefined): Promise<void> {
-    const cleanup = onAbort(signal, () => this.#abort());
-    try {
-      this.#stop();
-      // 1. The fetch loop ends (a blocking read was unblocked, or times out within `block`), so
-      //    no entry arrives after the release below.
-      await untilAborted(this.#loop, signal);
-      // 2. The writes in flight finish (and are acknowledged) or the deadline passes.
-      if (this.#active > 0 && !this.#aborted) {
-        await untilAborted(new Promise<void>((resolve) => (this.#whenIdle = resolve)), signal);
-      }
-      await untilAborted(Promise.all(this.#workers), signal);
-      // 3. Entries fetched but never started go back to the group at once.
-      if (!this.#terminated) await untilAborted(this.#release(), signal);
-      // 4. Acknowledgements already due are sent.
-      if (this.#acking) await untilAborted(this.#acking, signal);
-      if (!this.#terminated && !this.#aborted && this.#generatedConsumer) {
-        await untilAborted(this.#forgetConsumer(), signal);
-      }
-    } finally {
-      cleanup();
-      this.#readyReject(new SinkClosedError('RedisStreamSource closed before it was ready'));
+  async #recover(error: unknown): Promise<Recovery> {
+    this.#reading = false;
+    if (!this.#client.isOpen || (!this.#ownsBlocking && !this.#blocking.isOpen)) {
+      // The clients were closed under the source (a crash, or the owner shut down first).
+      this.#terminated = true;
       if (this.#ownsBlocking) this.#destroyBlocking();
-      this.#blocking.off('ready', this.#onBlockingReady);
+      return 'fatal';
     }
-  }
-
-  /** Stop fetching and starting writes; wake everything that waits. */
-  #stop(): void {
-    if (this.#stopping) return;
-    this.#stopping = true;
-    this.#removeSignal();
-    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
-    for (const taker of this.#takers.splice(0)) taker(undefined);
-    for (const wake of [...this.#sleepers]) wake();
-    this.#fetchWaiting?.();
-    if (this.#reading && !this.#terminated) void this.#unblock();
-  }
-
-  /**
-   * Ends the blocking read now rather than after `block` ms. UNBLOCK makes it return as if it
-   * timed out, so no entry is handed out and lost. It goes over another connection, so it can
-   * reach Redis before the read itself does (then it answers 0): try again until the read ended.
-   */
-  async #unblock(): Promise<void> {
-    const deadline = Date.now() + this.#block;
-    while (this.#reading && !this.#terminated && Date.now() < deadline) {
-      const id = this.#blockingId;
-      if (id !== undefined) {
-        try {
-          if ((await this.#client.sendCommand(['CLIENT', 'UNBLOCK', id])) === 1) return;
-        } catch {
-          return; // the read ends within `block` anyway
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  }
-
-  #abort(): void {
-    this.#aborted = true;
-    this.#whenIdle?.();
-  }
-
-  /** The clients were closed under the source (a crash, or the owner shut down first). */
-  #terminate(error: unknown): void {
-    if (this.#terminated) return;
-    this.#terminated = true;
-    this.#onError(error, undefined);
-    this.#stop();
-    this.#readyReject(new SinkClosedError('RedisStreamSource: the Redis client was closed'));
-    if (this.#ownsBlocking) this.#destroyBlocking();
-  }
-
-  #gone(): boolean {
-    return !this.#client.isOpen || (!this.#ownsBlocking && !this.#blocking.isOpen);
-  }
-
-  #destroyBlocking(): void {
-    this.#blocking.off('error', this.#onBlockingError);
-    // Keep a listener: a late socket error on a destroyed client must not crash the process.
-    this.#blocking.on('error', noop);
-    try {
-      if (this.#blocking.isOpen) this.#blocking.destroy();
-    } catch {
-      // already closed
-    }
-  }
-
-  async #forgetConsumer(): Promise<void> {
-    try {
-      await this.#client.sendCommand([
-        'EVAL',
-        FORGET_CONSUMER_SCRIPT,
-        '1',
-        this.#stream,
-        this.#group,
-        this.#consumer,
-      ]);
-    } catch {
-      // Best effort: a leftover idle consumer costs nothing but a line in XINFO CONSUMERS.
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Fetching
-
-  async #fetchLoop(): Promise<void> {
-    let failures = 0;
-    const lowWater = this.#batchSize >> 1;
-    while (!this.#stopping) {
-      if (this.#buffer.length > lowWater) {
-        await new Promise<void>((resolve) => (this.#fetchWaiting = resolve));
-        this.#fetchWaiting = undefined;
-        continue;
-      }
+    if (messageOf(error).startsWith('NOGROUP')) {
+      // The group (or the whole stream) was deleted: recreate it and read on. Starting at '0'
+      // redelivers what is still in the stream rather than risk losing anything.
       try {
-        // Our own backlog first: a claim before it would hand us entries the backlog read
-        // returns again.
-        if (this.#backlog === undefined && Date.now() >= this.#nextClaim) await this.#claim();
-        if (this.#stopping) break;
-        if (this.#buffer.length <= lowWater) await this.#read();
-        failures = 0;
-      } catch (caught) {
-        let error = caught;
-        this.#reading = false;
-        if (this.#stopping) break;
-        if (this.#gone()) {
-          this.#terminate(error);
-          break;
-        }
-        if (messageOf(error).startsWith('NOGROUP')) {
-          // The group (or the whole stream) was deleted: recreate it and read on. Starting at
-          // '0' redelivers what is still in the stream rather than risk losing anything.
-          try {
-            await this.#createGroup('0');
-            this.#backlog = undefined;
-            this.#claimCursor = '0-0';
-            continue;
-          } catch (createError) {
-            error = createError;
-          }
-        }
-        this.#onError(error, undefined);
-        await this.#sleep(backoff(failures++));
+        await this.#createGroup('0');
+        this.#backlog = undefined;
+        this.#claimCursor = '0-0';
+        return 'again';
+      } catch {
+        return 'report';
       }
     }
+    return 'report';
   }
 
-  async #read(): Promise<void> {
-    // A full batch every time: reading starts when the buffer is half empty, so the next batch
-    // arrives while the workers finish this one (at most 1.5 batches held).
-    const count = String(this.#batchSize);
+  async #fetch(room: number): Promise<void> {
+    // Our own backlog first: a claim before it would hand us entries the backlog read returns
+    // again.
+    if (this.#backlog === undefined && Date.now() >= this.#nextClaim) await this.#claim(room);
+    if (this.#engine.stopping) return;
+    const count = String(Math.min(room, this.#batchSize));
     const head = ['XREADGROUP', 'GROUP', this.#group, this.#consumer, 'COUNT', count];
     if (this.#backlog !== undefined) {
       // Our own pending entries first (a restart under the same consumer name): reading history
@@ -626,20 +486,21 @@ export class RedisStreamSource<E> {
       const entries = parseReadReply(reply);
       const last = entries[entries.length - 1];
       this.#backlog = last === undefined ? undefined : last.entryId;
-      await this.#accept(entries, true);
+      this.#accept(entries);
       return;
     }
     if (this.#blockingId === undefined) {
       this.#blockingId = String(await this.#blocking.sendCommand(['CLIENT', 'ID']));
-      if (this.#stopping) return;
+      if (this.#engine.stopping) return;
     }
     this.#reading = true;
     let reply: unknown;
     try {
+      const block = String(this.#block);
       reply = await this.#blocking.sendCommand([
         ...head,
         'BLOCK',
-        String(this.#block),
+        block,
         'STREAMS',
         this.#stream,
         '>',
@@ -647,12 +508,11 @@ export class RedisStreamSource<E> {
     } finally {
       this.#reading = false;
     }
-    await this.#accept(parseReadReply(reply), false);
+    this.#accept(parseReadReply(reply));
   }
 
   /** Looks for entries idle for `minIdle` (a crashed or stuck consumer's) and takes them over. */
-  async #claim(): Promise<void> {
-    const count = String(Math.max(1, this.#batchSize - this.#buffer.length));
+  async #claim(room: number): Promise<void> {
     const reply = await this.#client.sendCommand([
       'XAUTOCLAIM',
       this.#stream,
@@ -661,7 +521,7 @@ export class RedisStreamSource<E> {
       String(this.#minIdle),
       this.#claimCursor,
       'COUNT',
-      count,
+      String(Math.max(1, room)),
     ]);
     const [cursor, raw] = Array.isArray(reply) ? (reply as unknown[]) : [];
     this.#claimCursor = typeof cursor === 'string' ? cursor : '0-0';
@@ -674,150 +534,21 @@ export class RedisStreamSource<E> {
         if (entry) entries.push(entry);
       }
     }
-    await this.#accept(entries, true);
+    this.#accept(entries);
   }
 
-  /** Queues fetched entries for the workers; `lookup` fetches their delivery counts. */
-  async #accept(raw: RawEntry[], lookup: boolean): Promise<void> {
-    // Entries we already hold came back through XAUTOCLAIM (a write slower than minIdle): they
-    // are ours already, and writing them twice at once would only make duplicates.
-    let live: RawEntry[] | undefined;
-    for (const entry of raw) {
-      if (this.#held.has(entry.entryId) || this.#unconfirmed.has(entry.entryId)) continue;
+  #accept(entries: RawEntry[]): void {
+    for (const entry of entries) {
+      // Entries we already hold came back through XAUTOCLAIM (a write slower than minIdle):
+      // they are ours already, and writing them twice at once would only make duplicates.
+      if (this.#unconfirmed.has(entry.entryId) || this.#engine.holds(entry.entryId)) continue;
       // An entry deleted from the stream (XDEL, MAXLEN) while pending: nothing to deliver.
       if (entry.fields === null) this.#ack(entry.entryId);
-      else (live ??= []).push(entry);
-    }
-    if (live === undefined) return;
-    const deliveries = lookup ? await this.#deliveriesOf(live) : undefined;
-    for (const entry of live) {
-      this.#held.add(entry.entryId);
-      this.#give({
-        entryId: entry.entryId,
-        fields: entry.fields,
-        deliveries: deliveries?.get(entry.entryId) ?? 1,
-      });
+      else this.#engine.accept(entry);
     }
   }
 
-  /** Delivery counts (XPENDING) for entries claimed or re-read, so maxDeliveries holds. */
-  async #deliveriesOf(entries: RawEntry[]): Promise<Map<string, number>> {
-    const counts = new Map<string, number>();
-    try {
-      const reply = await this.#client.sendCommand([
-        'XPENDING',
-        this.#stream,
-        this.#group,
-        entries[0]!.entryId,
-        entries[entries.length - 1]!.entryId,
-        String(entries.length + this.#held.size),
-        this.#consumer,
-      ]);
-      if (Array.isArray(reply)) {
-        for (const row of reply as unknown[]) {
-          if (!Array.isArray(row)) continue;
-          const [id, , , n] = row as unknown[];
-          if (typeof id === 'string' && typeof n === 'number') counts.set(id, n);
-        }
-      }
-    } catch {
-      // Unknown counts default to 1: the entry is delivered, maxDeliveries counts from here.
-    }
-    return counts;
-  }
-
-  #give(entry: Entry): void {
-    const taker = this.#takers.shift();
-    if (taker) taker(entry);
-    else this.#buffer.push(entry);
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Delivering
-
-  async #worker(): Promise<void> {
-    for (;;) {
-      const entry = await this.#take();
-      if (entry === undefined) return;
-      await this.#handle(entry);
-    }
-  }
-
-  #take(): Entry | undefined | Promise<Entry | undefined> {
-    if (this.#stopping) return undefined;
-    if (this.#buffer.length > 0) {
-      const entry = this.#buffer.shift();
-      if (this.#buffer.length <= this.#batchSize >> 1) this.#fetchWaiting?.();
-      return entry;
-    }
-    this.#fetchWaiting?.();
-    return new Promise<Entry | undefined>((resolve) => this.#takers.push(resolve));
-  }
-
-  async #handle(entry: Entry): Promise<void> {
-    this.#active++;
-    try {
-      let event: E;
-      try {
-        event = this.#decodeEntry(entry);
-      } catch (error) {
-        await this.#deadLetter(entry, undefined, error, entry.deliveries);
-        return;
-      }
-      if (entry.deliveries > this.#maxDeliveries) {
-        const error = new Error(
-          `delivered ${entry.deliveries} times, more than maxDeliveries (${this.#maxDeliveries})`,
-        );
-        await this.#deadLetter(entry, event, error, entry.deliveries);
-        return;
-      }
-      let deliveries = entry.deliveries;
-      for (;;) {
-        let failed = false;
-        let failure: unknown;
-        try {
-          await this.#dst.write(event);
-        } catch (error) {
-          failed = true;
-          failure = error;
-        }
-        // The close deadline passed while the write ran, or the clients are gone: this entry
-        // must not be acknowledged; it will be redelivered.
-        if (this.#aborted || this.#terminated) return;
-        if (!failed) {
-          this.#ack(entry.entryId);
-          return;
-        }
-        this.#onError(failure, event);
-        if (isSinkClosedError(failure)) {
-          // The destination is gone for good: nothing was delivered, retrying cannot help, and
-          // dead-lettering would lose the entry for this group. Hand it back and stop.
-          void this.close();
-          break;
-        }
-        if (deliveries >= this.#maxDeliveries) {
-          await this.#deadLetter(entry, event, failure, deliveries);
-          return;
-        }
-        if (this.#stopping) break;
-        await this.#sleep(this.#retryDelay);
-        if (this.#stopping) break;
-        deliveries++;
-      }
-      // Closing: no retry now; a peer (or the next source) gets the entry at once.
-      this.#toRelease.push(entry.entryId);
-    } finally {
-      this.#held.delete(entry.entryId);
-      this.#active--;
-      if (this.#active === 0 && this.#whenIdle !== undefined) {
-        const idle = this.#whenIdle;
-        this.#whenIdle = undefined;
-        idle();
-      }
-    }
-  }
-
-  #decodeEntry(entry: Entry): E {
+  #decodeEntry(entry: RawEntry): E {
     const fields = entry.fields ?? [];
     const data = fieldOf(fields, DATA_FIELD);
     if (data === undefined) {
@@ -858,47 +589,41 @@ export class RedisStreamSource<E> {
   }
 
   async #deadLetter(
-    entry: Entry,
+    entry: RawEntry,
     event: E | undefined,
     error: unknown,
-    deliveries: number,
+    failures: number,
   ): Promise<void> {
-    if (this.#aborted || this.#terminated) return;
+    if (this.#terminated) return;
     const fields = entry.fields ?? [];
     const id = fieldOf(fields, ID_FIELD);
     const data = fieldOf(fields, DATA_FIELD) ?? JSON.stringify(fields);
     const reason = messageOf(error);
-    try {
-      await this.#client.sendCommand([
-        'EVAL',
-        DEAD_LETTER_SCRIPT,
-        '2',
-        this.#stream,
-        this.#deadLetterStream,
-        this.#group,
-        entry.entryId,
-        ID_FIELD,
-        id ?? '',
-        DATA_FIELD,
-        data,
-        'reason',
-        reason,
-        'stream',
-        this.#stream,
-        'group',
-        this.#group,
-        'consumer',
-        this.#consumer,
-        'entry',
-        entry.entryId,
-        'deliveries',
-        String(deliveries),
-      ]);
-    } catch (dlqError) {
-      // Left pending: it is redelivered later and dead-lettered then.
-      this.#onError(dlqError, event);
-      return;
-    }
+    await this.#client.sendCommand([
+      'EVAL',
+      DEAD_LETTER_SCRIPT,
+      '2',
+      this.#stream,
+      this.#deadLetterStream,
+      this.#group,
+      entry.entryId,
+      ID_FIELD,
+      id ?? '',
+      DATA_FIELD,
+      data,
+      'reason',
+      reason,
+      'stream',
+      this.#stream,
+      'group',
+      this.#group,
+      'consumer',
+      this.#consumer,
+      'entry',
+      entry.entryId,
+      'deliveries',
+      String(failures),
+    ]);
     if (this.#onDeadLetter) {
       callHook(NAME, this.#onDeadLetter, {
         entryId: entry.entryId,
@@ -906,17 +631,15 @@ export class RedisStreamSource<E> {
         event,
         data,
         error,
-        deliveries,
+        deliveries: failures,
         deadLetterStream: this.#deadLetterStream,
       });
     }
   }
 
-  // -------------------------------------------------------------------------------------------
-  // Acknowledging
-
   /** Queues an XACK; acknowledgements due while one is in flight go out together. */
   #ack(entryId: string): void {
+    if (this.#terminated) return;
     this.#acks.push(entryId);
     this.#unconfirmed.add(entryId);
     this.#acking ??= this.#flushAcks();
@@ -952,66 +675,95 @@ export class RedisStreamSource<E> {
   }
 
   /** Hands entries back to the group: idle enough for any peer's next XAUTOCLAIM to take. */
-  async #release(): Promise<void> {
-    const ids = [...this.#buffer.drain().map((entry) => entry.entryId), ...this.#toRelease];
-    this.#toRelease.length = 0;
-    for (const id of ids) this.#held.delete(id);
-    if (ids.length === 0) return;
-    try {
-      await this.#client.sendCommand([
-        'XCLAIM',
-        this.#stream,
-        this.#group,
-        this.#consumer,
-        '0',
-        ...ids,
-        'IDLE',
-        RELEASE_IDLE,
-        'JUSTID',
-      ]);
-    } catch (error) {
-      // Still pending under this consumer: a peer takes them after minIdle instead.
-      this.#onError(error, undefined);
-    }
+  async #release(entries: RawEntry[]): Promise<void> {
+    if (this.#terminated) return;
+    await this.#client.sendCommand([
+      'XCLAIM',
+      this.#stream,
+      this.#group,
+      this.#consumer,
+      '0',
+      ...entries.map((entry) => entry.entryId),
+      'IDLE',
+      RELEASE_IDLE,
+      'JUSTID',
+    ]);
   }
 
   /** Resets the idle time of every entry this source holds, so no peer takes them over. */
-  async #touch(): Promise<void> {
-    if (this.#held.size === 0 || this.#stopping || !this.#client.isReady) return;
-    try {
-      // Only entries idle for a quarter of minIdle: one a peer claimed a moment ago (after a
-      // stall here) is left to that peer.
-      await this.#client.sendCommand([
-        'XCLAIM',
-        this.#stream,
-        this.#group,
-        this.#consumer,
-        String(Math.floor(this.#minIdle / 4)),
-        ...this.#held,
-        'JUSTID',
-      ]);
-    } catch {
-      // A missed heartbeat at worst lets a peer redeliver: a duplicate, not a loss.
+  async #touch(entries: RawEntry[]): Promise<void> {
+    if (!this.#client.isReady) return;
+    // Only entries idle for a quarter of minIdle: one a peer claimed a moment ago (after a stall
+    // here) is left to that peer.
+    await this.#client.sendCommand([
+      'XCLAIM',
+      this.#stream,
+      this.#group,
+      this.#consumer,
+      String(Math.floor(this.#minIdle / 4)),
+      ...entries.map((entry) => entry.entryId),
+      'JUSTID',
+    ]);
+  }
+
+  /**
+   * Ends the blocking read now rather than after `block` ms. UNBLOCK makes it return as if it
+   * timed out, so no entry is handed out and lost. It goes over another connection, so it can
+   * reach Redis before the read itself does (then it answers 0): try again until the read ended.
+   */
+  async #unblock(): Promise<void> {
+    const deadline = Date.now() + this.#block;
+    while (this.#reading && !this.#terminated && Date.now() < deadline) {
+      const id = this.#blockingId;
+      if (id !== undefined) {
+        try {
+          if ((await this.#client.sendCommand(['CLIENT', 'UNBLOCK', id])) === 1) return;
+        } catch {
+          return; // the read ends within `block` anyway
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 
-  /** A sleep that `close()` cuts short. */
-  #sleep(ms: number): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.#sleepers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.#sleepers.add(wake);
-    });
+  async #shutdown(aborted: boolean, signal: AbortSignal | undefined): Promise<void> {
+    try {
+      // Acknowledgements already due are sent.
+      if (this.#acking) await untilAborted(this.#acking, signal);
+      if (!this.#terminated && !aborted && this.#generatedConsumer) {
+        await untilAborted(this.#forgetConsumer(), signal);
+      }
+    } finally {
+      if (this.#ownsBlocking) this.#destroyBlocking();
+      this.#blocking.off('ready', this.#onBlockingReady);
+    }
   }
-}
 
-function backoff(failures: number): number {
-  return Math.min(100 * 2 ** failures, 2_000);
+  #destroyBlocking(): void {
+    this.#blocking.off('error', this.#onBlockingError);
+    // Keep a listener: a late socket error on a destroyed client must not crash the process.
+    this.#blocking.on('error', noop);
+    try {
+      if (this.#blocking.isOpen) this.#blocking.destroy();
+    } catch {
+      // already closed
+    }
+  }
+
+  async #forgetConsumer(): Promise<void> {
+    try {
+      await this.#client.sendCommand([
+        'EVAL',
+        FORGET_CONSUMER_SCRIPT,
+        '1',
+        this.#stream,
+        this.#group,
+        this.#consumer,
+      ]);
+    } catch {
+      // Best effort: a leftover idle consumer costs nothing but a line in XINFO CONSUMERS.
+    }
+  }
 }
 
 function expectName(name: string, value: unknown): asserts value is string {

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createClient } from 'redis';
+import { RESP_TYPES, createClient } from 'redis';
 import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
 import type { Sink } from '../Sink.js';
 import {
@@ -354,6 +354,34 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
       assert.equal(record.message.entry, poison.entryId);
       const pending = await client.xPending(key, 'g');
       assert.equal(pending.pending, 0, 'dead letters are acknowledged');
+    });
+
+    it('dead-letters a payload that is not valid UTF-8 with its exact bytes', async () => {
+      const key = stream();
+      const letters: RedisDeadLetter<unknown>[] = [];
+      const source = new RedisStreamSource(client, new Collect<unknown>(), {
+        stream: key,
+        group: 'g',
+        block: 200,
+        onError: () => {},
+        onDeadLetter: (letter) => letters.push(letter),
+      });
+      await source.ready;
+      // Lone continuation bytes, a truncated sequence and an invalid lead byte: none is UTF-8.
+      const raw = Buffer.from([0x7b, 0x22, 0x80, 0xff, 0xfe, 0xc3, 0x22, 0x7d, 0xe2, 0x82]);
+      await client.sendCommand(['XADD', key, '*', 'id', 'bin', 'data', raw]);
+      await waitFor(() => letters.length === 1, 10_000, 'the dead letter');
+      await source.close();
+      const bytes = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+      const dlq = await bytes.sendCommand<[Buffer, Buffer[]][]>(['XRANGE', `${key}:dlq`, '-', '+']);
+      assert.equal(dlq.length, 1);
+      const fields = dlq[0]![1];
+      const at = fields.findIndex((f) => f.toString() === 'data');
+      assert.ok(at >= 0, 'the dead letter has a data field');
+      assert.ok(Buffer.isBuffer(fields[at + 1]));
+      assert.deepEqual([...fields[at + 1]!], [...raw], 'the bytes are kept exactly');
+      assert.equal(fields[fields.findIndex((f) => f.toString() === 'id') + 1]!.toString(), 'bin');
+      assert.ok(isRedisStreamDecodeError(letters[0]!.error));
     });
 
     it('a slow write is not taken over by a peer: the heartbeat keeps it fresh', async () => {

@@ -795,6 +795,118 @@ export async function runConformance(fixture: ConformanceFixture): Promise<void>
       t.diagnostic(`poison attempts: ${attempts}; reason: ${dead[0]!.reason}`);
     });
 
+    test(
+      'maxDeliveries counts failed writes only: redeliveries after crashes never dead-letter a healthy event',
+      90_000,
+      async (t, r) => {
+        const started = Date.now();
+        const topic = r.topic();
+        const group = r.group();
+        const events = makeEvents(topic, 3);
+        // Two sources in a row take the events and crash before any write finished: each
+        // redelivery is a delivery, none is a failed write. The group exists before the
+        // publish (the first source creates it).
+        for (let round = 0; round < 2; round++) {
+          const hanging = new Recorder({ hang: () => true });
+          const crashing = await r.source(hanging, {
+            topic,
+            group,
+            maxDeliveries: 1,
+            redeliverAfter: 1_000,
+          });
+          if (round === 0) await publish(await r.sink({ topic }), events);
+          await waitFor(() => hanging.hung.length > 0, 30_000, `round ${round}: a write to start`);
+          await crashing.crash();
+          hanging.releaseHung();
+        }
+        const healthy = new Recorder();
+        await r.source(healthy, { topic, group, maxDeliveries: 1, redeliverAfter: 1_000 });
+        await waitFor(
+          () => healthy.unique >= events.length,
+          60_000,
+          () => `${events.length} events at the healthy source (${healthy.unique})`,
+        );
+        tally(t, name, 'crash loop, maxDeliveries 1', events, [healthy], started);
+        assert.deepEqual(await fixture.readDeadLetters(topic, group), [], 'nothing dead-lettered');
+      },
+    );
+
+    test(
+      'a failing event is dead-lettered after exactly maxDeliveries failed writes; Infinity retries on',
+      60_000,
+      async (t, r) => {
+        const started = Date.now();
+        const maxDeliveries = 3;
+        const topic = r.topic();
+        const group = r.group();
+        const events = makeEvents(topic, 4);
+        const poison = events[1]!;
+        const recorder = new Recorder({ fail: (e) => e.id === poison.id });
+        await r.source(recorder, { topic, group, maxDeliveries, retryDelay: 20 });
+        // Infinity (on a topic of its own, since a dead letter may be per topic): an event that
+        // fails 6 times is retried until it is taken.
+        const other = r.topic();
+        const otherGroup = r.group('infinity');
+        const otherEvents = makeEvents(other, 4);
+        const stubbornId = otherEvents[1]!.id;
+        const stubborn: Recorder = new Recorder({
+          fail: (e) => e.id === stubbornId && (stubborn.attempts.get(e.id) ?? 0) <= 6,
+        });
+        await r.source(stubborn, {
+          topic: other,
+          group: otherGroup,
+          maxDeliveries: Infinity,
+          retryDelay: 20,
+        });
+        await publish(await r.sink({ topic }), events);
+        await publish(await r.sink({ topic: other }), otherEvents);
+        let dead = await fixture.readDeadLetters(topic, group);
+        for (let i = 0; i < 300 && dead.length < 1; i++) {
+          await sleep(100);
+          dead = await fixture.readDeadLetters(topic, group);
+        }
+        assert.equal(dead.length, 1, `dead letters: ${JSON.stringify(dead)}`);
+        assert.equal(recorder.attempts.get(poison.id), maxDeliveries, 'attempts of the poison');
+        await waitFor(
+          () => stubborn.unique >= otherEvents.length,
+          40_000,
+          () => `${otherEvents.length} events with maxDeliveries Infinity (${stubborn.unique})`,
+        );
+        tally(t, name, 'maxDeliveries Infinity', otherEvents, [stubborn], started);
+        assert.equal(stubborn.attempts.get(stubbornId), 7);
+        assert.deepEqual(await fixture.readDeadLetters(other, otherGroup), []);
+      },
+    );
+
+    test(
+      'retryDelay does not block other events, even with concurrency 1',
+      90_000,
+      async (t, r) => {
+        const started = Date.now();
+        const topic = r.topic();
+        const group = r.group();
+        const events = makeEvents(topic, 10);
+        const first = events[0]!;
+        // The first event's first write fails; its retry waits 8 s. The others must not wait.
+        const recorder: Recorder = new Recorder({
+          fail: (e) => e.id === first.id && recorder.attempts.get(e.id) === 1,
+        });
+        await r.source(recorder, { topic, group, concurrency: 1, retryDelay: 8_000 });
+        const sink = await r.sink({ topic });
+        await publish(sink, events);
+        await waitFor(
+          () => events.slice(1).every((e) => recorder.delivered.has(e.id)),
+          30_000,
+          () => `the 9 other events (${recorder.unique})`,
+        );
+        const waited = recorder.delivered.has(first.id);
+        await waitFor(() => recorder.unique >= events.length, 40_000, 'the retried event');
+        tally(t, name, 'retryDelay does not block', events, [recorder], started);
+        assert.equal(waited, false, 'the other events were delivered during the retry delay');
+        assert.equal(recorder.maxInFlight, 1, 'concurrency 1 still holds');
+      },
+    );
+
     test('a sink writing while the broker is down rejects', 90_000, async (t, r) => {
       const broker = await privateBroker(t, r);
       if (!broker) return;
