@@ -6,7 +6,8 @@ import { DURATION_UNITS, SIZE_UNITS, parseDuration, parseSize } from './units.js
 // The JSON Schema's pattern for editors; the check itself is parseDuration (units.ts), the same
 // grammar as the command line's `--since`.
 const DURATION_PATTERN = '^\\s*\\d+(\\.\\d+)?(ms|s|m|h|d)\\s*$';
-const SIZE_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*([bB]|[kK][bB]|[kK][iI][bB]|[mM][bB]|[mM][iI][bB]|[gG][bB]|[gG][iI][bB])?\\s*$';
+const SIZE_PATTERN =
+  '^\\s*\\d+(\\.\\d+)?\\s*([bB]|[kK][bB]|[kK][iI][bB]|[mM][bB]|[mM][iI][bB]|[gG][bB]|[gG][iI][bB])?\\s*$';
 
 /** A duration with a unit (`500ms`, `30s`, `5m`, `1h`, `1d`), parsed to milliseconds. */
 const duration = z
