@@ -112,6 +112,17 @@ describe('eventsinks relay: runtime failures are one line and a distinct exit co
     }
   });
 
+  it('a second relay on the same dataDir exits 69: the files are in use', async () => {
+    const dir = tempDir();
+    const file = writeConfig(dir, 'server: { listen: 127.0.0.1:0 }\ndataDir: ./data\n');
+    const first = await startRelay(file, { cwd: dir });
+    const second = await runCli(['relay', '--config', 'relay.yaml'], { cwd: dir });
+    assertOneLineFailure(second, 69);
+    assert.match(second.stderr, /in use by another relay/);
+    first.child.kill('SIGTERM');
+    assert.equal((await first.exited).code, 0);
+  });
+
   it('listen: localhost:99999 fails validate (78), so it never fails at start', async () => {
     const dir = tempDir();
     writeConfig(dir, 'server: { listen: "localhost:99999" }\n');
