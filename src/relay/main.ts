@@ -432,6 +432,7 @@ async function runRelay(
   source: ConfigSource,
   level: LogLevel,
   io: Io,
+  env: Env,
 ): Promise<number> {
   const logger = createLogger({ level });
   if (source.path !== undefined && isEmptyConfig(readConfigText(source.path))) {
@@ -470,6 +471,20 @@ async function runRelay(
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Under npm (`npx eventsinks relay`, `npm start`) a shell may sit between npm and the relay
+    // and not pass npm's SIGTERM on: the shell dies and the relay would run on, orphaned. When
+    // the parent goes away, stop as if signalled. (Only under npm: a relay started with nohup or
+    // by a shell that exits is meant to keep running.)
+    if (env.npm_command !== undefined || env.npm_lifecycle_event !== undefined) {
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(watch);
+        relay.logger.info({ parent }, 'the parent process (npm) exited: shutting down');
+        resolve();
+      }, 250);
+      watch.unref();
+    }
     // With stdin as the only source, its end is the end of the work: drain and exit 0.
     if (onlyStdin) {
       process.stdin.once('end', () => {
@@ -664,5 +679,5 @@ async function run(args: readonly string[], io: Io, env: Env): Promise<number> {
   }
   const level: LogLevel =
     flagLevel ?? (isLogLevel(envLevel) ? envLevel : undefined) ?? config.log.level;
-  return runRelay(config, source, level, io);
+  return runRelay(config, source, level, io, env);
 }

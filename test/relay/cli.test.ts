@@ -386,6 +386,56 @@ describe('small ones', () => {
     }
   });
 
+  it('SIGTERM to `npx eventsinks relay` stops the relay too', async () => {
+    // npx runs the bin through `sh -c`, which does not pass npm's SIGTERM on.
+    const dir = tempDir();
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'npx-test', private: true }));
+    mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true });
+    const bin = join(dir, 'node_modules', '.bin', 'eventsinks');
+    writeFileSync(
+      bin,
+      `#!/usr/bin/env node\nimport(${JSON.stringify(new URL('src/relay/cli.ts', ROOT).href)});\n`,
+      { mode: 0o755 },
+    );
+    writeConfig(dir, 'server: { listen: 127.0.0.1:0 }\ndataDir: ./data\n');
+    const npx = spawn('npx', ['--offline', '--no-install', 'eventsinks', 'relay'], {
+      cwd: dir,
+      env: { ...process.env, NODE_OPTIONS: `--import ${import.meta.resolve('tsx')}` },
+      stdio: 'ignore',
+    });
+    const npxExited = new Promise<void>((resolve) => npx.on('exit', () => resolve()));
+    const relayFile = join(dir, 'data', 'relay.json');
+    let info: { pid: number; url: string } | undefined;
+    try {
+      await waitFor(() => existsSync(relayFile), 60_000, 'the relay to start under npx');
+      info = JSON.parse(readFileSync(relayFile, 'utf8')) as { pid: number; url: string };
+      npx.kill('SIGTERM');
+      await npxExited;
+      const pid = info.pid;
+      await waitFor(
+        () => {
+          try {
+            process.kill(pid, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        20_000,
+        'the relay to exit after npx was stopped',
+      );
+    } finally {
+      if (npx.exitCode === null) npx.kill('SIGKILL');
+      if (info) {
+        try {
+          process.kill(info.pid, 'SIGKILL');
+        } catch {
+          // Gone, as it should be.
+        }
+      }
+    }
+  });
+
   it('`eventsinks schema` prints relay.schema.json byte for byte', async () => {
     const result = await runCli(['schema']);
     assert.equal(result.code, 0, result.stderr);
