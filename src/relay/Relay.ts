@@ -5,11 +5,12 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Broadcaster, SinkClosedError, type Sink } from '../index.js';
 import { startBrokerSource, type RunningSource } from './brokers.js';
 import { Destination } from './destinations.js';
 import { envelop, type Envelope } from './envelope.js';
+import { createLogger } from './logger.js';
 import { RelayMetrics } from './metrics.js';
 import type { RelayConfig } from './schema.js';
 import { createHandler } from './server.js';
@@ -42,12 +43,7 @@ export class Relay {
 
   constructor(config: RelayConfig, options: RelayOptions = {}) {
     this.config = config;
-    this.logger =
-      options.logger ??
-      pino(
-        { level: config.log.level, base: { service: 'eventsinks-relay' } },
-        pino.destination({ fd: 2, sync: true }),
-      );
+    this.logger = options.logger ?? createLogger({ level: config.log.level });
     this.#stdin = options.stdin ?? process.stdin;
     this.#stdout = options.stdout ?? process.stdout;
     this.metrics = new RelayMetrics(() =>

@@ -1,6 +1,7 @@
 // Broker destinations and sources of the relay, on the library's own adapters. The clients are
 // optional peers, so they are imported only when a configuration names a broker.
 import type { Logger } from 'pino';
+import { errorText } from './logger.js';
 import type { Sink } from '../index.js';
 import type { Envelope } from './envelope.js';
 import type { DestinationConfig, SourceConfig } from './schema.js';
@@ -103,6 +104,13 @@ export async function startBrokerSource(
 ): Promise<RunningSource> {
   const log = logger.child({ source: config.type });
   const onError = (error: unknown): void => log.warn({ err: error }, 'source error');
+  // A poison message (undecodable, or refused by every attempt) leaves the source for its
+  // broker's dead letter; the operator hears of each one.
+  const onPoison = (facts: Record<string, unknown>, error: unknown): void =>
+    log.warn(
+      { ...facts, err: error },
+      `poison message moved to the dead letter: ${errorText(error)}`,
+    );
   switch (config.type) {
     case 'redis': {
       const { createClient } = await import('redis');
@@ -114,6 +122,8 @@ export async function startBrokerSource(
         stream: config.stream,
         group: config.group,
         onError,
+        onDeadLetter: ({ entryId, id, deliveries, deadLetterStream, error }) =>
+          onPoison({ entryId, id, deliveries, deadLetterStream }, error),
       });
       return {
         async close(signal) {
@@ -132,6 +142,8 @@ export async function startBrokerSource(
         stream: config.stream,
         durable: config.durable,
         ...(config.subject !== undefined ? { filterSubject: config.subject } : {}),
+        onDeadLetter: ({ reason, stream, streamSequence, subject, error }) =>
+          onPoison({ reason, stream, streamSequence, subject }, error),
       });
       await source.start();
       return { close: (signal) => source.close(signal ? { signal } : {}) };
@@ -141,7 +153,12 @@ export async function startBrokerSource(
       const source = new AmqpSource<unknown>(dst, {
         url: config.url,
         queue: config.queue,
-        onError,
+        onError: (error) => {
+          // AmqpSource reports a dead letter's cause here: a decoding failure is a poison message.
+          if ((error as { name?: unknown } | null)?.name === 'AmqpDecodeError') {
+            onPoison({ queue: config.queue }, error);
+          } else onError(error);
+        },
       });
       return { close: (signal) => source.close(signal ? { signal } : {}) };
     }

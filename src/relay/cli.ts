@@ -19,9 +19,12 @@ try {
     );
     process.exitCode = 1;
   } else {
+    // main() turns every failure into a line and an exit code; this is a failure to load it.
+    const verbose = /^(debug|trace)$/.test(process.env.EVENTSINKS_LOG_LEVEL ?? '');
+    const text = error instanceof Error ? error.message : String(error);
     io.err(
-      `eventsinks: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      `eventsinks: internal error: ${verbose && error instanceof Error ? (error.stack ?? text) : text}\n`,
     );
-    process.exitCode = 1;
+    process.exitCode = 70;
   }
 }

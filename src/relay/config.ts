@@ -1,10 +1,57 @@
 // Loading the relay's configuration: YAML (or JSON) → ${VAR} interpolation → schema. Every
 // problem is reported with its path and, when it comes from a file, its line and column.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type * as z from 'zod';
 import { interpolate, type InterpolationProblem } from './interpolate.js';
-import { relayConfigSchema, type RelayConfig } from './schema.js';
+import {
+  relayAdminSchema,
+  relayConfigSchema,
+  type RelayAdminConfig,
+  type RelayConfig,
+} from './schema.js';
+
+/** The environment variable that names the configuration file when `--config` is not given. */
+export const CONFIG_ENV = 'EVENTSINKS_CONFIG';
+/** The file used when neither `--config` nor {@link CONFIG_ENV} names one, if it exists. */
+export const DEFAULT_CONFIG_FILE = 'relay.yaml';
+
+/** Where a configuration came from. */
+export interface ConfigSource {
+  /** The file, or undefined for the embedded defaults. */
+  path: string | undefined;
+  /** How it was found: `--config`, `$EVENTSINKS_CONFIG`, `./relay.yaml`, or the defaults. */
+  origin: 'flag' | 'env' | 'default-file' | 'defaults';
+}
+
+/**
+ * Finds the configuration the same way for every command: `--config`, else
+ * `$EVENTSINKS_CONFIG`, else `./relay.yaml` when it exists, else the embedded defaults.
+ */
+export function findConfig(
+  flag: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  cwd = process.cwd(),
+): ConfigSource {
+  if (flag !== undefined && flag !== '') return { path: flag, origin: 'flag' };
+  const fromEnv = env[CONFIG_ENV];
+  if (fromEnv !== undefined && fromEnv !== '') return { path: fromEnv, origin: 'env' };
+  if (existsSync(resolve(cwd, DEFAULT_CONFIG_FILE))) {
+    return { path: DEFAULT_CONFIG_FILE, origin: 'default-file' };
+  }
+  return { path: undefined, origin: 'defaults' };
+}
+
+/** What an empty configuration file means, for `validate` and the relay to say. */
+export const EMPTY_FILE_NOTE =
+  'the file is empty (or only comments): the embedded defaults apply ' +
+  '(HTTP on 127.0.0.1:8080, queues under ./.eventsinks, one stdout destination)';
+
+/** True when a configuration text holds no value at all (empty, blank or only comments). */
+export function isEmptyConfig(text: string): boolean {
+  return parseDocument(text).contents === null;
+}
 
 /** One thing wrong with a configuration. */
 export interface ConfigProblem {
@@ -80,19 +127,56 @@ export function parseConfig(
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
-      doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        return {
-          path: '',
-          ...(pos ? { line: pos.line, column: pos.col } : {}),
-          message: e.message.split('\n')[0] ?? e.message,
-        };
-      }),
+      sortProblems(
+        doc.errors.map((e) => {
+          const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
+          return {
+            path: '',
+            line: pos.line,
+            column: pos.col,
+            message: `YAML syntax: ${(e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '')}`,
+          };
+        }),
+      ),
       file,
     );
   }
   const raw: unknown = doc.toJS() ?? {};
   return validate(raw, env, file, doc, lines);
+}
+
+/**
+ * Like {@link parseConfig}, but checks only what the admin commands (`dlq`) use: the server,
+ * `dataDir`, `durability`, the http source's token and the destinations' names. Nothing else is
+ * interpolated, so a destination's secret need not be set to list its dead letters.
+ * @throws ConfigError listing every problem in those parts.
+ */
+export function parseAdminConfig(
+  text: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  file?: string,
+): RelayAdminConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) return parseConfig(text, env, file); // throws the syntax errors
+  const raw: unknown = doc.toJS() ?? {};
+  return check(relayAdminSchema, raw, env, file, doc, lines, adminNeeds);
+}
+
+/** The parts of a configuration that the admin commands read. */
+function adminNeeds(path: readonly (string | number)[]): boolean {
+  const [top, , key] = path;
+  if (top === 'server' || top === 'dataDir' || top === 'durability') return true;
+  if (top === 'sources') return key === undefined || key === 'type' || key === 'token';
+  if (top === 'destinations') return key === undefined || key === 'name';
+  return false;
+}
+
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  // By line then column; problems without a position (the whole file) first.
+  return problems.sort(
+    (a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
+  );
 }
 
 /** Validates an already-parsed configuration object (e.g. the embedded defaults). */
@@ -103,14 +187,26 @@ export function validate(
   doc?: Document,
   lines?: LineCounter,
 ): RelayConfig {
+  return check(relayConfigSchema, raw, env, file, doc, lines);
+}
+
+function check<S extends z.ZodType>(
+  schema: S,
+  raw: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  file: string | undefined,
+  doc: Document | undefined,
+  lines: LineCounter | undefined,
+  needs?: (path: readonly (string | number)[]) => boolean,
+): z.output<S> {
   const interpolationProblems: InterpolationProblem[] = [];
-  const interpolated = interpolate(raw, env, interpolationProblems);
+  const interpolated = interpolate(raw, env, interpolationProblems, [], needs);
   const problems: ConfigProblem[] = interpolationProblems.map((p) => ({
     path: formatPath(p.path),
     ...locate(doc, lines, p.path),
     message: p.message,
   }));
-  const result = relayConfigSchema.safeParse(interpolated);
+  const result = schema.safeParse(interpolated);
   if (!result.success) {
     // A value already reported as a missing variable needs no second, derived complaint.
     const reported = new Set(problems.map((p) => p.path));
@@ -118,8 +214,8 @@ export function validate(
       ...issuesToProblems(result.error.issues, doc, lines).filter((p) => !reported.has(p.path)),
     );
   }
-  if (problems.length > 0) throw new ConfigError(problems, file);
-  return result.data!;
+  if (problems.length > 0) throw new ConfigError(sortProblems(problems), file);
+  return result.data as z.output<S>;
 }
 
 function issuesToProblems(
@@ -143,6 +239,8 @@ function issuesToProblems(
 /**
  * Reads and validates a configuration file (YAML or JSON); without a path, the embedded
  * defaults (HTTP on 127.0.0.1:8080, queues under ./.eventsinks/, one stdout destination).
+ * Relative paths in a file (`dataDir`, a file destination's `path`) are relative to the file's
+ * folder, so a configuration means the same wherever the command runs.
  * @throws ConfigError listing every problem, including an unreadable file.
  */
 export function loadConfig(
@@ -150,14 +248,49 @@ export function loadConfig(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): RelayConfig {
   if (path === undefined) return validate({}, env);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(
-      [{ path: '', message: `cannot read ${path}: ${(error as Error).message}` }],
-      path,
-    );
+  const config = parseConfig(readConfigText(path), env, path);
+  const base = dirname(resolve(path));
+  config.dataDir = relativeTo(base, config.dataDir);
+  for (const destination of config.destinations) {
+    if (destination.type === 'file') destination.path = relativeTo(base, destination.path);
   }
-  return parseConfig(text, env, path);
+  return config;
+}
+
+/**
+ * Reads the parts of a configuration that the admin commands use ({@link parseAdminConfig});
+ * without a path, the embedded defaults. `dataDir` is relative to the file, as in
+ * {@link loadConfig}.
+ * @throws ConfigError listing every problem in those parts.
+ */
+export function loadAdminConfig(
+  path: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): RelayAdminConfig {
+  if (path === undefined) return check(relayAdminSchema, {}, env, undefined, undefined, undefined);
+  const config = parseAdminConfig(readConfigText(path), env, path);
+  config.dataDir = relativeTo(dirname(resolve(path)), config.dataDir);
+  return config;
+}
+
+/** The text of a configuration file. @throws ConfigError when it cannot be read. */
+export function readConfigText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
+            : (error as Error).message;
+    throw new ConfigError([{ path: '', message: `cannot read ${path}: ${why}` }], path);
+  }
+}
+
+function relativeTo(base: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(base, path);
 }

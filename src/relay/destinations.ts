@@ -21,6 +21,8 @@ import { DurableQueue, QueueFile, type QueueEntry } from '../sqlite/index.js';
 import { brokerSink } from './brokers.js';
 import type { DeadRecord, Envelope } from './envelope.js';
 import { makePredicate } from './envelope.js';
+import { DeliveryHealth } from './health.js';
+import { errorText } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
 import type { DestinationConfig, RelayConfig } from './schema.js';
 
@@ -40,11 +42,6 @@ function ndjson(payload: Payload): string {
   let out = '';
   for (const envelope of envelopes(payload)) out += `${JSON.stringify(envelope.event)}\n`;
   return out;
-}
-
-function errorText(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
 }
 
 /** The queue and dead-letter files of a destination. */
@@ -115,7 +112,7 @@ export class Destination {
   failedAttempts = 0;
   deadLettered = 0;
   lastError: string | undefined;
-  #failing = false;
+  #health: DeliveryHealth | undefined;
 
   constructor(config: DestinationConfig, context: DestinationContext) {
     this.name = config.name;
@@ -132,22 +129,23 @@ export class Destination {
       this.#queue = new QueueFile<Envelope>({ path: files.queue, durability });
     } else {
       const target = this.#target(config, context);
+      const health = new DeliveryHealth(log);
+      this.#health = health;
       const instrumented: Sink<Payload> = {
         write: (payload) => {
           const done = (): void => {
             const list = envelopes(payload);
             const now = Date.now();
             this.delivered += list.length;
-            this.#failing = false;
+            health.succeeded();
             metrics.delivered.inc(labels, list.length);
             for (const e of list) metrics.latency.observe(labels, (now - e.receivedAt) / 1000);
           };
           const failed = (error: unknown): never => {
             this.failedAttempts++;
-            this.#failing = true;
-            this.lastError = errorText(error);
+            health.failed(error);
+            this.lastError = health.lastError;
             metrics.failures.inc(labels);
-            log.debug({ err: error }, 'delivery attempt failed');
             throw error;
           };
           let result: void | Promise<void>;
@@ -257,7 +255,7 @@ export class Destination {
   /** `disabled`, `failing` (the last attempt failed), or `ok`. */
   get state(): 'disabled' | 'failing' | 'ok' {
     if (!this.config.enabled) return 'disabled';
-    return this.#failing ? 'failing' : 'ok';
+    return this.#health?.failing ? 'failing' : 'ok';
   }
 
   /** Dead letters, oldest first. */

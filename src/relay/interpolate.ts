@@ -36,18 +36,30 @@ function interpolateString(
   );
 }
 
-/** Returns a copy of `value` with every string interpolated; problems are collected. */
+/**
+ * Returns a copy of `value` with every string interpolated; problems are collected. With
+ * `needs`, only the strings at paths it accepts are interpolated (a command that signs nothing
+ * needs no secret); the others are copied as they are.
+ */
 export function interpolate(
   value: unknown,
   env: Readonly<Record<string, string | undefined>>,
   problems: InterpolationProblem[],
   path: (string | number)[] = [],
+  needs?: (path: readonly (string | number)[]) => boolean,
 ): unknown {
-  if (typeof value === 'string') return interpolateString(value, env, path, problems);
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, [...path, i]));
+  if (typeof value === 'string') {
+    return needs && !needs(path) ? value : interpolateString(value, env, path, problems);
+  }
+  if (Array.isArray(value)) {
+    return value.map((v, i) => interpolate(v, env, problems, [...path, i], needs));
+  }
   if (typeof value === 'object' && value !== null) {
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, problems, [...path, k])]),
+      Object.entries(value).map(([k, v]) => [
+        k,
+        interpolate(v, env, problems, [...path, k], needs),
+      ]),
     );
   }
   return value;

@@ -1,27 +1,161 @@
-// The `eventsinks` command: relay, validate, dlq list/replay, schema.
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+// The `eventsinks` command: relay, validate, dlq list/replay, schema, help.
+//
+// Exit codes (sysexits.h): 0 ok; 64 usage (a bad flag or value); 69 unavailable (the address is
+// in use or not local, the data files are held by another relay, the running relay cannot be
+// reached); 70 internal error (a bug: the stack is printed at --log-level debug); 77 permission
+// denied; 78 configuration (invalid, unreadable, or an unset variable).
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { QueueFile, isQueueLockedError } from '../sqlite/index.js';
-import { ConfigError, formatProblem, loadConfig } from './config.js';
+import {
+  CONFIG_ENV,
+  ConfigError,
+  EMPTY_FILE_NOTE,
+  findConfig,
+  formatProblem,
+  isEmptyConfig,
+  loadAdminConfig,
+  loadConfig,
+  readConfigText,
+  type ConfigSource,
+} from './config.js';
 import { destinationFiles } from './destinations.js';
 import type { DeadRecord, Envelope } from './envelope.js';
+import {
+  LOG_LEVELS,
+  LOG_LEVEL_ENV,
+  createLogger,
+  describeError,
+  isLogLevel,
+  isVerbose,
+  type LogLevel,
+} from './logger.js';
 import { Relay, splitHostPort } from './Relay.js';
-import { relayJsonSchema, type RelayConfig } from './schema.js';
+import { relayJsonSchema, type RelayAdminConfig, type RelayConfig } from './schema.js';
+import { parseDuration } from './units.js';
 
-const EX_USAGE = 64;
-const EX_CONFIG = 78;
+export const EX_USAGE = 64;
+export const EX_UNAVAILABLE = 69;
+export const EX_SOFTWARE = 70;
+export const EX_NOPERM = 77;
+export const EX_CONFIG = 78;
 
-const USAGE = `Usage:
-  eventsinks relay    [--config relay.yaml]   run the relay (embedded defaults without --config)
-  eventsinks validate  --config relay.yaml    check a configuration; exit 78 if it is invalid
-  eventsinks dlq list   <destination> [--config relay.yaml] [--limit N]
-  eventsinks dlq replay <destination> [--config relay.yaml] [--since 2026-01-01T00:00:00Z|1h]
-  eventsinks schema                           print the configuration's JSON Schema
-`;
+/** The file in `dataDir` where a running relay says where it listens (and its pid). */
+export const RELAY_FILE = 'relay.json';
 
 interface Io {
   out(text: string): void;
   err(text: string): void;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const CONFIG_HELP = `  -c, --config <file>     the configuration (default: $${CONFIG_ENV}, else ./relay.yaml
+                          if it exists, else the embedded defaults)`;
+const LOG_HELP = `      --log-level <level> ${LOG_LEVELS.join(', ')} (default: $${LOG_LEVEL_ENV},
+                          else log.level in the configuration, else info)`;
+const HELP_HELP = `  -h, --help              this help`;
+
+interface Command {
+  usage: string;
+  about: string;
+  help: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  positionals: string[];
+}
+
+const common = {
+  config: { type: 'string', short: 'c' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const COMMANDS: Record<string, Command> = {
+  relay: {
+    usage: 'eventsinks relay [--config relay.yaml] [--log-level info]',
+    about:
+      'run the relay until SIGTERM or Ctrl-C (or the end of stdin, when it is the only source)',
+    help: [CONFIG_HELP, LOG_HELP, HELP_HELP].join('\n'),
+    options: common,
+    positionals: [],
+  },
+  validate: {
+    usage: 'eventsinks validate [--config relay.yaml]',
+    about: 'check a configuration; every problem with its line, exit 78 if there is one',
+    help: [CONFIG_HELP, LOG_HELP, HELP_HELP].join('\n'),
+    options: common,
+    positionals: [],
+  },
+  'dlq list': {
+    usage: 'eventsinks dlq list <destination> [--config relay.yaml] [--limit 1000] [--json]',
+    about: "print a destination's dead letters, oldest first",
+    help: [
+      CONFIG_HELP,
+      '      --limit <n>         at most n dead letters (a whole number from 1; default 1000)',
+      '      --json              one JSON object per line (times in ms since the epoch)',
+      LOG_HELP,
+      HELP_HELP,
+    ].join('\n'),
+    options: { ...common, limit: { type: 'string' }, json: { type: 'boolean' } },
+    positionals: ['destination'],
+  },
+  'dlq replay': {
+    usage: 'eventsinks dlq replay <destination> [--config relay.yaml] [--since 1h] [--json]',
+    about: "put a destination's dead letters back in its queue, with their ids",
+    help: [
+      CONFIG_HELP,
+      '      --since <when>      only those given up on since then: a duration back from now',
+      '                          (500ms, 30s, 5m, 1h, 1d) or a date (2026-01-01T00:00:00Z)',
+      '      --json              print {"replayed": n, "relay": "running"|"stopped"}',
+      LOG_HELP,
+      HELP_HELP,
+    ].join('\n'),
+    options: { ...common, since: { type: 'string' }, json: { type: 'boolean' } },
+    positionals: ['destination'],
+  },
+  schema: {
+    usage: 'eventsinks schema',
+    about: "print the configuration's JSON Schema (relay.schema.json)",
+    help: HELP_HELP,
+    options: { help: common.help },
+    positionals: [],
+  },
+};
+
+const USAGE = `Usage:
+${Object.values(COMMANDS)
+  .map((c) => `  ${c.usage}\n      ${c.about}`)
+  .join('\n')}
+  eventsinks help [command]    this help, or one command's options
+  eventsinks --version
+
+Exit codes: 0 ok, 64 usage, 69 unavailable (address in use, files held by another relay),
+70 internal error, 77 permission denied, 78 configuration.
+`;
+
+function commandHelp(command: Command): string {
+  return `Usage: ${command.usage}\n\n${command.about[0]!.toUpperCase()}${command.about.slice(1)}.\n\nOptions:\n${command.help}\n`;
+}
+
+/** A bad command line: printed as one line, then the usage; exit 64. */
+class UsageError extends Error {
+  readonly command: string | undefined;
+  constructor(message: string, command?: string) {
+    super(message);
+    this.name = 'UsageError';
+    this.command = command;
+  }
+}
+
+/** A failure a person can act on: one line (what, where, what to do) and its exit code. */
+class Failure extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'Failure';
+    this.exitCode = exitCode;
+  }
 }
 
 function version(): string {
@@ -31,26 +165,78 @@ function version(): string {
   return pkg.version;
 }
 
-function adminBase(config: RelayConfig): string {
-  const [host, port] = splitHostPort(config.server.listen);
-  const target = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
-  return `http://${target.includes(':') ? `[${target}]` : target}:${port}`;
+function parseLimit(value: string | undefined): number {
+  if (value === undefined) return 1000;
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+    throw new UsageError(`--limit: expected a whole number from 1, got "${value}"`, 'dlq list');
+  }
+  return Number(value);
 }
 
-function adminHeaders(config: RelayConfig): Record<string, string> {
+/** `--since`: a duration back from now (the configuration's grammar) or an ISO date. */
+function parseSince(value: string | undefined, now = Date.now()): number {
+  if (value === undefined) return 0;
+  const ms = parseDuration(value);
+  if (ms !== undefined) return now - ms;
+  const date = /^\d{4}-\d{2}-\d{2}/.test(value.trim()) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(date)) {
+    throw new UsageError(
+      `--since: expected a duration such as 1h or 1d, or a date such as 2026-01-01T00:00:00Z, got "${value}"`,
+      'dlq replay',
+    );
+  }
+  return date;
+}
+
+function connectable(host: string): string {
+  const target = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
+  return target.includes(':') ? `[${target}]` : target;
+}
+
+/** What a running relay wrote to `<dataDir>/relay.json`. */
+interface RelayFile {
+  pid: number;
+  url: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: unknown }).code === 'EPERM';
+  }
+}
+
+/** The admin URL of the relay that uses this `dataDir`: its relay.json, else `server.listen`. */
+function adminBase(config: RelayAdminConfig): string {
+  try {
+    const file = JSON.parse(readFileSync(join(config.dataDir, RELAY_FILE), 'utf8')) as RelayFile;
+    if (typeof file.url === 'string' && typeof file.pid === 'number' && alive(file.pid)) {
+      return file.url;
+    }
+  } catch {
+    // No relay.json (or a stale one): the configured address.
+  }
+  const [host, port] = splitHostPort(config.server.listen);
+  return `http://${connectable(host)}:${port}`;
+}
+
+function adminHeaders(config: RelayAdminConfig): Record<string, string> {
   const http = config.sources.find((s) => s.type === 'http');
   return http?.token ? { authorization: `Bearer ${http.token}` } : {};
 }
 
 /** Calls the running relay's admin endpoint; undefined when no relay answers. */
 async function callAdmin(
-  config: RelayConfig,
+  config: RelayAdminConfig,
   path: string,
   method: 'GET' | 'POST',
 ): Promise<unknown> {
+  const base = adminBase(config);
   let response: Response;
   try {
-    response = await fetch(`${adminBase(config)}${path}`, {
+    response = await fetch(`${base}${path}`, {
       method,
       headers: adminHeaders(config),
       signal: AbortSignal.timeout(60_000),
@@ -58,93 +244,129 @@ async function callAdmin(
   } catch {
     return undefined;
   }
-  const body = (await response.json()) as unknown;
-  if (!response.ok) {
-    throw new Error(`relay answered ${response.status}: ${JSON.stringify(body)}`);
+  const text = await response.text();
+  if (response.status === 401 || response.status === 403) {
+    throw new Failure(
+      `the relay at ${base} refused the admin request (${response.status}): run this with the relay's configuration, which holds the http source's token`,
+      EX_NOPERM,
+    );
   }
-  return body;
+  if (!response.ok) {
+    throw new Failure(
+      `the relay at ${base} answered ${response.status} ${text.slice(0, 200)}: try again, or see its log`,
+      EX_UNAVAILABLE,
+    );
+  }
+  return JSON.parse(text) as unknown;
 }
 
-function parseSince(value: string | undefined): number {
-  if (value === undefined) return 0;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value);
-  if (match) {
-    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms'];
-    return Date.now() - Number(match[1]) * unit;
+function where(source: ConfigSource): string {
+  return source.path ?? 'the embedded defaults';
+}
+
+function openFile<T>(path: string, config: RelayAdminConfig): QueueFile<T> {
+  try {
+    return new QueueFile<T>({ path, durability: config.durability });
+  } catch (error) {
+    if (isQueueLockedError(error)) {
+      throw new Failure(
+        `${path} is in use, most likely by a running relay, but no relay answered at ` +
+          `${adminBase(config)}: run this with that relay's configuration, or stop it first`,
+        EX_UNAVAILABLE,
+        { cause: error },
+      );
+    }
+    throw error;
   }
-  const date = Date.parse(value);
-  if (Number.isNaN(date))
-    throw new TypeError(`--since: expected a date or a duration such as 1h, got "${value}"`);
-  return date;
+}
+
+type Listed = { id: number } & DeadRecord;
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+function printDead(name: string, entries: readonly Listed[], json: boolean, io: Io): void {
+  if (json) {
+    for (const entry of entries) io.out(`${JSON.stringify(entry)}\n`);
+    return;
+  }
+  if (entries.length === 0) {
+    io.out(`${name}: no dead letters\n`);
+    return;
+  }
+  io.out(
+    `${name}: ${entries.length} dead letter${entries.length === 1 ? '' : 's'}, oldest first\n`,
+  );
+  for (const e of entries) {
+    const status = e.status !== undefined ? `, status ${e.status}` : '';
+    io.out(
+      `\n#${e.id}  given up ${iso(e.deadAt)} after ${e.attempts} attempt${e.attempts === 1 ? '' : 's'}${status} (first failed ${iso(e.firstFailedAt)})\n` +
+        `  error: ${e.error}\n` +
+        `  event ${e.envelope.id}, received ${iso(e.envelope.receivedAt)} from ${e.envelope.source}: ${JSON.stringify(e.envelope.event)}\n`,
+    );
+  }
 }
 
 async function dlq(
-  config: RelayConfig,
-  action: string | undefined,
-  name: string | undefined,
-  values: { since?: string | undefined; limit?: string | undefined },
+  action: 'list' | 'replay',
+  name: string,
+  values: { config?: string; since?: string; limit?: string; json?: boolean },
+  env: Env,
   io: Io,
 ): Promise<number> {
-  if ((action !== 'list' && action !== 'replay') || name === undefined) {
-    io.err(USAGE);
-    return EX_USAGE;
-  }
+  // Checked before the configuration is read: a bad value is a usage error whatever the file says.
+  const limit = action === 'list' ? parseLimit(values.limit) : 0;
+  const since = action === 'replay' ? parseSince(values.since) : 0;
+  const source = findConfig(values.config, env);
+  const config = loadAdminConfig(source.path, env);
   if (!config.destinations.some((d) => d.name === name)) {
-    io.err(
-      `no destination named "${name}" (have: ${config.destinations.map((d) => d.name).join(', ')})\n`,
+    throw new UsageError(
+      `no destination named "${name}" in ${where(source)} (have: ${config.destinations.map((d) => d.name).join(', ')})`,
+      `dlq ${action}`,
     );
-    return EX_USAGE;
   }
   const files = destinationFiles(config.dataDir, name);
-  const openFile = <T>(path: string): QueueFile<T> => {
-    try {
-      return new QueueFile<T>({ path, durability: config.durability });
-    } catch (error) {
-      if (isQueueLockedError(error)) {
-        throw new Error(
-          `${path} is in use, most likely by a running relay, but no relay answered at ` +
-            `${adminBase(config)}: run this against the relay's configuration`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-  };
+  const path = `/admin/dlq/${encodeURIComponent(name)}`;
   if (action === 'list') {
-    const limit = values.limit === undefined ? 1000 : Number(values.limit);
-    const remote = await callAdmin(
-      config,
-      `/admin/dlq/${encodeURIComponent(name)}?limit=${limit}`,
-      'GET',
-    );
-    const entries =
-      (remote as unknown[] | undefined) ??
-      (() => {
-        const dead = openFile<DeadRecord>(files.dead);
+    const remote = (await callAdmin(config, `${path}?limit=${limit}`, 'GET')) as
+      Listed[] | undefined;
+    let entries = remote;
+    if (entries === undefined) {
+      // No relay running. No file yet means nothing was ever dead-lettered there.
+      if (!existsSync(files.dead)) entries = [];
+      else {
+        const dead = openFile<DeadRecord>(files.dead, config);
         try {
-          return dead.list({ limit }).map(({ id, event }) => ({ id, ...event }));
+          entries = dead.list({ limit }).map(({ id, event }) => ({ id, ...event }));
         } finally {
           dead.close();
         }
-      })();
-    for (const entry of entries) io.out(`${JSON.stringify(entry)}\n`);
+      }
+    }
+    printDead(name, entries, values.json === true, io);
     return 0;
   }
-  const since = parseSince(values.since);
-  const remote = (await callAdmin(
-    config,
-    `/admin/dlq/${encodeURIComponent(name)}/replay?since=${since}`,
-    'POST',
-  )) as { replayed: number } | undefined;
-  if (remote) {
-    io.out(`replayed ${remote.replayed} dead letters into ${name} (relay running)\n`);
+  const report = (replayed: number, running: boolean): number => {
+    if (values.json) {
+      io.out(`${JSON.stringify({ replayed, relay: running ? 'running' : 'stopped' })}\n`);
+    } else if (replayed === 0) {
+      io.out(`${name}: no dead letters to replay\n`);
+    } else {
+      io.out(
+        `replayed ${replayed} dead letter${replayed === 1 ? '' : 's'} into ${name} ` +
+          `(${running ? 'relay running' : 'delivered when the relay starts'})\n`,
+      );
+    }
     return 0;
-  }
+  };
+  const remote = (await callAdmin(config, `${path}/replay?since=${since}`, 'POST')) as
+    { replayed: number } | undefined;
+  if (remote) return report(remote.replayed, true);
+  if (!existsSync(files.dead)) return report(0, false);
   // No relay running: move the entries between the files; the next start delivers them.
-  const dead = openFile<DeadRecord>(files.dead);
+  const dead = openFile<DeadRecord>(files.dead, config);
   let queue: QueueFile<Envelope>;
   try {
-    queue = openFile<Envelope>(files.queue);
+    queue = openFile<Envelope>(files.queue, config);
   } catch (error) {
     dead.close();
     throw error;
@@ -165,19 +387,77 @@ async function dlq(
     queue.close();
     dead.close();
   }
-  io.out(`replayed ${replayed} dead letters into ${name} (delivered when the relay starts)\n`);
-  return 0;
+  return report(replayed, false);
 }
 
-async function runRelay(config: RelayConfig, io: Io): Promise<number> {
-  const relay = new Relay(config);
-  await relay.start();
+/** Turns a failure to start listening into one line an operator can act on. */
+function listenFailure(error: unknown, config: RelayConfig, source: ConfigSource): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const listen = config.server.listen;
+  const fix = `set server.listen in ${source.path ?? 'a configuration file (--config)'}`;
+  switch (code) {
+    case 'EADDRINUSE':
+      return new Failure(
+        `cannot listen on ${listen}: the address is already in use (another relay or program listens there): stop it, or ${fix} to a free port`,
+        EX_UNAVAILABLE,
+        { cause: error },
+      );
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new Failure(
+        `cannot listen on ${listen}: no such address on this machine: ${fix} to a local address, e.g. 127.0.0.1:8080`,
+        EX_UNAVAILABLE,
+        { cause: error },
+      );
+    case 'EACCES':
+      return new Failure(
+        `cannot listen on ${listen}: permission denied (ports below 1024 need privileges): ${fix} to a port above 1023`,
+        EX_NOPERM,
+        { cause: error },
+      );
+    case 'ERR_QUEUE_LOCKED':
+      return new Failure(
+        `${(error as { path?: string }).path ?? config.dataDir} is in use by another relay: stop it, or give this one another dataDir`,
+        EX_UNAVAILABLE,
+        { cause: error },
+      );
+    default:
+      return error;
+  }
+}
+
+async function runRelay(
+  config: RelayConfig,
+  source: ConfigSource,
+  level: LogLevel,
+  io: Io,
+  env: Env,
+): Promise<number> {
+  const logger = createLogger({ level });
+  if (source.path !== undefined && isEmptyConfig(readConfigText(source.path))) {
+    logger.warn(`${source.path}: ${EMPTY_FILE_NOTE}`);
+  }
+  const relay = new Relay(config, { logger });
+  try {
+    await relay.start();
+  } catch (error) {
+    await relay.stop(0).catch(() => undefined);
+    throw listenFailure(error, config, source);
+  }
   const address = relay.address;
-  if (address) io.err(`eventsinks relay listening on http://${address.address}:${address.port}\n`);
+  const relayFile = join(config.dataDir, RELAY_FILE);
+  if (address) {
+    const url = `http://${connectable(address.address)}:${address.port}`;
+    io.err(`eventsinks relay listening on http://${address.address}:${address.port}\n`);
+    // So that `eventsinks dlq` finds this relay even when it listens on port 0.
+    writeFileSync(relayFile, `${JSON.stringify({ pid: process.pid, url })}\n`);
+  }
   const statusTimer = process.stderr.isTTY
     ? setInterval(() => io.err(`${relay.status().join('\n')}\n`), 5000)
     : undefined;
   statusTimer?.unref();
+  const onlyStdin = config.sources.length > 0 && config.sources.every((s) => s.type === 'stdin');
   await new Promise<void>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -191,73 +471,213 @@ async function runRelay(config: RelayConfig, io: Io): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Under npm (`npx eventsinks relay`, `npm start`) a shell may sit between npm and the relay
+    // and not pass npm's SIGTERM on: the shell dies and the relay would run on, orphaned. When
+    // the parent goes away, stop as if signalled. (Only under npm: a relay started with nohup or
+    // by a shell that exits is meant to keep running.)
+    if (env.npm_command !== undefined || env.npm_lifecycle_event !== undefined) {
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(watch);
+        relay.logger.info({ parent }, 'the parent process (npm) exited: shutting down');
+        resolve();
+      }, 250);
+      watch.unref();
+    }
+    // With stdin as the only source, its end is the end of the work: drain and exit 0.
+    if (onlyStdin) {
+      process.stdin.once('end', () => {
+        relay.logger.info('end of stdin: shutting down');
+        resolve();
+      });
+    }
   });
   if (statusTimer) clearInterval(statusTimer);
-  await relay.stop();
+  try {
+    await relay.stop();
+  } finally {
+    removeRelayFile(relayFile);
+  }
   return 0;
 }
 
-/** Runs the command line; resolves with the exit code. */
-export async function main(args: readonly string[], io: Io): Promise<number> {
-  let parsed;
+function removeRelayFile(path: string): void {
   try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        since: { type: 'string' },
-        limit: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    const file = JSON.parse(readFileSync(path, 'utf8')) as RelayFile;
+    if (file.pid === process.pid) rmSync(path, { force: true });
+  } catch {
+    // Gone already, or not ours.
+  }
+}
+
+function printConfigError(error: ConfigError, io: Io): number {
+  for (const problem of error.problems) io.err(`${formatProblem(problem, error.file)}\n`);
+  io.err(`${error.problems.length} problem${error.problems.length === 1 ? '' : 's'} found\n`);
+  return EX_CONFIG;
+}
+
+/** The command's name and the arguments after it: `dlq list x` → ['dlq list', ['x']]. */
+function split(args: readonly string[]): [string, string[]] {
+  const first = args[0];
+  if (first === undefined || first.startsWith('-')) return ['relay', [...args]];
+  if (first === 'dlq') {
+    const action = args[1];
+    if (action === 'list' || action === 'replay') return [`dlq ${action}`, args.slice(2)];
+    if (action === undefined || action === '--help' || action === '-h') {
+      return ['dlq', args.slice(1)];
+    }
+    throw new UsageError(`dlq: unknown action "${action}" (expected list or replay)`, 'dlq');
+  }
+  return [first, args.slice(1)];
+}
+
+function usageOf(command: string | undefined): string {
+  const known = command === undefined ? undefined : COMMANDS[command];
+  if (known) return `Usage: ${known.usage}\nSee: eventsinks ${command} --help\n`;
+  if (command === 'dlq') {
+    return `Usage:\n  ${COMMANDS['dlq list']!.usage}\n  ${COMMANDS['dlq replay']!.usage}\n`;
+  }
+  return USAGE;
+}
+
+/** Runs the command line; resolves with the exit code. */
+export async function main(
+  args: readonly string[],
+  io: Io,
+  env: Env = process.env,
+): Promise<number> {
+  // Before the configuration is known, the level (and so whether to print stacks) comes from
+  // the flag or the environment.
+  let verbose = isVerbose(env[LOG_LEVEL_ENV] ?? '');
+  const flagIndex = args.indexOf('--log-level');
+  if (flagIndex >= 0) verbose = isVerbose(args[flagIndex + 1] ?? '');
+  else if (args.some((a) => /^--log-level=(debug|trace)$/.test(a))) verbose = true;
+  try {
+    return await run(args, io, env);
   } catch (error) {
-    io.err(`${(error as Error).message}\n\n${USAGE}`);
-    return EX_USAGE;
+    if (error instanceof UsageError) {
+      const prefix = error.command ? `eventsinks ${error.command}: ` : 'eventsinks: ';
+      io.err(`${prefix}${error.message}\n\n${usageOf(error.command)}`);
+      return EX_USAGE;
+    }
+    if (error instanceof ConfigError) return printConfigError(error, io);
+    if (error instanceof Failure) {
+      io.err(`eventsinks: ${error.message}\n`);
+      if (verbose && error.cause instanceof Error && error.cause.stack) {
+        io.err(`${error.cause.stack}\n`);
+      }
+      return error.exitCode;
+    }
+    io.err(
+      `eventsinks: internal error: ${describeError(error)}\n` +
+        (verbose && error instanceof Error && error.stack
+          ? `${error.stack}\n`
+          : `(run with --log-level debug for the stack, and please report it)\n`),
+    );
+    return EX_SOFTWARE;
   }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
-  if (values.version) {
+}
+
+async function run(args: readonly string[], io: Io, env: Env): Promise<number> {
+  if (args[0] === '--version' || args[0] === '-v' || args[0] === 'version') {
     io.out(`${version()}\n`);
     return 0;
   }
-  const [command = 'relay', ...rest] = positionals;
-  if (command === 'schema') {
-    io.out(`${JSON.stringify(relayJsonSchema(), null, 2)}\n`);
+  if (args[0] === 'help' || args[0] === '--help' || args[0] === '-h') {
+    const topic = args.slice(1).join(' ');
+    if (topic === '') io.out(USAGE);
+    else if (COMMANDS[topic]) io.out(commandHelp(COMMANDS[topic]));
+    else if (topic === 'dlq') io.out(usageOf('dlq'));
+    else throw new UsageError(`help: unknown command "${topic}"`);
     return 0;
   }
-  if (!['relay', 'validate', 'dlq'].includes(command)) {
-    io.err(`unknown command "${command}"\n\n${USAGE}`);
-    return EX_USAGE;
-  }
-  if (command === 'validate' && values.config === undefined) {
-    io.err(`validate needs --config\n\n${USAGE}`);
-    return EX_USAGE;
-  }
-  let config: RelayConfig;
-  try {
-    config = loadConfig(values.config);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      for (const problem of error.problems) io.err(`${formatProblem(problem, error.file)}\n`);
-      io.err(`${error.problems.length} problem${error.problems.length === 1 ? '' : 's'} found\n`);
-      return EX_CONFIG;
-    }
-    throw error;
-  }
-  switch (command) {
-    case 'validate':
-      io.out(
-        `${values.config}: ok (${config.destinations.length} destinations, ${config.sources.length} sources)\n`,
-      );
+  const [name, rest] = split(args);
+  if (name === 'dlq') {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      io.out(usageOf('dlq'));
       return 0;
-    case 'dlq':
-      return dlq(config, rest[0], rest[1], values, io);
-    default:
-      return runRelay(config, io);
+    }
+    throw new UsageError('dlq needs an action: list or replay', 'dlq');
   }
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command "${name}"`);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: command.options,
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError(describeError(error).replace(/\. To specify.*$/, ''), name);
+  }
+  const values = parsed.values as {
+    config?: string;
+    'log-level'?: string;
+    help?: boolean;
+    since?: string;
+    limit?: string;
+    json?: boolean;
+  };
+  if (values.help) {
+    io.out(commandHelp(command));
+    return 0;
+  }
+  const positionals = parsed.positionals;
+  if (positionals.length < command.positionals.length) {
+    throw new UsageError(`missing <${command.positionals[positionals.length]}>`, name);
+  }
+  if (positionals.length > command.positionals.length) {
+    throw new UsageError(`unexpected argument "${positionals[command.positionals.length]}"`, name);
+  }
+  const flagLevel = values['log-level'];
+  if (flagLevel !== undefined && !isLogLevel(flagLevel)) {
+    throw new UsageError(
+      `--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${flagLevel}"`,
+      name,
+    );
+  }
+  const envLevel = env[LOG_LEVEL_ENV];
+  if (flagLevel === undefined && envLevel !== undefined && envLevel !== '') {
+    if (!isLogLevel(envLevel)) {
+      throw new ConfigError(
+        [
+          {
+            path: '',
+            message: `$${LOG_LEVEL_ENV}: expected one of ${LOG_LEVELS.join(', ')}, got "${envLevel}"`,
+          },
+        ],
+        undefined,
+      );
+    }
+  }
+
+  switch (name) {
+    case 'schema':
+      io.out(`${JSON.stringify(relayJsonSchema(), null, 2)}\n`);
+      return 0;
+    case 'dlq list':
+    case 'dlq replay':
+      return dlq(name === 'dlq list' ? 'list' : 'replay', positionals[0]!, values, env, io);
+  }
+  const source = findConfig(values.config, env);
+  const config = loadConfig(source.path, env);
+  if (name === 'validate') {
+    const summary = `${config.destinations.length} destination${config.destinations.length === 1 ? '' : 's'}, ${config.sources.length} source${config.sources.length === 1 ? '' : 's'}`;
+    if (source.path === undefined) {
+      io.out(
+        `no configuration file (--config, $${CONFIG_ENV} and ./relay.yaml name none): the embedded defaults are ok (${summary})\n`,
+      );
+    } else if (isEmptyConfig(readConfigText(source.path))) {
+      io.out(`${source.path}: ok: ${EMPTY_FILE_NOTE}\n`);
+    } else {
+      io.out(`${source.path}: ok (${summary})\n`);
+    }
+    return 0;
+  }
+  const level: LogLevel =
+    flagLevel ?? (isLogLevel(envLevel) ? envLevel : undefined) ?? config.log.level;
+  return runRelay(config, source, level, io, env);
 }

@@ -1,11 +1,15 @@
 // The relay's configuration schema (zod 4). relay.schema.json is generated from it
 // (`npm run schema`), so editors can validate and complete a relay.yaml.
 import * as z from 'zod';
-import { parseDuration, parseSize } from './units.js';
+import { DURATION_UNITS, SIZE_UNITS, parseDuration, parseSize } from './units.js';
 
-const DURATION_PATTERN = '^\\s*\\d+(\\.\\d+)?(ms|s|m|h)\\s*$';
+// The JSON Schema's pattern for editors; the check itself is parseDuration (units.ts), the same
+// grammar as the command line's `--since`.
+const DURATION_PATTERN = '^\\s*\\d+(\\.\\d+)?(ms|s|m|h|d)\\s*$';
+const SIZE_PATTERN =
+  '^\\s*\\d+(\\.\\d+)?\\s*([bB]|[kK][bB]|[kK][iI][bB]|[mM][bB]|[mM][iI][bB]|[gG][bB]|[gG][iI][bB])?\\s*$';
 
-/** A duration with a unit (`500ms`, `30s`, `5m`, `1h`), parsed to milliseconds. */
+/** A duration with a unit (`500ms`, `30s`, `5m`, `1h`, `1d`), parsed to milliseconds. */
 const duration = z
   .string({
     error: (issue) =>
@@ -15,17 +19,20 @@ const duration = z
   })
   .regex(new RegExp(DURATION_PATTERN), {
     error: (issue) =>
-      `expected a duration with a unit (ms, s, m, h), e.g. "30s"; got ${JSON.stringify(issue.input)}`,
+      `expected a duration with a unit (${DURATION_UNITS}), e.g. "30s" or "1d"; got ${JSON.stringify(issue.input)}`,
   })
   .transform((text) => parseDuration(text)!);
 
 /** A size in bytes, with an optional unit (`512kb`, `1MiB`). */
+const sizeError = (issue: { input?: unknown }): string =>
+  `expected a size in bytes, or a number with a unit (${SIZE_UNITS}), e.g. 1048576, "512kb" or "1MiB"; got ${JSON.stringify(issue.input)}`;
 const size = z
   .union(
-    [z.int().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*(b|kb|kib|mb|mib|gb|gib)?\s*$/i)],
-    {
-      error: 'expected a size such as 1048576, "512kb" or "1MiB"',
-    },
+    [
+      z.int({ error: sizeError }).positive({ error: sizeError }),
+      z.string().regex(new RegExp(SIZE_PATTERN), { error: sizeError }),
+    ],
+    { error: sizeError },
   )
   .transform((value) => (typeof value === 'number' ? value : parseSize(value)!));
 
@@ -38,9 +45,15 @@ const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 const fieldMatch = z.record(z.string().min(1), z.union([scalar, z.array(scalar)]));
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
-  error: 'expected host:port, e.g. "127.0.0.1:8080"',
-});
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
+    error: 'expected host:port, e.g. "127.0.0.1:8080"',
+  })
+  .refine((text) => Number(text.slice(text.lastIndexOf(':') + 1)) <= 65535, {
+    error: (issue) =>
+      `port out of range in ${JSON.stringify(issue.input)}: expected 1 to 65535 (or 0 for any free port)`,
+  });
 
 const retry = z
   .strictObject({
@@ -53,7 +66,14 @@ const retry = z
         factor: duration.prefault('500ms'),
         max: duration.prefault('30s'),
       })
-      .prefault({}),
+      .prefault({})
+      .refine((backoff) => backoff.base <= backoff.max, {
+        error: (issue) => {
+          const { base, max } = issue.input as { base: number; max: number };
+          return `base (${base} ms) is above max (${max} ms): every wait would be cut to max; lower base or raise max`;
+        },
+        path: ['base'],
+      }),
   })
   .prefault({});
 
@@ -168,14 +188,18 @@ const source = z.discriminatedUnion('type', [
   amqpSource,
 ]);
 
+/** The HTTP server: ingest (with an http source), /metrics, /healthz, /readyz, admin. */
+const server = z.strictObject({ listen: hostPort.default('127.0.0.1:8080') }).prefault({});
+/** Where each destination's durable queue and dead letters live. */
+const dataDir = z.string().min(1).default('./.eventsinks');
+const durability = z.enum(['process', 'power']).default('process');
+
 /** The whole relay configuration. */
 export const relayConfigSchema = z
   .strictObject({
-    /** The HTTP server: ingest (with an http source), /metrics, /healthz, /readyz, admin. */
-    server: z.strictObject({ listen: hostPort.default('127.0.0.1:8080') }).prefault({}),
-    /** Where each destination's durable queue and dead letters live. */
-    dataDir: z.string().min(1).default('./.eventsinks'),
-    durability: z.enum(['process', 'power']).default('process'),
+    server,
+    dataDir,
+    durability,
     /** On SIGTERM/SIGINT: how long to keep delivering before leaving the rest on disk. */
     drainTimeout: duration.prefault('20s'),
     log: z
@@ -214,6 +238,26 @@ export const relayConfigSchema = z
       }
     }
   });
+
+/**
+ * The parts of the configuration that the admin commands (`dlq list`, `dlq replay`) read: where
+ * the relay listens, where its files are, the http source's token and the destinations' names.
+ * The rest is not checked (nor interpolated) by them: `validate` and `relay` do that.
+ */
+export const relayAdminSchema = z.looseObject({
+  server,
+  dataDir,
+  durability,
+  sources: z
+    .array(z.looseObject({ type: z.string(), token: z.string().min(1).optional() }))
+    .prefault([{ type: 'http' }]),
+  destinations: z
+    .array(z.looseObject({ name }))
+    .min(1)
+    .prefault([{ name: 'stdout' }]),
+});
+/** What {@link relayAdminSchema} yields. */
+export type RelayAdminConfig = z.output<typeof relayAdminSchema>;
 
 /** The configuration after validation: durations in ms, sizes in bytes, defaults filled in. */
 export type RelayConfig = z.output<typeof relayConfigSchema>;

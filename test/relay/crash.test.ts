@@ -74,7 +74,7 @@ destinations:
     } catch (error) {
       const got = delivered();
       const missing = [...acked].filter((s) => !got.has(s));
-      const dead = await runCli(['dlq', 'list', 'hooks', '--config', file], { cwd: dir });
+      const dead = await runCli(['dlq', 'list', 'hooks', '--json', '--config', file], { cwd: dir });
       throw new Error(
         `${missing.length} acknowledged events not delivered (first: ${missing.slice(0, 10).join(', ')}); ` +
           `dead letters: ${dead.stdout.trim().split('\n').filter(Boolean).length}; relay log:\n${relay.stderr().slice(-3000)}`,

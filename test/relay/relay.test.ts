@@ -205,7 +205,9 @@ destinations:
     await waitFor(() => receiver.requests === 5, 10_000, 'five refused requests');
     await stop(relay);
     assert.equal(receiver.requests, 5);
-    const listed = await runCli(['dlq', 'list', 'hooks', '--config', 'relay.yaml'], { cwd: dir });
+    const listed = await runCli(['dlq', 'list', 'hooks', '--json', '--config', 'relay.yaml'], {
+      cwd: dir,
+    });
     assert.equal(listed.code, 0, listed.stderr);
     const entries = listed.stdout
       .trim()
@@ -227,7 +229,9 @@ destinations:
     assert.match(replayed.stdout, /replayed 5/);
     await waitFor(() => receiver.received.length === 5, 10_000, 'replayed deliveries');
     assert.deepEqual(receiver.seqs(), [0, 1, 2, 3, 4]);
-    const empty = await runCli(['dlq', 'list', 'hooks', '--config', 'relay.yaml'], { cwd: dir });
+    const empty = await runCli(['dlq', 'list', 'hooks', '--json', '--config', 'relay.yaml'], {
+      cwd: dir,
+    });
     assert.equal(empty.stdout.trim(), '');
     await stop(relay2);
     await receiver.close();
