@@ -10,6 +10,7 @@ import { Broadcaster, SinkClosedError, type Sink } from '../index.js';
 import { startBrokerSource, type RunningSource } from './brokers.js';
 import { Destination } from './destinations.js';
 import { envelop, type Envelope } from './envelope.js';
+import { IngestRefusedError, checkEvent } from './ingest.js';
 import { RelayMetrics } from './metrics.js';
 import type { RelayConfig } from './schema.js';
 import { createHandler } from './server.js';
@@ -34,7 +35,12 @@ export class Relay {
   #broadcaster: Broadcaster<readonly Envelope[]> | undefined;
   // The Broadcaster reports a destination's failure to store a request's events through
   // onError; keyed by the request's array, the ingest that wrote it finds out and refuses it.
-  readonly #failures = new WeakMap<readonly Envelope[], unknown>();
+  readonly #failures = new WeakMap<readonly Envelope[], { error: unknown; failed: string[] }>();
+  // Events of requests being stored, per destination, not yet counted in its `pending`: the
+  // maxPending check counts them, so that concurrent requests cannot overshoot it together.
+  readonly #reserved = new Map<Destination, number>();
+  // When a destination's backpressure was last logged (at most one line per interval).
+  readonly #fullLogged = new Map<Destination, { at: number; rejected: number; moved: number }>();
   #server: Server | undefined;
   #sources: RunningSource[] = [];
   #state: State = 'created';
@@ -55,6 +61,7 @@ export class Relay {
         name: d.name,
         pending: () => d.pending,
         deadLetters: () => d.deadLetters,
+        maxPending: () => d.config.maxPending,
       })),
     );
   }
@@ -96,9 +103,12 @@ export class Relay {
       this.#destinations.map((d) => d.ingest),
       {
         onError: (error, envelopes, sink) => {
-          if (envelopes) this.#failures.set(envelopes, error);
-          else {
-            const name = this.#destinations.find((d) => d.ingest === sink)?.name;
+          const name = this.#destinations.find((d) => d.ingest === sink)?.name ?? '?';
+          if (envelopes) {
+            const failure = this.#failures.get(envelopes);
+            if (failure) failure.failed.push(name);
+            else this.#failures.set(envelopes, { error, failed: [name] });
+          } else {
             logger.error({ err: error, destination: name }, 'closing a destination failed');
           }
         },
@@ -113,7 +123,8 @@ export class Relay {
         metrics,
         logger,
         ready: () => this.#state === 'ready',
-        ingest: (events, source) => this.ingest(events, source),
+        draining: () => this.#state === 'draining' || this.#state === 'stopped',
+        ingest: (events, source, options) => this.ingest(events, source, options),
         destination: (name) => this.#destinations.find((d) => d.name === name),
       }),
     );
@@ -160,23 +171,123 @@ export class Relay {
 
   /**
    * Stores `events` in every matching destination's queue; resolves with their envelopes once
-   * all are on disk, rejects (nothing to acknowledge) if any destination could not store them.
+   * all are on disk. All or nothing: every event is checked (see `checkEvent`; skipped with
+   * `checked: true` when the caller did it) and every destination's room (`maxPending`) before
+   * any is written.
+   * @throws IngestRefusedError (400) for an event that cannot be stored, (503) when a
+   *   destination is full and its `whenFull` is `reject`; then nothing was stored. Rejects with
+   *   the destination's own error (a SQLite failure) when one could not store them.
    */
-  async ingest(events: Record<string, unknown>[], source: string): Promise<Envelope[]> {
+  async ingest(
+    events: Record<string, unknown>[],
+    source: string,
+    options: { checked?: boolean } = {},
+  ): Promise<Envelope[]> {
     const broadcaster = this.#broadcaster;
     if (broadcaster === undefined || broadcaster.closed)
       throw new SinkClosedError('relay is not accepting events');
+    if (options.checked !== true) {
+      for (let i = 0; i < events.length; i++) {
+        const problem = checkEvent(events[i]);
+        if (problem !== undefined) {
+          throw new IngestRefusedError(
+            events.length === 1 ? `the event is ${problem}` : `event ${i}: ${problem}`,
+            400,
+            'invalid',
+          );
+        }
+      }
+    }
     const envelopes = envelop(events, source);
-    await broadcaster.write(envelopes);
-    const error = this.#failures.get(envelopes);
-    if (error !== undefined) {
+    const counts = this.#makeRoom(envelopes);
+    for (const [d, n] of counts) this.#reserved.set(d, (this.#reserved.get(d) ?? 0) + n);
+    try {
+      await broadcaster.write(envelopes);
+    } finally {
+      for (const [d, n] of counts) this.#reserved.set(d, this.#reserved.get(d)! - n);
+    }
+    const failure = this.#failures.get(envelopes);
+    if (failure !== undefined) {
       this.#failures.delete(envelopes);
+      const stored = [...counts.keys()]
+        .map((d) => d.name)
+        .filter((name) => !failure.failed.includes(name));
+      if (stored.length > 0) {
+        // The events are in these queues already and will be delivered there: a client retry
+        // of the request delivers them to these destinations twice (same events, new ids).
+        this.logger.error(
+          { err: failure.error, failed: failure.failed, stored, events: envelopes.length },
+          'a destination could not store a request that others stored; a retry duplicates it there',
+        );
+      }
       // The destination's own error (a SQLite failure, most likely), passed through as is.
-      // eslint-disable-next-line @typescript-eslint/only-throw-error
-      throw error;
+      throw failure.error;
     }
     this.metrics.received.inc({ source }, envelopes.length);
     return envelopes;
+  }
+
+  /**
+   * Checks every destination's room for `envelopes` (pending + being stored + these ≤
+   * maxPending). Refuses before anything is moved when a `reject` destination is full, then
+   * makes room in the `dead-letter` ones. Returns how many events each destination takes.
+   */
+  #makeRoom(envelopes: readonly Envelope[]): Map<Destination, number> {
+    const counts = new Map<Destination, number>();
+    const over = new Map<Destination, number>();
+    for (const d of this.#destinations) {
+      const n = d.matching(envelopes);
+      if (n === 0) continue;
+      counts.set(d, n);
+      const excess = d.pending + (this.#reserved.get(d) ?? 0) + n - d.config.maxPending;
+      if (excess <= 0) continue;
+      if (d.config.whenFull === 'reject' || n > d.config.maxPending) throw this.#full(d, n);
+      over.set(d, excess);
+    }
+    for (const [d, excess] of over) {
+      const moved = d.overflow(excess);
+      this.#logFull(d, 0, moved);
+      // Events being delivered cannot be moved: with a tiny maxPending there may be too few.
+      if (moved < excess) throw this.#full(d, envelopes.length);
+    }
+    return counts;
+  }
+
+  #full(d: Destination, events: number): IngestRefusedError {
+    this.#logFull(d, events, 0);
+    return new IngestRefusedError(
+      `destination "${d.name}" is full (${d.pending} events waiting, maxPending ` +
+        `${d.config.maxPending}); nothing was accepted, retry later`,
+      503,
+      'full',
+      5,
+    );
+  }
+
+  /** Logs backpressure at warn, at most once per destination per 10 s, with counts. */
+  #logFull(d: Destination, rejected: number, moved: number): void {
+    const now = Date.now();
+    const entry = this.#fullLogged.get(d) ?? { at: 0, rejected: 0, moved: 0 };
+    entry.rejected += rejected;
+    entry.moved += moved;
+    this.#fullLogged.set(d, entry);
+    if (now - entry.at < 10_000) return;
+    this.logger.warn(
+      {
+        destination: d.name,
+        pending: d.pending,
+        maxPending: d.config.maxPending,
+        whenFull: d.config.whenFull,
+        rejectedEvents: entry.rejected,
+        deadLetteredEvents: entry.moved,
+      },
+      d.config.whenFull === 'reject'
+        ? 'destination full: refusing requests (503) until it catches up'
+        : 'destination full: moving its oldest waiting events to the dead letter (overflow)',
+    );
+    entry.at = now;
+    entry.rejected = 0;
+    entry.moved = 0;
   }
 
   /**
@@ -194,15 +305,17 @@ export class Relay {
     const started = Date.now();
     this.logger.info({ timeout }, 'draining');
     const server = this.#server;
-    const closed = server
-      ? new Promise<void>((resolve) => server.close(() => resolve()))
-      : Promise.resolve();
-    server?.closeIdleConnections();
+    // The listener stays open while draining: ingest answers 503 with Retry-After, /readyz
+    // 503, /healthz, /metrics and the admin endpoints keep answering, every response with
+    // `connection: close` (see server.ts). It closes last, once nothing is left to answer for.
     await Promise.allSettled(this.#sources.map((s) => s.close(signal)));
     await this.#broadcaster?.close({ signal });
     await Promise.allSettled(this.#destinations.map((d) => d.close(signal)));
-    server?.closeAllConnections();
-    await closed;
+    if (server) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    }
     this.#state = 'stopped';
     this.logger.info(
       {
