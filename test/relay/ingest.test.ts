@@ -87,10 +87,12 @@ destinations:
   });
 
   it('a body that is not valid UTF-8 is a 400; nothing is stored', async () => {
-    const bytes = Buffer.concat([
-      Buffer.from('{"n":"bad-utf8","s":"'),
-      Buffer.from([0xff, 0xfe]),
-      Buffer.from('"}'),
+    const text = new TextEncoder();
+    const bytes = new Uint8Array([
+      ...text.encode('{"n":"bad-utf8","s":"'),
+      0xff,
+      0xfe,
+      ...text.encode('"}'),
     ]);
     const response = await fetch(`${relay.url}/events`, {
       method: 'POST',
@@ -149,7 +151,7 @@ destinations:
     const response = await fetch(`${relay.url}/events`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: Buffer.alloc(40 * 1024 * 1024, 'a'),
+      body: new Uint8Array(40 * 1024 * 1024).fill(0x61),
     });
     assert.equal(response.status, 413);
     assert.equal(response.headers.get('connection'), 'close');
