@@ -10,7 +10,7 @@ import { Broadcaster, SinkClosedError, type Sink } from '../index.js';
 import { startBrokerSource, type RunningSource } from './brokers.js';
 import { Destination } from './destinations.js';
 import { envelop, type Envelope } from './envelope.js';
-import { IngestRefusedError, checkEvent } from './ingest.js';
+import { IngestRefusedError, StoreFailedError, checkEvent } from './ingest.js';
 import { RelayMetrics } from './metrics.js';
 import type { RelayConfig } from './schema.js';
 import { createHandler } from './server.js';
@@ -175,8 +175,9 @@ export class Relay {
    * `checked: true` when the caller did it) and every destination's room (`maxPending`) before
    * any is written.
    * @throws IngestRefusedError (400) for an event that cannot be stored, (503) when a
-   *   destination is full and its `whenFull` is `reject`; then nothing was stored. Rejects with
-   *   the destination's own error (a SQLite failure) when one could not store them.
+   *   destination is full and its `whenFull` is `reject`; then nothing was stored.
+   *   StoreFailedError when a destination could not store them (its SQLite error as `cause`):
+   *   the queues are separate files, so those that committed first keep them (`stored`).
    */
   async ingest(
     events: Record<string, unknown>[],
@@ -220,8 +221,7 @@ export class Relay {
           'a destination could not store a request that others stored; a retry duplicates it there',
         );
       }
-      // The destination's own error (a SQLite failure, most likely), passed through as is.
-      throw failure.error;
+      throw new StoreFailedError(failure.failed, stored, failure.error);
     }
     this.metrics.received.inc({ source }, envelopes.length);
     return envelopes;

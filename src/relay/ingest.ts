@@ -217,3 +217,27 @@ export class IngestRefusedError extends Error {
     this.retryAfter = retryAfter;
   }
 }
+
+/**
+ * One or more destinations could not store a request's events (a SQLite failure: disk full,
+ * I/O error); `cause` is the first such error. `failed` names those destinations; `stored`
+ * those that had stored them already (each in its own file, committed independently), which
+ * deliver them. Empty `stored` means nothing of the request is anywhere.
+ */
+export class StoreFailedError extends Error {
+  override readonly name = 'StoreFailedError';
+  readonly failed: readonly string[];
+  readonly stored: readonly string[];
+
+  constructor(failed: readonly string[], stored: readonly string[], cause: unknown) {
+    super(
+      stored.length === 0
+        ? `could not store the events (${failed.join(', ')}); nothing was accepted`
+        : `could not store the events for ${failed.join(', ')}; they were stored for ` +
+            `${stored.join(', ')} and will be delivered there (a retry delivers them there twice)`,
+      { cause },
+    );
+    this.failed = failed;
+    this.stored = stored;
+  }
+}

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Destination } from './destinations.js';
 import type { Envelope } from './envelope.js';
 import { isSinkClosedError } from '../errors/SinkClosedError.js';
-import { IngestRefusedError, parseBody } from './ingest.js';
+import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
 import type { RejectReason, RelayMetrics } from './metrics.js';
 import type { SourceConfig } from './schema.js';
 
@@ -261,9 +261,11 @@ export function createHandler(context: ServerContext) {
           'retry-after': '5',
         });
       log.error({ err: error }, 'could not store events');
-      return reject(503, 'store_failed', 'could not store the events; nothing was accepted', {
-        'retry-after': '1',
-      });
+      const message =
+        error instanceof StoreFailedError
+          ? error.message
+          : 'could not store the events; nothing was accepted';
+      return reject(503, 'store_failed', message, { 'retry-after': '1' });
     }
     const all = url.searchParams.get('ids') === 'all';
     const shown = all || envelopes.length <= MAX_IDS ? envelopes : envelopes.slice(0, MAX_IDS);
