@@ -30,28 +30,41 @@ function describeJsonError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** True when `value` nests deeper than `limit` levels; iterative, so any depth is safe. */
-function deeperThan(value: unknown, limit: number): boolean {
+/**
+ * What in `value` cannot be stored as it is: nesting deeper than `limit` levels, or a number
+ * that JSON cannot carry (`1e400` parses to Infinity, which JSON.stringify would turn into
+ * `null`). Iterative, so any depth is safe.
+ */
+function structureProblem(value: unknown, limit: number): string | undefined {
   const stack: { value: unknown; depth: number }[] = [{ value, depth: 1 }];
   while (stack.length > 0) {
     const { value: current, depth } = stack.pop()!;
+    if (typeof current === 'number') {
+      if (!Number.isFinite(current)) return 'a number out of range (it would be stored as null)';
+      continue;
+    }
     if (typeof current !== 'object' || current === null) continue;
-    if (depth > limit) return true;
+    if (depth > limit) return `nested deeper than ${limit} levels`;
     const children = Array.isArray(current) ? current : Object.values(current);
     for (const child of children) {
-      if (typeof child === 'object' && child !== null)
+      if (typeof child === 'number' || (typeof child === 'object' && child !== null))
         stack.push({ value: child, depth: depth + 1 });
     }
   }
-  return false;
+  return undefined;
 }
 
 /**
  * Why `event` could not be stored, or `undefined` when it can: it nests deeper than
- * {@link MAX_DEPTH}, or `JSON.stringify` (the queue's encoding) fails on it or drops it.
+ * {@link MAX_DEPTH}, holds a number JSON cannot carry (Infinity, NaN), or `JSON.stringify`
+ * (the queue's encoding) fails on it or drops it. With `parsed: true` (the event came from
+ * `JSON.parse`, so it is plain JSON data) JSON.stringify is not tried: once depth and numbers
+ * are fine such a value is representable, and stringifying it here as well as in the queue
+ * would double the cost of a large request.
  */
-export function checkEvent(event: unknown): string | undefined {
-  if (deeperThan(event, MAX_DEPTH)) return `nested deeper than ${MAX_DEPTH} levels`;
+export function checkEvent(event: unknown, parsed = false): string | undefined {
+  const problem = structureProblem(event, MAX_DEPTH);
+  if (problem !== undefined || parsed) return problem;
   try {
     if (typeof JSON.stringify(event) !== 'string') return 'not representable as JSON';
   } catch (error) {
@@ -122,7 +135,7 @@ function ndjsonLine(
   }
   if (!isObject(value))
     return { ok: false, status: 400, error: `line ${i + 1}: expected a JSON object` };
-  const problem = checkEvent(value);
+  const problem = checkEvent(value, true);
   if (problem !== undefined) return { ok: false, status: 400, error: `line ${i + 1}: ${problem}` };
   if (events.length >= max) return tooMany(max, `line ${i + 1}`);
   events.push(value);
@@ -170,7 +183,7 @@ export async function parseBody(
     };
   }
   if (isObject(value)) {
-    const problem = checkEvent(value);
+    const problem = checkEvent(value, true);
     if (problem !== undefined) return { ok: false, status: 400, error: `the event is ${problem}` };
     return { ok: true, events: [value] };
   }
@@ -182,7 +195,7 @@ export async function parseBody(
       const element: unknown = value[i];
       if (!isObject(element))
         return { ok: false, status: 400, error: `element ${i}: expected a JSON object` };
-      const problem = checkEvent(element);
+      const problem = checkEvent(element, true);
       if (problem !== undefined)
         return { ok: false, status: 400, error: `element ${i}: ${problem}` };
       await pause();

@@ -171,8 +171,13 @@ export function createHandler(context: ServerContext) {
 
   // While draining, every response ends its connection, so kept-alive clients learn of the
   // shutdown from an answer instead of a reset when the listener finally closes.
-  const reply: typeof send = (res, status, body, headers = {}) =>
-    send(res, status, body, context.draining() ? { connection: 'close', ...headers } : headers);
+  const reply: typeof send = (res, status, body, headers = {}) => {
+    if (!context.draining()) return send(res, status, body, headers);
+    // A request answered before its body was read (ingest refused at once): the client may
+    // still be sending, so the connection is closed without a reset (see lingeringClose).
+    if (!res.req.complete) lingeringClose(res.req);
+    send(res, status, body, { connection: 'close', ...headers });
+  };
 
   const stopping = (res: ServerResponse): void =>
     reply(

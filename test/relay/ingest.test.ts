@@ -82,6 +82,14 @@ destinations:
     }
   });
 
+  it('a number JSON cannot carry (1e400) is a 400 naming its element, not stored as null', async () => {
+    const response = await post(relay.url, '[{"n":"ok"},{"n":"huge","x":1e400}]');
+    assert.equal(response.status, 400);
+    assert.match((response.json as { error: string }).error, /^element 1: a number out of range/);
+    await settle('after-huge');
+    for (const n of ['ok', 'huge']) assert.ok(!readFileSync(out, 'utf8').includes(`"n":"${n}"`), n);
+  });
+
   it('an event nested 100 deep is accepted', async () => {
     assert.equal((await post(relay.url, deep(100))).status, 202);
   });
