@@ -164,7 +164,18 @@ function parseSince(value: string | null): number | undefined {
   return undefined;
 }
 
-/** The request handler; errors are answered with 500 and logged, never thrown. */
+/**
+ * The request handler; errors are answered with 500 and logged, never thrown.
+ *
+ * Ingest (`POST <source.path>`) answers `202 { accepted, ids }` once every event is stored in
+ * every matching queue: `accepted` is the number of events, `ids` their relay ids in request
+ * order, the first {@link MAX_IDS} only unless the request has `?ids=all`. Anything else stores
+ * nothing: 400 for a body that is not UTF-8 or not JSON/NDJSON or an event that cannot be stored
+ * (naming its line or element), 401 without the token, 413 above `maxBodySize` (answered as
+ * soon as the limit is passed, then the connection closes) or `maxEvents`, 503 with Retry-After
+ * while starting or draining, when a destination is full (`whenFull: reject`) or a queue
+ * could not store them. While draining every response carries `connection: close`.
+ */
 export function createHandler(context: ServerContext) {
   const { source, metrics, logger } = context;
   const log = logger.child({ component: 'http' });
