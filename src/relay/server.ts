@@ -114,28 +114,36 @@ function lingeringClose(req: IncomingMessage): void {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** The offset of the first byte that is not part of valid UTF-8 (for the 400's message). */
+/**
+ * The offset of the first byte that is not part of valid UTF-8 (for the 400's message; the
+ * fatal TextDecoder only says that there is one). The ranges are those of RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF.
+ */
 function invalidUtf8At(bytes: Uint8Array): number {
-  // Binary search on the longest valid prefix would cut sequences; a linear scan is clear and
-  // runs only for a request that is refused anyway.
   let i = 0;
   while (i < bytes.length) {
     const b = bytes[i]!;
-    const length =
-      b < 0x80
-        ? 1
-        : b >= 0xc2 && b < 0xe0
-          ? 2
-          : b >= 0xe0 && b < 0xf0
-            ? 3
-            : b >= 0xf0 && b < 0xf5
-              ? 4
-              : 0;
-    if (length === 0 || i + length > bytes.length) return i;
-    try {
-      utf8.decode(bytes.subarray(i, i + length));
-    } catch {
-      return i;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    // The sequence's length, and the range its second byte must fall in.
+    let length: number;
+    let low = 0x80;
+    let high = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) length = 2;
+    else if (b >= 0xe0 && b <= 0xef) {
+      length = 3;
+      if (b === 0xe0) low = 0xa0;
+      if (b === 0xed) high = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      length = 4;
+      if (b === 0xf0) low = 0x90;
+      if (b === 0xf4) high = 0x8f;
+    } else return i;
+    for (let k = 1; k < length; k++) {
+      const c = bytes[i + k];
+      if (c === undefined || c < (k === 1 ? low : 0x80) || c > (k === 1 ? high : 0xbf)) return i;
     }
     i += length;
   }
