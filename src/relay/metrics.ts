@@ -28,10 +28,12 @@ export type RejectReason =
 export class RelayMetrics {
   readonly registry = new Registry();
   readonly received: Counter<'source'>;
+  /** Ingest requests refused; `reason` says why (see {@link RejectReason}). */
   readonly rejected: Counter<'source' | 'status' | 'reason'>;
   readonly delivered: Counter<'destination'>;
   readonly failures: Counter<'destination'>;
   readonly deadLettered: Counter<'destination'>;
+  /** Events moved to a dead letter because their destination reached `maxPending`. */
   readonly overflowed: Counter<'destination'>;
   readonly latency: Histogram<'destination'>;
 
