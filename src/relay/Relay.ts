@@ -6,7 +6,8 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { Broadcaster, SinkClosedError, type Sink } from '../index.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { Broadcaster, SinkClosedError, type CloseOptions, type Sink } from '../index.js';
 import { startBrokerSource, type RunningSource } from './brokers.js';
 import { Destination } from './destinations.js';
 import { envelop, type Envelope } from './envelope.js';
@@ -99,21 +100,19 @@ export class Relay {
       this.#state = 'stopped';
       throw error;
     }
-    this.#broadcaster = new Broadcaster<readonly Envelope[]>(
-      this.#destinations.map((d) => d.ingest),
-      {
-        onError: (error, envelopes, sink) => {
-          const name = this.#destinations.find((d) => d.ingest === sink)?.name ?? '?';
-          if (envelopes) {
-            const failure = this.#failures.get(envelopes);
-            if (failure) failure.failed.push(name);
-            else this.#failures.set(envelopes, { error, failed: [name] });
-          } else {
-            logger.error({ err: error, destination: name }, 'closing a destination failed');
-          }
-        },
+    const sinks = this.#destinations.map((d) => yieldingBefore(d.ingest));
+    this.#broadcaster = new Broadcaster<readonly Envelope[]>(sinks, {
+      onError: (error, envelopes, sink) => {
+        const name = this.#destinations[sinks.indexOf(sink)]?.name ?? '?';
+        if (envelopes) {
+          const failure = this.#failures.get(envelopes);
+          if (failure) failure.failed.push(name);
+          else this.#failures.set(envelopes, { error, failed: [name] });
+        } else {
+          logger.error({ err: error, destination: name }, 'closing a destination failed');
+        }
       },
-    );
+    });
 
     const httpSource = config.sources.find((s) => s.type === 'http');
     const server = createServer(
@@ -334,6 +333,25 @@ export class Relay {
         `failed ${String(d.failedAttempts).padStart(6)}  dead ${String(d.deadLetters).padStart(5)}  ${d.state}`,
     );
   }
+}
+
+// Requests this large are stored in each destination after a turn of the event loop.
+const LARGE_REQUEST = 1000;
+
+/**
+ * Wraps a destination's ingest sink so that a large request is stored in it after a turn of
+ * the event loop: the destinations' queues commit one after another, and without the turn
+ * their encoding and commits would hold the event loop for their sum. Small requests, the
+ * common case, stay synchronous.
+ */
+function yieldingBefore(sink: Destination['ingest']): Sink<readonly Envelope[]> {
+  return {
+    write: (envelopes) =>
+      envelopes.length < LARGE_REQUEST
+        ? sink.write(envelopes)
+        : nextTurn().then(() => sink.write(envelopes)),
+    close: (options?: CloseOptions) => sink.close(options),
+  };
 }
 
 /** `127.0.0.1:8080` → ['127.0.0.1', 8080]; `[::1]:80` → ['::1', 80]. */
