@@ -141,7 +141,7 @@ export class Relay {
       if (source.type === 'http') continue;
       if (source.type === 'stdin') {
         this.#sources.push(
-          startStdin(this.#stdin, (events) => this.ingest(events, 'stdin'), logger),
+          startStdin(this.#stdin, (events) => this.#ingestWhenRoom(events, 'stdin'), logger),
         );
         continue;
       }
@@ -150,7 +150,7 @@ export class Relay {
           if (typeof event !== 'object' || event === null || Array.isArray(event)) {
             throw new TypeError('expected a JSON object');
           }
-          await this.ingest([event as Record<string, unknown>], source.type);
+          await this.#ingestWhenRoom([event as Record<string, unknown>], source.type);
         },
         close() {},
       };
@@ -224,6 +224,51 @@ export class Relay {
     }
     this.metrics.received.inc({ source }, envelopes.length);
     return envelopes;
+  }
+
+  /**
+   * {@link Relay.ingest} for the sources that cannot answer 503 (stdin, brokers): while a
+   * destination is full, waits and tries again, so that the source stops reading (its write is
+   * pending) instead of failing events; gives up once the relay drains, and the source then
+   * handles the error as any other (a broker keeps the message unacknowledged).
+   */
+  async #ingestWhenRoom(events: Record<string, unknown>[], source: string): Promise<Envelope[]> {
+    const waitable = (error: unknown): boolean =>
+      error instanceof IngestRefusedError && error.reason === 'full' && this.#state === 'ready';
+    try {
+      return await this.ingest(events, source);
+    } catch (error) {
+      if (!waitable(error)) throw error;
+    }
+    // Full: one event at a time, each waiting for room, so that a group larger than the room
+    // left (or than maxPending) still gets through, in order. A stdin group or a broker message
+    // is no request whose events must be stored together.
+    const stored: Envelope[] = [];
+    for (const event of events) {
+      for (;;) {
+        try {
+          stored.push(...(await this.ingest([event], source)));
+          break;
+        } catch (error) {
+          if (!waitable(error)) {
+            if (stored.length > 0) {
+              this.logger.error(
+                {
+                  err: error,
+                  source,
+                  stored: stored.length,
+                  notStored: events.length - stored.length,
+                },
+                'stopped waiting for room in a full destination; the rest of the group was not stored',
+              );
+            }
+            throw error;
+          }
+        }
+        await new Promise((resolve) => setTimeout(resolve, FULL_RETRY_MS));
+      }
+    }
+    return stored;
   }
 
   /**
@@ -334,6 +379,9 @@ export class Relay {
     );
   }
 }
+
+// How often a stdin or broker source waiting for room in a full destination tries again.
+const FULL_RETRY_MS = 250;
 
 // Requests this large are stored in each destination after a turn of the event loop.
 const LARGE_REQUEST = 1000;

@@ -91,6 +91,45 @@ destinations:
     await hook.close();
   });
 
+  it('a stdin source waits for room instead of failing events; everything arrives in order', async () => {
+    const hook = await new Receiver().start();
+    hook.status = 503;
+    const dir = tempDir();
+    const relay = await startRelay(
+      writeConfig(
+        dir,
+        `
+server: { listen: 127.0.0.1:0 }
+sources: [{ type: stdin }]
+destinations:
+  - name: hook
+    type: webhook
+    url: ${hook.url}
+    maxPending: 3${FAST_RETRY}
+`,
+      ),
+      { cwd: dir, stdin: true },
+    );
+    for (let seq = 1; seq <= 8; seq++) {
+      relay.child.stdin!.write(`{"seq":${seq}}\n`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await waitFor(
+      async () =>
+        (await metric(relay, /^eventsinks_relay_queue_depth\{destination="hook"\}/)) === 3,
+      10_000,
+      'a full queue',
+    );
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(await metric(relay, /^eventsinks_relay_queue_depth\{destination="hook"\}/), 3);
+    assert.doesNotMatch(relay.stderr(), /could not store events from stdin/);
+    hook.status = 200;
+    await waitFor(() => hook.received.length === 8, 20_000, 'every line');
+    assert.deepEqual(hook.seqs(), [1, 2, 3, 4, 5, 6, 7, 8]);
+    await stop(relay);
+    await hook.close();
+  });
+
   it('whenFull: dead-letter moves the oldest waiting events to the dead letter (reason overflow)', async () => {
     const hook = await new Receiver().start();
     hook.status = 503;
