@@ -234,7 +234,9 @@ export class Relay {
    */
   async #ingestWhenRoom(events: Record<string, unknown>[], source: string): Promise<Envelope[]> {
     const waitable = (error: unknown): boolean =>
-      error instanceof IngestRefusedError && error.reason === 'full' && this.#state === 'ready';
+      error instanceof IngestRefusedError &&
+      error.reason === 'full' &&
+      (this.#state === 'ready' || this.#state === 'starting');
     try {
       return await this.ingest(events, source);
     } catch (error) {
