@@ -108,9 +108,13 @@ export class Destination {
   readonly #unbatching: UnbatchingSink<Envelope>;
   readonly #queue: DurableQueue<Envelope> | QueueFile<Envelope>;
   readonly #dead: QueueFile<DeadRecord>;
+  readonly #predicate: ((envelope: Envelope) => boolean) | undefined;
+  readonly #metrics: RelayMetrics;
   delivered = 0;
   failedAttempts = 0;
   deadLettered = 0;
+  /** Events moved to the dead letter to make room (`whenFull: dead-letter`). */
+  overflowed = 0;
   lastError: string | undefined;
   #health: DeliveryHealth | undefined;
 
@@ -118,6 +122,7 @@ export class Destination {
     this.name = config.name;
     this.config = config;
     const { metrics, logger } = context;
+    this.#metrics = metrics;
     const files = destinationFiles(context.config.dataDir, config.name);
     const durability = context.config.durability;
     const labels = { destination: config.name };
@@ -220,6 +225,7 @@ export class Destination {
     }
 
     const predicate = makePredicate(config.match, config.ignore);
+    this.#predicate = predicate;
     const unbatching = new UnbatchingSink<Envelope>(this.#queue);
     this.#unbatching = unbatching;
     this.ingest = predicate
@@ -245,6 +251,50 @@ export class Destination {
   /** Events stored and not yet delivered. */
   get pending(): number {
     return this.#queue.size;
+  }
+
+  /** How many of `envelopes` this destination takes (its `match`/`ignore` filter). */
+  matching(envelopes: readonly Envelope[]): number {
+    const predicate = this.#predicate;
+    if (predicate === undefined) return envelopes.length;
+    let count = 0;
+    for (const envelope of envelopes) if (predicate(envelope)) count++;
+    return count;
+  }
+
+  /**
+   * Moves up to `count` of the oldest waiting events (not being delivered) to the dead letter
+   * with reason `overflow`, in one transaction per file: stored in the dead letter first, then
+   * removed from the queue. Returns how many were moved.
+   */
+  overflow(count: number): number {
+    const now = Date.now();
+    const keep = (list: Envelope[]): void => {
+      this.#dead.appendAll(
+        list.map((envelope) => ({
+          envelope,
+          error: `overflow: more than maxPending (${this.config.maxPending}) events were waiting`,
+          reason: 'overflow' as const,
+          attempts: 0,
+          firstFailedAt: now,
+          deadAt: now,
+        })),
+      );
+    };
+    const queue = this.#queue;
+    let moved: number;
+    if (queue instanceof DurableQueue) moved = queue.evict(count, keep);
+    else {
+      // A disabled destination: nothing is being delivered, every stored event is waiting.
+      const entries = queue.list({ limit: count });
+      if (entries.length > 0) keep(entries.map((e) => e.event));
+      moved = queue.remove(entries.map((e) => e.id));
+    }
+    this.overflowed += moved;
+    this.deadLettered += moved;
+    this.#metrics.deadLettered.inc({ destination: this.name }, moved);
+    this.#metrics.overflowed.inc({ destination: this.name }, moved);
+    return moved;
   }
 
   /** Events in the dead letter. */

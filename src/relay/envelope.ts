@@ -18,6 +18,8 @@ export interface Envelope {
 export interface DeadRecord {
   envelope: Envelope;
   error: string;
+  /** `overflow` when it was moved here to make room (`whenFull: dead-letter`). */
+  reason?: 'overflow';
   status?: number;
   attempts: number;
   firstFailedAt: number;

@@ -6,15 +6,35 @@ export interface DepthSource {
   name: string;
   pending(): number;
   deadLetters(): number;
+  /** The destination's `maxPending`. */
+  maxPending(): number;
 }
+
+/**
+ * Why an ingest request was refused, the `reason` label of `…_rejected_requests_total`:
+ * `full` is backpressure (a destination's `maxPending` reached, `whenFull: reject`).
+ */
+export type RejectReason =
+  | 'method'
+  | 'not_ready'
+  | 'draining'
+  | 'unauthorized'
+  | 'too_large'
+  | 'too_many_events'
+  | 'invalid'
+  | 'full'
+  | 'store_failed';
 
 export class RelayMetrics {
   readonly registry = new Registry();
   readonly received: Counter<'source'>;
-  readonly rejected: Counter<'source' | 'status'>;
+  /** Ingest requests refused; `reason` says why (see {@link RejectReason}). */
+  readonly rejected: Counter<'source' | 'status' | 'reason'>;
   readonly delivered: Counter<'destination'>;
   readonly failures: Counter<'destination'>;
   readonly deadLettered: Counter<'destination'>;
+  /** Events moved to a dead letter because their destination reached `maxPending`. */
+  readonly overflowed: Counter<'destination'>;
   readonly latency: Histogram<'destination'>;
 
   constructor(destinations: () => readonly DepthSource[]) {
@@ -28,8 +48,8 @@ export class RelayMetrics {
     });
     this.rejected = new Counter({
       name: 'eventsinks_relay_rejected_requests_total',
-      help: 'Ingest requests refused, by source and HTTP status.',
-      labelNames: ['source', 'status'],
+      help: 'Ingest requests refused, by source, HTTP status and reason (full: backpressure).',
+      labelNames: ['source', 'status', 'reason'],
       registers,
     });
     this.delivered = new Counter({
@@ -50,6 +70,12 @@ export class RelayMetrics {
       labelNames: ['destination'],
       registers,
     });
+    this.overflowed = new Counter({
+      name: 'eventsinks_relay_overflow_events_total',
+      help: 'Events moved to the dead letter (reason overflow) because maxPending was reached.',
+      labelNames: ['destination'],
+      registers,
+    });
     this.latency = new Histogram({
       name: 'eventsinks_relay_delivery_latency_seconds',
       help: 'Time from receiving an event to its acceptance by a destination.',
@@ -64,6 +90,15 @@ export class RelayMetrics {
       registers,
       collect() {
         for (const d of destinations()) this.set({ destination: d.name }, d.pending());
+      },
+    });
+    new Gauge({
+      name: 'eventsinks_relay_queue_limit',
+      help: 'A destination’s maxPending: the queue depth at which whenFull applies.',
+      labelNames: ['destination'],
+      registers,
+      collect() {
+        for (const d of destinations()) this.set({ destination: d.name }, d.maxPending());
       },
     });
     new Gauge({

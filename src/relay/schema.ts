@@ -90,6 +90,17 @@ const common = {
   ignore: fieldMatch.optional(),
   retry,
   batch: batch.optional(),
+  /**
+   * Events that may wait for this destination (stored, not yet delivered). Beyond it, `whenFull`
+   * decides: backpressure instead of an unbounded backlog on disk.
+   */
+  maxPending: z.int().min(1).default(1_000_000),
+  /**
+   * When `maxPending` would be exceeded: `reject` (the request is answered 503 with Retry-After
+   * and nothing of it is stored anywhere) or `dead-letter` (the oldest waiting events go to the
+   * dead letter with reason `overflow`, to make room).
+   */
+  whenFull: z.enum(['reject', 'dead-letter']).default('reject'),
 };
 
 const webhookDestination = z.strictObject({
@@ -153,6 +164,8 @@ const httpSource = z.strictObject({
   type: z.literal('http'),
   path: z.string().startsWith('/').default('/events'),
   maxBodySize: size.prefault('1MiB'),
+  /** At most this many events in one request; more is answered 413. */
+  maxEvents: z.int().min(1).default(10_000),
   /** Bearer token required on ingest and admin requests. */
   token: z.string().min(1).optional(),
 });

@@ -5,8 +5,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Destination } from './destinations.js';
 import type { Envelope } from './envelope.js';
-import { parseBody } from './ingest.js';
-import type { RelayMetrics } from './metrics.js';
+import { isSinkClosedError } from '../errors/SinkClosedError.js';
+import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
+import type { RejectReason, RelayMetrics } from './metrics.js';
 import type { SourceConfig } from './schema.js';
 
 type HttpSourceConfig = Extract<SourceConfig, { type: 'http' }>;
@@ -16,7 +17,13 @@ export interface ServerContext {
   metrics: RelayMetrics;
   logger: Logger;
   ready(): boolean;
-  ingest(events: Record<string, unknown>[], source: string): Promise<Envelope[]>;
+  /** True from the start of a drain: every response then carries `connection: close`. */
+  draining(): boolean;
+  ingest(
+    events: Record<string, unknown>[],
+    source: string,
+    options?: { checked?: boolean },
+  ): Promise<Envelope[]>;
   destination(name: string): Destination | undefined;
 }
 
@@ -51,38 +58,100 @@ function isLoopback(address: string | undefined): boolean {
   );
 }
 
-/** Reads the body up to `limit` bytes; past it, drains (bounded) and reports `tooLarge`. */
+/** How long a connection may keep sending after its 413 before it is cut off. */
+const LINGER_MS = 5_000;
+
+/**
+ * Reads the body up to `limit` bytes. Past it, stops keeping what arrives and resolves with
+ * `tooLarge` at once, so the 413 goes out while the client may still be sending.
+ */
 function readBody(
   req: IncomingMessage,
   limit: number,
-): Promise<{ text: string } | { tooLarge: true }> {
+): Promise<{ bytes: Uint8Array } | { tooLarge: true }> {
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];
     let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Uint8Array) => {
+    const onData = (chunk: Uint8Array): void => {
       size += chunk.length;
-      if (tooLarge) {
-        // Reading the rest lets the client see the 413 instead of a reset; beyond a bound,
-        // a client that keeps sending is cut off.
-        if (size > limit * 16 + 16 * 1024 * 1024) req.destroy();
-        return;
-      }
       if (size > limit) {
-        tooLarge = true;
         chunks.length = 0;
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', reject);
+        resolve({ tooLarge: true });
         return;
       }
       chunks.push(chunk);
-    });
-    req.on('end', () =>
-      resolve(
-        tooLarge ? { tooLarge: true } : { text: new TextDecoder().decode(concat(chunks, size)) },
-      ),
-    );
+    };
+    const onEnd = (): void => resolve({ bytes: concat(chunks, size) });
+    req.on('data', onData);
+    req.on('end', onEnd);
     req.on('error', reject);
   });
 }
+
+/**
+ * Closes the connection after the response without resetting a client that is still sending:
+ * closing a socket with unread data makes the kernel send a RST, which can destroy the 413 on
+ * its way. So the response is followed by a FIN, what the client still sends is read and
+ * discarded, and the socket is destroyed when the client closes its side or after
+ * {@link LINGER_MS} (like nginx's lingering close).
+ */
+function lingeringClose(req: IncomingMessage): void {
+  const socket = req.socket as IncomingMessage['socket'] & { destroySoon?: () => void };
+  // Node's server calls destroySoon() once a `connection: close` response is finished.
+  socket.destroySoon = () => {
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('end', () => socket.destroy());
+    socket.end();
+  };
+  // The request's remaining body is read (and dropped), not left in the socket's buffer.
+  req.resume();
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The offset of the first byte that is not part of valid UTF-8 (for the 400's message; the
+ * fatal TextDecoder only says that there is one). The ranges are those of RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF.
+ */
+function invalidUtf8At(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    // The sequence's length, and the range its second byte must fall in.
+    let length: number;
+    let low = 0x80;
+    let high = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) length = 2;
+    else if (b >= 0xe0 && b <= 0xef) {
+      length = 3;
+      if (b === 0xe0) low = 0xa0;
+      if (b === 0xed) high = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      length = 4;
+      if (b === 0xf0) low = 0x90;
+      if (b === 0xf4) high = 0x8f;
+    } else return i;
+    for (let k = 1; k < length; k++) {
+      const c = bytes[i + k];
+      if (c === undefined || c < (k === 1 ? low : 0x80) || c > (k === 1 ? high : 0xbf)) return i;
+    }
+    i += length;
+  }
+  return i;
+}
+
+/** Ids listed in a 202 unless the request asks for all of them with `?ids=all`. */
+export const MAX_IDS = 100;
 
 function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size);
@@ -103,10 +172,39 @@ function parseSince(value: string | null): number | undefined {
   return undefined;
 }
 
-/** The request handler; errors are answered with 500 and logged, never thrown. */
+/**
+ * The request handler; errors are answered with 500 and logged, never thrown.
+ *
+ * Ingest (`POST <source.path>`) answers `202 { accepted, ids }` once every event is stored in
+ * every matching queue: `accepted` is the number of events, `ids` their relay ids in request
+ * order, the first {@link MAX_IDS} only unless the request has `?ids=all`. Anything else stores
+ * nothing: 400 for a body that is not UTF-8 or not JSON/NDJSON or an event that cannot be stored
+ * (naming its line or element), 401 without the token, 413 above `maxBodySize` (answered as
+ * soon as the limit is passed, then the connection closes) or `maxEvents`, 503 with Retry-After
+ * while starting or draining, when a destination is full (`whenFull: reject`) or a queue
+ * could not store them. While draining every response carries `connection: close`.
+ */
 export function createHandler(context: ServerContext) {
   const { source, metrics, logger } = context;
   const log = logger.child({ component: 'http' });
+
+  // While draining, every response ends its connection, so kept-alive clients learn of the
+  // shutdown from an answer instead of a reset when the listener finally closes.
+  const reply: typeof send = (res, status, body, headers = {}) => {
+    if (!context.draining()) return send(res, status, body, headers);
+    // A request answered before its body was read (ingest refused at once): the client may
+    // still be sending, so the connection is closed without a reset (see lingeringClose).
+    if (!res.req.complete) lingeringClose(res.req);
+    send(res, status, body, { connection: 'close', ...headers });
+  };
+
+  const stopping = (res: ServerResponse): void =>
+    reply(
+      res,
+      503,
+      { error: 'the relay is stopping; run the command again once it has stopped' },
+      { 'retry-after': '5' },
+    );
 
   const authorized = (req: IncomingMessage): boolean =>
     source?.token === undefined ? true : tokenMatches(req.headers.authorization, source.token);
@@ -115,49 +213,108 @@ export function createHandler(context: ServerContext) {
     req: IncomingMessage,
     res: ServerResponse,
     config: HttpSourceConfig,
+    url: URL,
   ): Promise<void> {
-    const reject = (status: number, error: string, headers: Record<string, string> = {}): void => {
-      metrics.rejected.inc({ source: 'http', status: String(status) });
-      send(res, status, { error }, headers);
+    const reject = (
+      status: number,
+      reason: RejectReason,
+      error: string,
+      headers: Record<string, string> = {},
+    ): void => {
+      metrics.rejected.inc({ source: 'http', status: String(status), reason });
+      reply(res, status, { error }, headers);
     };
-    if (req.method !== 'POST') return reject(405, 'use POST', { allow: 'POST' });
+    if (req.method !== 'POST') return reject(405, 'method', 'use POST', { allow: 'POST' });
+    if (context.draining())
+      return reject(503, 'draining', 'the relay is shutting down; nothing was accepted', {
+        'retry-after': '5',
+      });
     if (!context.ready())
-      return reject(503, 'not ready (starting or draining)', { 'retry-after': '5' });
+      return reject(503, 'not_ready', 'not ready (starting); nothing was accepted', {
+        'retry-after': '5',
+      });
     if (!authorized(req)) {
       req.resume();
-      return reject(401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer' });
+      return reject(401, 'unauthorized', 'missing or wrong bearer token', {
+        'www-authenticate': 'Bearer',
+      });
     }
     const body = await readBody(req, config.maxBodySize);
     if ('tooLarge' in body) {
-      return reject(413, `body larger than ${config.maxBodySize} bytes`, { connection: 'close' });
+      lingeringClose(req);
+      return reject(
+        413,
+        'too_large',
+        `body larger than maxBodySize (${config.maxBodySize} bytes); nothing was accepted`,
+        { connection: 'close' },
+      );
     }
-    const parsed = parseBody(body.text, req.headers['content-type']);
-    if (!parsed.ok) return reject(400, parsed.error);
+    let text: string;
+    try {
+      text = utf8.decode(body.bytes);
+    } catch {
+      return reject(
+        400,
+        'invalid',
+        `body is not valid UTF-8 (at byte ${invalidUtf8At(body.bytes)})`,
+      );
+    }
+    const parsed = await parseBody(text, req.headers['content-type'], {
+      maxEvents: config.maxEvents,
+    });
+    if (!parsed.ok)
+      return reject(
+        parsed.status,
+        parsed.status === 413 ? 'too_many_events' : 'invalid',
+        parsed.error,
+      );
     let envelopes: Envelope[];
     try {
-      envelopes = await context.ingest(parsed.events, 'http');
+      envelopes = await context.ingest(parsed.events, 'http', { checked: true });
     } catch (error) {
+      if (error instanceof IngestRefusedError) {
+        return reject(
+          error.status,
+          error.reason,
+          error.message,
+          error.retryAfter === undefined ? {} : { 'retry-after': String(error.retryAfter) },
+        );
+      }
+      if (isSinkClosedError(error))
+        return reject(503, 'draining', 'the relay is shutting down; nothing was accepted', {
+          'retry-after': '5',
+        });
       log.error({ err: error }, 'could not store events');
-      return reject(503, 'could not store the events; nothing was accepted', {
-        'retry-after': '1',
-      });
+      const message =
+        error instanceof StoreFailedError
+          ? error.message
+          : 'could not store the events; nothing was accepted';
+      return reject(503, 'store_failed', message, { 'retry-after': '1' });
     }
-    send(res, 202, { accepted: envelopes.length, ids: envelopes.map((e) => e.id) });
+    const all = url.searchParams.get('ids') === 'all';
+    const shown = all || envelopes.length <= MAX_IDS ? envelopes : envelopes.slice(0, MAX_IDS);
+    reply(res, 202, { accepted: envelopes.length, ids: shown.map((e) => e.id) });
   }
 
   async function admin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const allowed =
       source?.token !== undefined ? authorized(req) : isLoopback(req.socket.remoteAddress);
-    if (!allowed) return send(res, 401, { error: 'admin requests need the bearer token' });
+    if (!allowed) return reply(res, 401, { error: 'admin requests need the bearer token' });
     const match = /^\/admin\/dlq\/([^/]+)(\/replay)?$/.exec(url.pathname);
     const destination = match ? context.destination(decodeURIComponent(match[1]!)) : undefined;
-    if (!match || !destination) return send(res, 404, { error: 'no such destination' });
+    if (!match || !destination) return reply(res, 404, { error: 'no such destination' });
     if (match[2] === undefined && req.method === 'GET') {
       const limit = Number(url.searchParams.get('limit') ?? 1000);
-      const entries = destination.listDead({
-        limit: Number.isInteger(limit) && limit > 0 ? limit : 1000,
-      });
-      return send(
+      let entries;
+      try {
+        entries = destination.listDead({
+          limit: Number.isInteger(limit) && limit > 0 ? limit : 1000,
+        });
+      } catch (error) {
+        if (isSinkClosedError(error)) return stopping(res);
+        throw error;
+      }
+      return reply(
         res,
         200,
         entries.map(({ id, event }) => ({ id, ...event })),
@@ -166,37 +323,44 @@ export function createHandler(context: ServerContext) {
     if (match[2] !== undefined && req.method === 'POST') {
       const since = parseSince(url.searchParams.get('since'));
       if (since === undefined)
-        return send(res, 400, { error: 'since: expected a date or ms since the epoch' });
-      const replayed = await destination.replay(since);
+        return reply(res, 400, { error: 'since: expected a date or ms since the epoch' });
+      let replayed;
+      try {
+        replayed = await destination.replay(since);
+      } catch (error) {
+        if (isSinkClosedError(error)) return stopping(res);
+        throw error;
+      }
       log.info({ destination: destination.name, replayed }, 'replayed dead letters');
-      return send(res, 200, { replayed });
+      return reply(res, 200, { replayed });
     }
-    return send(res, 405, { error: 'method not allowed' });
+    return reply(res, 405, { error: 'method not allowed' });
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://relay.invalid');
     const handle = async (): Promise<void> => {
-      if (source && url.pathname === source.path) return ingest(req, res, source);
+      if (source && url.pathname === source.path) return ingest(req, res, source, url);
       if (url.pathname.startsWith('/admin/')) return admin(req, res, url);
       if (req.method !== 'GET' && req.method !== 'HEAD')
-        return send(res, 405, { error: 'method not allowed' });
+        return reply(res, 405, { error: 'method not allowed' });
       switch (url.pathname) {
         case '/healthz':
-          return send(res, 200, 'ok\n');
+          return reply(res, 200, 'ok\n');
         case '/readyz':
-          return context.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
+          if (context.ready()) return reply(res, 200, 'ready\n');
+          return reply(res, 503, context.draining() ? 'draining\n' : 'not ready\n');
         case '/metrics': {
           const text = await metrics.registry.metrics();
-          return send(res, 200, text, { 'content-type': metrics.registry.contentType });
+          return reply(res, 200, text, { 'content-type': metrics.registry.contentType });
         }
         default:
-          return send(res, 404, { error: 'not found' });
+          return reply(res, 404, { error: 'not found' });
       }
     };
     handle().catch((error: unknown) => {
       log.error({ err: error }, 'request failed');
-      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      if (!res.headersSent) reply(res, 500, { error: 'internal error' });
       else res.destroy();
     });
   };

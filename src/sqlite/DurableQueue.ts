@@ -237,6 +237,51 @@ export class DurableQueue<E> implements Sink<E> {
     return this.#closing;
   }
 
+  /**
+   * Takes up to `count` of the oldest stored events that were not yet handed to the
+   * destination out of the queue (a bounded queue shedding its oldest events). `keep` receives
+   * them first, oldest first, to store them elsewhere (a dead letter); only once it returns are
+   * they removed from the file, so a crash in between keeps them in both places rather than in
+   * neither. If `keep` throws, nothing is removed and the error propagates. An event being
+   * delivered is never taken. Returns how many events were removed.
+   * @throws SinkClosedError after `close()`; TypeError when `count` is not a non-negative integer.
+   */
+  evict(count: number, keep: (events: E[]) => void): number {
+    if (this.#closed) throw new SinkClosedError('DurableQueue is closed');
+    expectInteger('count', count, 0);
+    if (count === 0) return 0;
+    // The oldest waiting rows are those in memory, then those after #loadedUpTo in the file.
+    const inMemory = this.#pending.drain();
+    const rows = inMemory.slice(0, count);
+    let fromFile: StoredRow[] = [];
+    if (rows.length < count && !this.#complete) {
+      fromFile = this.#store.page(this.#loadedUpTo, count - rows.length);
+      rows.push(...fromFile);
+    }
+    const events: E[] = [];
+    const ids: number[] = [];
+    try {
+      for (const row of rows) {
+        ids.push(row.id);
+        try {
+          events.push(this.#codec.decode(row.data));
+        } catch (error) {
+          // As delivery would: reported, and not kept (there is nothing to keep).
+          this.#onError(new DecodeError(row.id, row.data, { cause: error }), undefined);
+        }
+      }
+      if (events.length > 0) keep(events);
+      this.#store.delete(ids);
+    } catch (error) {
+      for (const row of inMemory) this.#pending.push(row);
+      throw error;
+    }
+    for (const row of inMemory.slice(rows.length - fromFile.length)) this.#pending.push(row);
+    if (fromFile.length > 0) this.#loadedUpTo = fromFile[fromFile.length - 1]!.id;
+    this.#size -= ids.length;
+    return ids.length;
+  }
+
   /** Same as `close()`, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();

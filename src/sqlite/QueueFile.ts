@@ -131,6 +131,18 @@ export class QueueFile<E> implements Sink<E> {
     return this.#store.append([data])[0]!.id;
   }
 
+  /**
+   * Stores `events` after every other one, in one transaction; returns their ids once they are
+   * committed. All or nothing.
+   * @throws EncodeError (a TypeError) when the codec cannot encode one of them; nothing is stored.
+   */
+  appendAll(events: readonly E[]): number[] {
+    this.#check();
+    const data = events.map((event) => encodeWith(this.#codec, event));
+    if (data.length === 0) return [];
+    return this.#store.append(data).map((row) => row.id);
+  }
+
   /** Same as {@link QueueFile.append}, as a `Sink`: stored durably when it returns. */
   write(event: E): void {
     this.append(event);

@@ -144,7 +144,7 @@ destinations: [{ name: a, type: webhook, url: ${receiver.url} }]
     const metrics = await (await fetch(`${relay.url}/metrics`)).text();
     assert.match(
       metrics,
-      /eventsinks_relay_rejected_requests_total\{source="http",status="401"\} 2/,
+      /eventsinks_relay_rejected_requests_total\{source="http",status="401",reason="unauthorized"\} 2/,
     );
     assert.match(metrics, /eventsinks_relay_received_events_total\{source="http"\} 1\b/);
     await stop(relay);
