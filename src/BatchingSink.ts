@@ -1,5 +1,6 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
 import { untilAborted } from './internal/abort.js';
+import { isAbandon } from './internal/abandon.js';
 import { closeWith, noop } from './internal/close.js';
 import {
   expectInteger,
@@ -24,6 +25,8 @@ export interface BatchingSinkOptions {
   /** Flush a non-empty batch this many ms after its first event (≥ 0; `Infinity`: only on size). */
   maxDelay: number;
 }
+
+type Closable = { close(options?: CloseOptions): void | Promise<void> };
 
 interface Deferred {
   promise: Promise<void>;
@@ -128,13 +131,27 @@ export class BatchingSink<E> implements Sink<E> {
   /**
    * Flushes what is left, waits for every batch to be accepted (or `signal` to abort), then
    * closes `dst`. Idempotent.
+   *
+   * Under a `DurableQueue` whose deadline passed, the queue closes this sink so that it
+   * abandons what it holds (the file keeps it): the current batch is not sent (its writes
+   * reject with `SinkClosedError`), nothing is waited for, and `dst` is told to abandon too.
    */
   close(options: CloseOptions = {}): Promise<void> {
     expectSignal('signal', options.signal);
-    if (this.#closing) return this.#closing.then(noop, noop);
+    const abandon = isAbandon(options);
+    if (this.#closing) {
+      // A deadline that passed while the first close was waiting: let dst give up now.
+      if (abandon) void Promise.resolve((this.#dst as Closable).close(options)).catch(noop);
+      return this.#closing.then(noop, noop);
+    }
     this.#closed = true;
-    this.#flush();
+    if (abandon) this.#discard();
+    else this.#flush();
     this.#closing = (async () => {
+      if (abandon) {
+        await (this.#dst as Closable).close(options);
+        return;
+      }
       await untilAborted(this.#tail, options.signal);
       await closeWith(this.#dst, options.signal);
     })();
@@ -144,6 +161,16 @@ export class BatchingSink<E> implements Sink<E> {
   /** Same as `close()`, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /** Rejects the writes of the current batch without sending it. */
+  #discard(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const current = this.#current;
+    this.#batch = [];
+    this.#current = undefined;
+    current?.reject(new SinkClosedError('BatchingSink was closed before the batch was sent'));
   }
 
   readonly #flush = (): void => {

@@ -12,6 +12,7 @@ import {
   RetryingSink,
   UnbatchingSink,
   maxAttempts,
+  type CloseOptions,
   type DeadLetter,
   type RetryStrategy,
   type Sink,
@@ -105,8 +106,15 @@ function webhookTarget(config: Extract<DestinationConfig, { type: 'webhook' }>):
 export class Destination {
   readonly name: string;
   readonly config: DestinationConfig;
-  /** Accepts each ingested array; resolves once the matching events are on disk. */
-  readonly ingest: MapSink<readonly Envelope[], readonly Envelope[]> | UnbatchingSink<Envelope>;
+  /**
+   * Accepts each ingested array; resolves once the matching events are on disk. Its `close`
+   * is the destination's {@link Destination.close}, bounded after the deadline.
+   */
+  readonly ingest: Sink<readonly Envelope[]> & {
+    close(options?: CloseOptions): Promise<void>;
+  };
+  readonly #accept: MapSink<readonly Envelope[], readonly Envelope[]> | UnbatchingSink<Envelope>;
+  #closing: Promise<void> | undefined;
   // Replays bypass the match/ignore filter: those events matched once already.
   readonly #unbatching: UnbatchingSink<Envelope>;
   readonly #queue: DurableQueue<Envelope> | QueueFile<Envelope>;
@@ -116,6 +124,7 @@ export class Destination {
   deadLettered = 0;
   lastError: string | undefined;
   #failing = false;
+  readonly #log: Logger;
 
   constructor(config: DestinationConfig, context: DestinationContext) {
     this.name = config.name;
@@ -126,6 +135,7 @@ export class Destination {
     const labels = { destination: config.name };
     this.#dead = new QueueFile<DeadRecord>({ path: files.dead, durability });
     const log = logger.child({ destination: config.name });
+    this.#log = log;
 
     if (!config.enabled) {
       // A disabled destination only stores: its events wait on disk until it is enabled.
@@ -159,7 +169,10 @@ export class Destination {
           if (result === undefined) return done();
           return result.then(done, failed);
         },
-        close: () => target.close(),
+        // The deadline (or the abandon of a DurableQueue past it) goes down to the target, so a
+        // broker sink stops waiting for acknowledgements and an opening connection is dropped.
+        close: (options?: CloseOptions) =>
+          (target as { close(options?: CloseOptions): void | Promise<void> }).close(options),
       };
       const { retry } = config;
       let strategy: RetryStrategy<Payload> = new ExponentialBackoff(retry.backoff);
@@ -224,11 +237,16 @@ export class Destination {
     const predicate = makePredicate(config.match, config.ignore);
     const unbatching = new UnbatchingSink<Envelope>(this.#queue);
     this.#unbatching = unbatching;
-    this.ingest = predicate
+    const accept = predicate
       ? new MapSink<readonly Envelope[], readonly Envelope[]>(unbatching, (list) =>
           list.filter(predicate),
         )
       : unbatching;
+    this.#accept = accept;
+    this.ingest = {
+      write: (list) => accept.write(list),
+      close: (options?: CloseOptions) => this.close(options?.signal),
+    };
   }
 
   #target(config: DestinationConfig, context: DestinationContext): Sink<Payload> {
@@ -284,12 +302,59 @@ export class Destination {
     }
   }
 
-  /** Delivers until `signal` aborts, then leaves the rest on disk and closes the files. */
-  async close(signal?: AbortSignal): Promise<void> {
+  /**
+   * Delivers until `signal` aborts, then leaves the rest on disk and closes the files. Resolves
+   * at most {@link CLOSE_GRACE} ms after the abort: by then the queue file is closed (the
+   * undelivered events are in it) and the target was told to let go; a client that still has
+   * not (a broker connection being opened to a server that never answers) is left behind,
+   * with a warning, rather than holding up the shutdown.
+   */
+  close(signal?: AbortSignal): Promise<void> {
+    // Idempotent: the Broadcaster closes the ingest, then the relay closes the destination.
+    this.#closing ??= this.#close(signal);
+    return this.#closing;
+  }
+
+  async #close(signal: AbortSignal | undefined): Promise<void> {
     try {
-      await this.ingest.close(signal ? { signal } : undefined);
+      const closing = this.#accept.close(signal ? { signal } : undefined);
+      if (!signal) return await closing;
+      const late = await untilGrace(closing, signal, CLOSE_GRACE);
+      if (late) {
+        this.#log.warn(
+          { graceMs: CLOSE_GRACE },
+          'the target did not close in time after the drain deadline; left behind (undelivered events are on disk)',
+        );
+      }
     } finally {
       this.#dead.close();
     }
+  }
+}
+
+/** How long a destination's close may take after the drain deadline, in ms. */
+export const CLOSE_GRACE = 300;
+
+/**
+ * Waits for `promise`, but no longer than `grace` ms after `signal` aborts; resolves true when
+ * it gave up waiting (a rejection of `promise` is passed through).
+ */
+async function untilGrace(
+  promise: Promise<void>,
+  signal: AbortSignal,
+  grace: number,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    const arm = (): void => void (timer = setTimeout(() => resolve(true), grace));
+    if (signal.aborted) arm();
+    else signal.addEventListener('abort', (onAbort = arm), { once: true });
+  });
+  try {
+    return await Promise.race([promise.then(() => false), late]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
   }
 }

@@ -1,5 +1,6 @@
 import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
 import { onAbort } from '../internal/abort.js';
+import { abandonOptions } from '../internal/abandon.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
@@ -199,8 +200,9 @@ export class DurableQueue<E> implements Sink<E> {
    *
    * Writes made before `close()` are still committed. With `signal`, when it aborts: delivery
    * stops, whatever is undelivered (including an event whose delivery was in progress) stays in
-   * the file for the next open, and is not reported as dropped; `dst` is then closed with the
-   * same signal.
+   * the file for the next open, and is not reported as dropped; `dst` is then closed at once
+   * with an aborted signal, and a BatchingSink or RetryingSink below abandons what it holds
+   * (no further attempt, no dead letter, no `onDrop`): `close()` does not wait for them.
    * @throws rejects with the error of `dst.close()`, on the first call only.
    */
   close(options: CloseOptions = {}): Promise<void> {
@@ -235,10 +237,12 @@ export class DurableQueue<E> implements Sink<E> {
       this.#store.close();
     }
     const dst = this.#dst as { close(options?: CloseOptions): void | Promise<void> };
-    // Past the deadline what is undelivered stays in the file, so the destination is closed
-    // without the signal: a RetryingSink then abandons its attempt (the file keeps the event)
-    // instead of reporting it to onDrop as dropped.
-    await (signal && !this.#stopped ? dst.close({ signal }) : dst.close());
+    // Past the deadline what is undelivered stays in the file, so the destination is told to
+    // abandon it: a BatchingSink stops waiting for its batches, a RetryingSink stops retrying
+    // and rejects what it holds (no dead letter, no onDrop: the file keeps those events), and
+    // any other sink sees an aborted signal. Closing it without one would wait out every retry.
+    if (this.#stopped) await dst.close(abandonOptions());
+    else await (signal ? dst.close({ signal }) : dst.close());
   }
 
   #stop(): void {
