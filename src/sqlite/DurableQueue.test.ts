@@ -7,7 +7,9 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { isSinkClosedError } from '../errors/SinkClosedError.js';
 import { ExponentialBackoff } from '../retry/ExponentialBackoff.js';
-import { RetryingSink } from '../RetryingSink.js';
+import { BatchingSink } from '../BatchingSink.js';
+import { maxAttempts } from '../retry/maxAttempts.js';
+import { RetryingSink, type DeadLetter } from '../RetryingSink.js';
 import type { Sink } from '../Sink.js';
 import { RecordingSink, checkClose, range, sleep, GatedSink, tick } from '../test-utils.js';
 import {
@@ -191,6 +193,50 @@ describe('DurableQueue', () => {
     stuck.release(5); // the delivery that was in flight finishing late changes nothing
     await tick();
     assert.deepEqual(stored(path), range(5));
+  });
+
+  it('past the deadline, a BatchingSink and RetryingSink below abandon: no retry, no dead letter, all on disk', async () => {
+    const path = temp();
+    let attempts = 0;
+    const failing: Sink<number[]> = {
+      write: async () => {
+        attempts++;
+        await sleep(1);
+        throw new Error('endpoint is down');
+      },
+      close() {},
+    };
+    const dead: DeadLetter<number[]>[] = [];
+    const drops: unknown[] = [];
+    // Five attempts 100 ms apart, then a dead letter: all of it would come after the deadline.
+    const retrying = new RetryingSink(
+      failing,
+      maxAttempts(
+        new ExponentialBackoff({ base: 100, factor: 0, max: 100 }, { random: () => 0.99 }),
+        5,
+      ),
+      {
+        deadLetter: { write: (d) => void dead.push(d), close() {} },
+        onDrop: (e) => drops.push(e),
+      },
+    );
+    const batching = new BatchingSink(retrying, { maxSize: 4, maxDelay: 1 });
+    const queue = new DurableQueue(batching, {
+      path,
+      maxInFlight: 8,
+      onDrop: (e) => drops.push(e),
+    });
+    await Promise.all(range(6).map((i) => queue.write(i)));
+    await until(() => attempts >= 1, 'a failed attempt');
+    await queue.close({ signal: AbortSignal.abort() });
+    assert.equal(batching.closed, true);
+    assert.equal(retrying.closed, true);
+    const attemptsAtClose = attempts;
+    await sleep(600); // longer than every remaining retry would take
+    assert.equal(attempts, attemptsAtClose, 'no attempt after the close');
+    assert.deepEqual(dead, []);
+    assert.deepEqual(drops, []);
+    assert.deepEqual(stored(path), range(6));
   });
 
   it('writes made before close() are committed and delivered', async () => {

@@ -208,3 +208,50 @@ destinations:
     }
   });
 });
+
+describe('relay shutdown and dead letters', () => {
+  it('what is still queued at the drain deadline is never also dead-lettered', async () => {
+    const failing = await new Receiver().start();
+    failing.status = 500;
+    const dir = tempDir();
+    const config = (url: string): string => `
+server: { listen: 127.0.0.1:0 }
+dataDir: ./data
+drainTimeout: 1s
+destinations:
+  - name: batched
+    type: webhook
+    url: "${url}"
+    batch: { maxSize: 5, maxDelay: 20ms }
+    # A batch gives up after about a second: some die before the signal, one is in flight at
+    # the deadline (and would die after it, while its events are still in the queue file).
+    retry: { maxAttempts: 5, backoff: { base: 300ms, factor: 0ms, max: 300ms } }
+`;
+    const relay = await startRelay(writeConfig(dir, config(failing.url)), { cwd: dir });
+    const all = Array.from({ length: 40 }, (_, seq) => ({ seq }));
+    assert.equal((await post(relay.url, JSON.stringify(all))).status, 202);
+    await waitFor(() => failing.requests >= 3, 30_000, 'failing attempts');
+    await term(relay);
+    const dead = deadLetters(dir, 'batched').map((d) => (d.envelope.event as { seq: number }).seq);
+    const left = queued(dir, 'batched').map((e) => (e.event as { seq: number }).seq);
+    assert.deepEqual(
+      dead.filter((s) => left.includes(s)),
+      [],
+      'an event is both dead-lettered and in the queue',
+    );
+    assert.deepEqual(
+      [...dead, ...left].sort((a, b) => a - b),
+      all.map((e) => e.seq),
+    );
+    assert.ok(left.length > 0, 'the deadline came while events were still queued');
+
+    // The next start delivers what was queued, and only that.
+    const receiver = await new Receiver().start();
+    const next = await startRelay(writeConfig(dir, config(receiver.url)), { cwd: dir });
+    await waitFor(() => receiver.received.length >= left.length, 30_000, 'the queued events');
+    await new Promise((r) => setTimeout(r, 300));
+    await term(next);
+    assert.deepEqual(receiver.seqs(), left);
+    assert.equal(deadLetters(dir, 'batched').length, dead.length);
+  });
+});
