@@ -1,6 +1,7 @@
 // One destination of the relay: its own durable queue (so one dead endpoint never holds up
 // another), a RetryingSink with a cap that ends in a dead letter kept on disk, and the target
 // itself (webhook, stdout, file, or a broker). Built only from the library's own sinks.
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -77,24 +78,40 @@ function fileTarget(path: string): Sink<Payload> {
   };
 }
 
-function webhookTarget(config: Extract<DestinationConfig, { type: 'webhook' }>): Sink<Payload> {
+/**
+ * The field of each element of a batch that carries the event's own relay id (the
+ * `webhook-id` it has when sent alone), so a receiver can also drop duplicates per event.
+ */
+export const BATCH_ID_FIELD = 'webhook-id';
+
+/** A batch's body: the events as received, each with its relay id under BATCH_ID_FIELD. */
+function batchBody(payload: readonly Envelope[]): Record<string, unknown>[] {
+  return payload.map((e) => ({ ...e.event, [BATCH_ID_FIELD]: e.id }));
+}
+
+function webhookTarget(
+  config: Extract<DestinationConfig, { type: 'webhook' }>,
+  batchIds: WeakMap<Envelope[], string>,
+): Sink<Payload> {
   return new HttpSink<Payload>(config.url, {
     method: config.method,
     headers: config.headers,
     timeout: config.timeout,
     redirect: config.followRedirects ? 'follow' : 'manual',
     encode: (payload) => ({
-      body: JSON.stringify(Array.isArray(payload) ? payload.map((e) => e.event) : payload.event),
+      body: JSON.stringify(Array.isArray(payload) ? batchBody(payload) : payload.event),
       contentType: 'application/json',
     }),
     ...(config.signing
       ? {
           signing: {
             secret: config.signing.secret,
-            // Stable across retries and replays, so receivers can drop what they already have.
+            // Stable across retries, restarts and replays, so receivers can drop what they
+            // already have: an event's own id, or the id its batch got when it was sealed
+            // (kept in the queue file with the batch's members, see Destination).
             id: (payload: Payload) =>
               Array.isArray(payload)
-                ? `batch_${payload[0]?.id ?? 'empty'}_${payload.length}`
+                ? (batchIds.get(payload) ?? `batch_${payload[0]?.id ?? 'empty'}`)
                 : payload.id,
           },
         }
@@ -125,6 +142,8 @@ export class Destination {
   lastError: string | undefined;
   #failing = false;
   readonly #log: Logger;
+  // The id of each batch in flight, set when it is sealed; the webhook's `webhook-id`.
+  readonly #batchIds = new WeakMap<Envelope[], string>();
 
   constructor(config: DestinationConfig, context: DestinationContext) {
     this.name = config.name;
@@ -217,14 +236,34 @@ export class Destination {
       );
       const onError = (error: unknown): void => log.error({ err: error }, 'delivery failed');
       if (config.batch) {
-        const batching = new BatchingSink<Envelope>(retrying, config.batch);
+        // A batch's members and id are fixed when it is sealed, before its first attempt, and
+        // kept in the queue file with it: after a crash the same events are re-formed into the
+        // same batch under the same id, instead of being regrouped under a new one.
+        const batchIds = this.#batchIds;
+        const batching = new BatchingSink<Envelope>(retrying, {
+          ...config.batch,
+          // Called only once delivery runs, after `queue` below is assigned.
+          keyOf: (envelope) => queue.sealedKey(envelope),
+          onBatch: (batch, key) => {
+            const id = key ?? `batch_${randomUUID()}`;
+            batchIds.set(batch, id);
+            if (key !== undefined) return;
+            try {
+              queue.seal(batch, id);
+            } catch (error) {
+              // Still sent: a crash before it is delivered may then regroup these events.
+              log.error({ err: error, batch: id }, 'recording a batch in the queue file failed');
+            }
+          },
+        });
         // Two batches in flight: the next one fills from the queue while one is being sent.
-        this.#queue = new DurableQueue<Envelope>(batching, {
+        const queue: DurableQueue<Envelope> = new DurableQueue<Envelope>(batching, {
           path: files.queue,
           durability,
           maxInFlight: config.batch.maxSize * 2,
           onError,
         });
+        this.#queue = queue;
       } else {
         this.#queue = new DurableQueue<Envelope>(retrying, {
           path: files.queue,
@@ -252,7 +291,7 @@ export class Destination {
   #target(config: DestinationConfig, context: DestinationContext): Sink<Payload> {
     switch (config.type) {
       case 'webhook':
-        return webhookTarget(config);
+        return webhookTarget(config, this.#batchIds);
       case 'stdout':
         return stdoutTarget(context.stdout);
       case 'file':
