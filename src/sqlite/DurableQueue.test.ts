@@ -239,6 +239,56 @@ describe('DurableQueue', () => {
     assert.deepEqual(stored(path), range(6));
   });
 
+  it('seal() fixes a group of in-flight events; after a restart sealedKey() names it again', async () => {
+    const path = temp();
+    type Ev = { n: number };
+    const held: Ev[] = [];
+    const holding: Sink<Ev> = {
+      write: (event) => {
+        held.push(event);
+        return new Promise<void>(() => {}); // never acknowledged: a crash comes first
+      },
+      close() {},
+    };
+    const first = new DurableQueue(holding, { path, maxInFlight: 5 });
+    await Promise.all(range(6).map((n) => first.write({ n })));
+    await until(() => held.length === 5, 'five events in flight');
+    assert.equal(first.sealedKey(held[0]!), undefined);
+    first.seal(held.slice(0, 3), 'batch-a');
+    first.seal(held.slice(3, 5), 'batch-b');
+    assert.throws(() => first.seal([{ n: 9 }], 'x'), TypeError);
+    assert.throws(() => first.seal([], 'x'), TypeError);
+    await first.close({ signal: AbortSignal.abort() });
+
+    // The next run: the same events come back with the keys of their groups.
+    const keys: [number, string | undefined][] = [];
+    let second: DurableQueue<Ev> | undefined = undefined;
+    const recording: Sink<Ev> = {
+      write: (event) => void keys.push([event.n, second!.sealedKey(event)]),
+      close() {},
+    };
+    second = new DurableQueue(recording, { path });
+    await second.close();
+    assert.deepEqual(keys, [
+      [0, 'batch-a'],
+      [1, 'batch-a'],
+      [2, 'batch-a'],
+      [3, 'batch-b'],
+      [4, 'batch-b'],
+      [5, undefined],
+    ]);
+    // Delivered: the groups left the file with their events.
+    const db = new Database(path);
+    try {
+      assert.equal(
+        db.prepare('SELECT count(*) AS n FROM eventsinks_seal').get()?.['n' as never],
+        0,
+      );
+    } finally {
+      db.close();
+    }
+  });
+
   it('writes made before close() are committed and delivered', async () => {
     const path = temp();
     const sink = new RecordingSink<number>();
