@@ -25,6 +25,47 @@ describe('BatchingSink', () => {
     assert.equal(dst.closed, true);
   });
 
+  it('keyOf re-forms batches formed earlier, whole and apart from new ones; onBatch sees each', async () => {
+    const dst = new RecordingSink<number[]>();
+    const sealed: [number[], string | undefined][] = [];
+    // 0–4 were one batch before a restart (more than maxSize now), 5–6 another; 7– are new.
+    const keyOf = (n: number): string | undefined => (n < 5 ? 'a' : n < 7 ? 'b' : undefined);
+    const batching = new BatchingSink(dst, {
+      maxSize: 3,
+      maxDelay: 60_000,
+      keyOf,
+      onBatch: (batch, key) => void sealed.push([[...batch], key]),
+    });
+    const writes = range(11).map((i) => batching.write(i));
+    await batching.close();
+    await Promise.all(writes);
+    assert.deepEqual(dst.events, [[0, 1, 2, 3, 4], [5, 6], [7, 8, 9], [10]]);
+    assert.deepEqual(sealed, [
+      [[0, 1, 2, 3, 4], 'a'],
+      [[5, 6], 'b'],
+      [[7, 8, 9], undefined],
+      [[10], undefined],
+    ]);
+  });
+
+  it('a throwing onBatch fails that batch, which is not sent', async () => {
+    const dst = new RecordingSink<number[]>();
+    const batching = new BatchingSink(dst, {
+      maxSize: 2,
+      maxDelay: 60_000,
+      onBatch: (batch) => {
+        if (batch[0] === 0) throw new Error('cannot seal');
+      },
+    });
+    const results = await Promise.allSettled(range(4).map((i) => batching.write(i)));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['rejected', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    assert.deepEqual(dst.events, [[2, 3]]);
+    await batching.close();
+  });
+
   it('flushes on time', async (t) => {
     t.mock.timers.enable(['setTimeout']);
     const dst = new RecordingSink<number[]>();

@@ -1,9 +1,11 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
 import { untilAborted } from './internal/abort.js';
+import { isAbandon } from './internal/abandon.js';
 import { closeWith, noop } from './internal/close.js';
 import {
   expectInteger,
   expectNumber,
+  expectOptionalFunction,
   describe,
   expectSignal,
   expectSink,
@@ -18,12 +20,27 @@ import type { CloseOptions, Sink } from './Sink.js';
  * const options: BatchingSinkOptions = { maxSize: 100, maxDelay: 50 };
  * ```
  */
-export interface BatchingSinkOptions {
+export interface BatchingSinkOptions<E = unknown> {
   /** Flush when a batch holds this many events (a positive integer). */
   maxSize: number;
   /** Flush a non-empty batch this many ms after its first event (≥ 0; `Infinity`: only on size). */
   maxDelay: number;
+  /**
+   * For events that already belong to a batch formed earlier (re-formed after a restart, e.g.
+   * from `DurableQueue.sealedKey`): that batch's key, else `undefined`. An event with a key is
+   * batched only with the events of the same key, which are never split by `maxSize`, and an
+   * event without one never joins a keyed batch: batches formed once keep their members.
+   */
+  keyOf?(event: E): string | undefined;
+  /**
+   * Told of every batch as it is sealed, before it goes to `dst`, with its key (`undefined`
+   * for a new batch): the place to fix a new batch's membership (`DurableQueue.seal`) and
+   * id. Called synchronously; if it throws, the batch fails like a failed write.
+   */
+  onBatch?(batch: E[], key: string | undefined): void;
 }
+
+type Closable = { close(options?: CloseOptions): void | Promise<void> };
 
 interface Deferred {
   promise: Promise<void>;
@@ -62,7 +79,11 @@ export class BatchingSink<E> implements Sink<E> {
   readonly #dst: Sink<E[]>;
   readonly #maxSize: number;
   readonly #maxDelay: number;
+  readonly #keyOf: ((event: E) => string | undefined) | undefined;
+  readonly #onBatch: ((batch: E[], key: string | undefined) => void) | undefined;
   #batch: E[] = [];
+  // The key of the current batch: one formed earlier, re-formed with the same members.
+  #key: string | undefined;
   #current: Deferred | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   // The last batch handed to dst; the next waits for it so batches never overtake each other.
@@ -75,7 +96,7 @@ export class BatchingSink<E> implements Sink<E> {
    * @param options - see {@link BatchingSinkOptions}.
    * @throws TypeError or RangeError naming a bad option.
    */
-  constructor(dst: Sink<E[]>, options: BatchingSinkOptions) {
+  constructor(dst: Sink<E[]>, options: BatchingSinkOptions<NoInfer<E>>) {
     expectSink('dst', dst);
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
@@ -87,9 +108,13 @@ export class BatchingSink<E> implements Sink<E> {
         `Expected \`maxDelay\` to be a non-negative number, got ${describe(options.maxDelay)}`,
       );
     }
+    expectOptionalFunction('keyOf', options.keyOf);
+    expectOptionalFunction('onBatch', options.onBatch);
     this.#dst = dst;
     this.#maxSize = options.maxSize;
     this.#maxDelay = options.maxDelay;
+    this.#keyOf = options.keyOf;
+    this.#onBatch = options.onBatch;
   }
 
   /** Events waiting in the current batch. */
@@ -108,15 +133,22 @@ export class BatchingSink<E> implements Sink<E> {
    */
   write(event: E): Promise<void> {
     if (this.#closed) throw new SinkClosedError('BatchingSink is closed');
+    const key = this.#keyOf === undefined ? undefined : this.#keyOf(event);
+    // A batch keeps its members: a keyed event starts its own batch, and ends a keyed one.
+    if (this.#current !== undefined && key !== this.#key) this.#flush();
+    this.#key = key;
     this.#batch.push(event);
     let current = this.#current;
     if (current === undefined) {
       current = this.#current = deferred();
-      if (this.#maxDelay !== Infinity && this.#batch.length < this.#maxSize) {
+      if (
+        this.#maxDelay !== Infinity &&
+        (key !== undefined || this.#batch.length < this.#maxSize)
+      ) {
         this.#timer = setTimeout(this.#flush, this.#maxDelay);
       }
     }
-    if (this.#batch.length >= this.#maxSize) this.#flush();
+    if (key === undefined && this.#batch.length >= this.#maxSize) this.#flush();
     return current.promise;
   }
 
@@ -128,13 +160,27 @@ export class BatchingSink<E> implements Sink<E> {
   /**
    * Flushes what is left, waits for every batch to be accepted (or `signal` to abort), then
    * closes `dst`. Idempotent.
+   *
+   * Under a `DurableQueue` whose deadline passed, the queue closes this sink so that it
+   * abandons what it holds (the file keeps it): the current batch is not sent (its writes
+   * reject with `SinkClosedError`), nothing is waited for, and `dst` is told to abandon too.
    */
   close(options: CloseOptions = {}): Promise<void> {
     expectSignal('signal', options.signal);
-    if (this.#closing) return this.#closing.then(noop, noop);
+    const abandon = isAbandon(options);
+    if (this.#closing) {
+      // A deadline that passed while the first close was waiting: let dst give up now.
+      if (abandon) void Promise.resolve((this.#dst as Closable).close(options)).catch(noop);
+      return this.#closing.then(noop, noop);
+    }
     this.#closed = true;
-    this.#flush();
+    if (abandon) this.#discard();
+    else this.#flush();
     this.#closing = (async () => {
+      if (abandon) {
+        await (this.#dst as Closable).close(options);
+        return;
+      }
       await untilAborted(this.#tail, options.signal);
       await closeWith(this.#dst, options.signal);
     })();
@@ -146,6 +192,17 @@ export class BatchingSink<E> implements Sink<E> {
     await this.close();
   }
 
+  /** Rejects the writes of the current batch without sending it. */
+  #discard(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const current = this.#current;
+    this.#batch = [];
+    this.#current = undefined;
+    this.#key = undefined;
+    current?.reject(new SinkClosedError('BatchingSink was closed before the batch was sent'));
+  }
+
   readonly #flush = (): void => {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
@@ -154,8 +211,18 @@ export class BatchingSink<E> implements Sink<E> {
     const current = this.#current;
     if (current === undefined) return;
     const batch = this.#batch;
+    const key = this.#key;
     this.#batch = [];
     this.#current = undefined;
+    this.#key = undefined;
+    if (this.#onBatch !== undefined) {
+      try {
+        this.#onBatch(batch, key);
+      } catch (error) {
+        current.reject(error);
+        return;
+      }
+    }
     const dst = this.#dst;
     this.#tail = this.#tail.then(async () => {
       try {

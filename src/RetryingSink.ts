@@ -1,5 +1,6 @@
 import { SinkClosedError, isSinkClosedError } from './errors/SinkClosedError.js';
 import { onAbort } from './internal/abort.js';
+import { abandonOptions, isAbandon } from './internal/abandon.js';
 import { callHook, reportDefault } from './internal/report.js';
 import { RingBuffer } from './internal/RingBuffer.js';
 import { describe, expectOptionalFunction, expectSignal, expectSink } from './internal/validate.js';
@@ -71,6 +72,7 @@ interface PendingWrite<E> {
 }
 
 const NAME = 'RetryingSink';
+type Closable = { close(options?: CloseOptions): void | Promise<void> };
 // After this many back-to-back retries with no delay, yield a macrotask, so a strategy that
 // never backs off cannot starve timers and I/O (including the close() that would stop it).
 const YIELD_EVERY = 64;
@@ -189,14 +191,21 @@ export class RetryingSink<E> implements Sink<E> {
    * With `signal`: new writes are refused but pending ones keep being attempted until they are
    * done or the signal aborts; then each one left goes to `onDrop` with reason `'closed'` and
    * its write resolves.
+   *
+   * Under a `DurableQueue` whose deadline passed, the queue closes this sink so that it
+   * abandons what it holds: every pending write is rejected with `SinkClosedError` at once,
+   * none goes to `onDrop` or the dead letter (the queue's file still holds it), and an attempt
+   * that fails after that is not retried.
    */
   close(options: CloseOptions = {}): Promise<void> {
     expectSignal('signal', options.signal);
+    const abandon = isAbandon(options);
     if (this.#closing) {
-      if (options.signal) onAbort(options.signal, () => this.#stop('drop'));
+      if (abandon) this.#stop('reject');
+      else if (options.signal) onAbort(options.signal, () => this.#stop('drop'));
       return this.#closing.then(noop, noop);
     }
-    this.#closing = this.#close(options.signal);
+    this.#closing = this.#close(options.signal, abandon);
     return this.#closing;
   }
 
@@ -205,8 +214,8 @@ export class RetryingSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
-    if (signal !== undefined && this.#pending.length > 0) {
+  async #close(signal: AbortSignal | undefined, abandon: boolean): Promise<void> {
+    if (!abandon && signal !== undefined && this.#pending.length > 0) {
       this.#draining = true;
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
       const cleanup = onAbort(signal, () => this.#stop('drop'));
@@ -217,7 +226,10 @@ export class RetryingSink<E> implements Sink<E> {
       }
     }
     this.#stop('reject');
-    await closeWith(this.#sink, signal);
+    // Abandoning: the sink below must let go of its attempt now too (a broker sink waiting for
+    // an acknowledgement, a connection still being opened), not finish it.
+    if (abandon) await (this.#sink as Closable).close(abandonOptions());
+    else await closeWith(this.#sink, signal);
   }
 
   #stop(how: 'reject' | 'drop'): void {

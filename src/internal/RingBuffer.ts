@@ -39,6 +39,11 @@ export class RingBuffer<T> {
     return item;
   }
 
+  /** The item `index` places from the front (0 is the front); `index` must be < length. */
+  at(index: number): T {
+    return this.#items[(this.#head + index) & this.#mask] as T;
+  }
+
   /** The oldest item without removing it; the caller checks `length` first. */
   peek(): T {
     return this.#items[this.#head] as T;

@@ -2,7 +2,7 @@
 // optional peers, so they are imported only when a configuration names a broker.
 import type { Logger } from 'pino';
 import { errorText } from './logger.js';
-import type { Sink } from '../index.js';
+import { SinkClosedError, type Sink } from '../index.js';
 import type { Envelope } from './envelope.js';
 import type { DestinationConfig, SourceConfig } from './schema.js';
 
@@ -14,16 +14,56 @@ type Closable = { close(options?: { signal?: AbortSignal }): void | Promise<void
 const encode = (envelope: Envelope): string => JSON.stringify(envelope.event);
 const messageId = (envelope: Envelope): string => envelope.id;
 
-async function openSink(config: BrokerDestination): Promise<Sink<Envelope> & Closable> {
+// How long a broker client waits for a connection to be established before an attempt fails.
+const CONNECT_TIMEOUT = 5_000;
+
+async function openSink(
+  config: BrokerDestination,
+  closing: AbortSignal,
+): Promise<Sink<Envelope> & Closable> {
   switch (config.type) {
     case 'redis': {
       const { createClient } = await import('redis');
       const { RedisStreamSink } = await import('../redis/RedisStreamSink.js');
-      const client = createClient({ url: config.url });
+      let ready = false;
+      const client = createClient({
+        url: config.url,
+        socket: {
+          connectTimeout: CONNECT_TIMEOUT,
+          // Until the first connection, a refused or timed-out connect fails this attempt (the
+          // RetryingSink retries it: a failure metric, a log line) instead of node-redis
+          // retrying forever behind a connect() that never settles. Once connected, it
+          // reconnects in the background; writes fail fast meanwhile (RedisStreamSink).
+          reconnectStrategy: (retries: number, cause: Error) =>
+            ready ? Math.min(50 * 2 ** Math.min(retries, 6), 2_000) : cause,
+        },
+      });
       client.on('error', () => {
         // Connection failures surface as rejected writes, which the RetryingSink retries.
       });
-      await client.connect();
+      client.on('ready', () => (ready = true));
+      // A close while still connecting (the relay draining) must not wait for the connect, and
+      // a server that accepts the connection but never answers the handshake fails the
+      // attempt after CONNECT_TIMEOUT (node-redis itself would wait forever).
+      let timedOut = false;
+      const onClose = (): void => client.destroy();
+      closing.addEventListener('abort', onClose, { once: true });
+      const timer = setTimeout(() => {
+        timedOut = true;
+        client.destroy();
+      }, CONNECT_TIMEOUT);
+      try {
+        await client.connect();
+      } catch (error) {
+        if (client.isOpen) client.destroy();
+        if (timedOut) {
+          throw new Error(`redis did not answer within ${CONNECT_TIMEOUT} ms`, { cause: error });
+        }
+        throw error;
+      } finally {
+        clearTimeout(timer);
+        closing.removeEventListener('abort', onClose);
+      }
       const sink = new RedisStreamSink<Envelope>(client, {
         stream: config.stream,
         idOf: messageId,
@@ -32,9 +72,9 @@ async function openSink(config: BrokerDestination): Promise<Sink<Envelope> & Clo
       });
       return {
         write: (envelope) => sink.write(envelope),
-        async close() {
+        async close(options?: { signal?: AbortSignal }) {
           try {
-            await sink.close();
+            await sink.close(options);
           } finally {
             client.destroy();
           }
@@ -48,6 +88,8 @@ async function openSink(config: BrokerDestination): Promise<Sink<Envelope> & Clo
         subject: config.subject,
         msgId: messageId,
         encode,
+        // A server that accepts and never speaks fails the attempt after this, not nats.js's 20 s.
+        connectOptions: { timeout: CONNECT_TIMEOUT },
       });
     }
     case 'amqp': {
@@ -60,15 +102,18 @@ async function openSink(config: BrokerDestination): Promise<Sink<Envelope> & Clo
 /**
  * A destination sink for a broker. It connects on first use and, after a failed connection,
  * tries again on the next write, so a broker that is down at start-up is retried like any
- * other failing destination instead of stopping the relay.
+ * other failing destination instead of stopping the relay. `close({ signal })` hands the
+ * deadline to the broker sink (which then stops waiting for acknowledgements) and gives up a
+ * connection still being opened.
  */
-export function brokerSink(config: DestinationConfig): Sink<Payload> {
+export function brokerSink(config: DestinationConfig): Sink<Payload> & Closable {
   if (config.type !== 'redis' && config.type !== 'nats' && config.type !== 'amqp') {
     throw new TypeError(`not a broker destination: ${config.type}`);
   }
+  const closing = new AbortController();
   let opening: Promise<Sink<Envelope> & Closable> | undefined;
   const sink = (): Promise<Sink<Envelope> & Closable> => {
-    opening ??= openSink(config).catch((error: unknown) => {
+    opening ??= openSink(config, closing.signal).catch((error: unknown) => {
       opening = undefined;
       throw error;
     });
@@ -76,14 +121,17 @@ export function brokerSink(config: DestinationConfig): Sink<Payload> {
   };
   return {
     async write(payload) {
+      if (closing.signal.aborted) throw new SinkClosedError('the broker destination is closed');
       const target = await sink();
       for (const envelope of Array.isArray(payload) ? payload : [payload]) {
         await target.write(envelope);
       }
     },
-    async close() {
-      const target = await opening?.catch(() => undefined);
-      await target?.close();
+    async close(options?: { signal?: AbortSignal }) {
+      const pending = opening;
+      closing.abort();
+      const target = await pending?.catch(() => undefined);
+      await target?.close(options?.signal ? { signal: options.signal } : undefined);
     },
   };
 }

@@ -1,6 +1,7 @@
 // One destination of the relay: its own durable queue (so one dead endpoint never holds up
 // another), a RetryingSink with a cap that ends in a dead letter kept on disk, and the target
 // itself (webhook, stdout, file, or a broker). Built only from the library's own sinks.
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import {
   RetryingSink,
   UnbatchingSink,
   maxAttempts,
+  type CloseOptions,
   type DeadLetter,
   type RetryStrategy,
   type Sink,
@@ -73,24 +75,40 @@ function fileTarget(path: string): Sink<Payload> {
   };
 }
 
-function webhookTarget(config: Extract<DestinationConfig, { type: 'webhook' }>): Sink<Payload> {
+/**
+ * The field of each element of a batch that carries the event's own relay id (the
+ * `webhook-id` it has when sent alone), so a receiver can also drop duplicates per event.
+ */
+export const BATCH_ID_FIELD = 'webhook-id';
+
+/** A batch's body: the events as received, each with its relay id under BATCH_ID_FIELD. */
+function batchBody(payload: readonly Envelope[]): Record<string, unknown>[] {
+  return payload.map((e) => ({ ...e.event, [BATCH_ID_FIELD]: e.id }));
+}
+
+function webhookTarget(
+  config: Extract<DestinationConfig, { type: 'webhook' }>,
+  batchIds: WeakMap<Envelope[], string>,
+): Sink<Payload> {
   return new HttpSink<Payload>(config.url, {
     method: config.method,
     headers: config.headers,
     timeout: config.timeout,
     redirect: config.followRedirects ? 'follow' : 'manual',
     encode: (payload) => ({
-      body: JSON.stringify(Array.isArray(payload) ? payload.map((e) => e.event) : payload.event),
+      body: JSON.stringify(Array.isArray(payload) ? batchBody(payload) : payload.event),
       contentType: 'application/json',
     }),
     ...(config.signing
       ? {
           signing: {
             secret: config.signing.secret,
-            // Stable across retries and replays, so receivers can drop what they already have.
+            // Stable across retries, restarts and replays, so receivers can drop what they
+            // already have: an event's own id, or the id its batch got when it was sealed
+            // (kept in the queue file with the batch's members, see Destination).
             id: (payload: Payload) =>
               Array.isArray(payload)
-                ? `batch_${payload[0]?.id ?? 'empty'}_${payload.length}`
+                ? (batchIds.get(payload) ?? `batch_${payload[0]?.id ?? 'empty'}`)
                 : payload.id,
           },
         }
@@ -102,8 +120,15 @@ function webhookTarget(config: Extract<DestinationConfig, { type: 'webhook' }>):
 export class Destination {
   readonly name: string;
   readonly config: DestinationConfig;
-  /** Accepts each ingested array; resolves once the matching events are on disk. */
-  readonly ingest: MapSink<readonly Envelope[], readonly Envelope[]> | UnbatchingSink<Envelope>;
+  /**
+   * Accepts each ingested array; resolves once the matching events are on disk. Its `close`
+   * is the destination's {@link Destination.close}, bounded after the deadline.
+   */
+  readonly ingest: Sink<readonly Envelope[]> & {
+    close(options?: CloseOptions): Promise<void>;
+  };
+  readonly #accept: MapSink<readonly Envelope[], readonly Envelope[]> | UnbatchingSink<Envelope>;
+  #closing: Promise<void> | undefined;
   // Replays bypass the match/ignore filter: those events matched once already.
   readonly #unbatching: UnbatchingSink<Envelope>;
   readonly #queue: DurableQueue<Envelope> | QueueFile<Envelope>;
@@ -117,6 +142,9 @@ export class Destination {
   overflowed = 0;
   lastError: string | undefined;
   #health: DeliveryHealth | undefined;
+  readonly #log: Logger;
+  // The id of each batch in flight, set when it is sealed; the webhook's `webhook-id`.
+  readonly #batchIds = new WeakMap<Envelope[], string>();
 
   constructor(config: DestinationConfig, context: DestinationContext) {
     this.name = config.name;
@@ -128,6 +156,7 @@ export class Destination {
     const labels = { destination: config.name };
     this.#dead = new QueueFile<DeadRecord>({ path: files.dead, durability });
     const log = logger.child({ destination: config.name });
+    this.#log = log;
 
     if (!config.enabled) {
       // A disabled destination only stores: its events wait on disk until it is enabled.
@@ -162,7 +191,10 @@ export class Destination {
           if (result === undefined) return done();
           return result.then(done, failed);
         },
-        close: () => target.close(),
+        // The deadline (or the abandon of a DurableQueue past it) goes down to the target, so a
+        // broker sink stops waiting for acknowledgements and an opening connection is dropped.
+        close: (options?: CloseOptions) =>
+          (target as { close(options?: CloseOptions): void | Promise<void> }).close(options),
       };
       const { retry } = config;
       let strategy: RetryStrategy<Payload> = new ExponentialBackoff(retry.backoff);
@@ -207,14 +239,34 @@ export class Destination {
       );
       const onError = (error: unknown): void => log.error({ err: error }, 'delivery failed');
       if (config.batch) {
-        const batching = new BatchingSink<Envelope>(retrying, config.batch);
+        // A batch's members and id are fixed when it is sealed, before its first attempt, and
+        // kept in the queue file with it: after a crash the same events are re-formed into the
+        // same batch under the same id, instead of being regrouped under a new one.
+        const batchIds = this.#batchIds;
+        const batching = new BatchingSink<Envelope>(retrying, {
+          ...config.batch,
+          // Called only once delivery runs, after `queue` below is assigned.
+          keyOf: (envelope) => queue.sealedKey(envelope),
+          onBatch: (batch, key) => {
+            const id = key ?? `batch_${randomUUID()}`;
+            batchIds.set(batch, id);
+            if (key !== undefined) return;
+            try {
+              queue.seal(batch, id);
+            } catch (error) {
+              // Still sent: a crash before it is delivered may then regroup these events.
+              log.error({ err: error, batch: id }, 'recording a batch in the queue file failed');
+            }
+          },
+        });
         // Two batches in flight: the next one fills from the queue while one is being sent.
-        this.#queue = new DurableQueue<Envelope>(batching, {
+        const queue: DurableQueue<Envelope> = new DurableQueue<Envelope>(batching, {
           path: files.queue,
           durability,
           maxInFlight: config.batch.maxSize * 2,
           onError,
         });
+        this.#queue = queue;
       } else {
         this.#queue = new DurableQueue<Envelope>(retrying, {
           path: files.queue,
@@ -228,17 +280,22 @@ export class Destination {
     this.#predicate = predicate;
     const unbatching = new UnbatchingSink<Envelope>(this.#queue);
     this.#unbatching = unbatching;
-    this.ingest = predicate
+    const accept = predicate
       ? new MapSink<readonly Envelope[], readonly Envelope[]>(unbatching, (list) =>
           list.filter(predicate),
         )
       : unbatching;
+    this.#accept = accept;
+    this.ingest = {
+      write: (list) => accept.write(list),
+      close: (options?: CloseOptions) => this.close(options?.signal),
+    };
   }
 
   #target(config: DestinationConfig, context: DestinationContext): Sink<Payload> {
     switch (config.type) {
       case 'webhook':
-        return webhookTarget(config);
+        return webhookTarget(config, this.#batchIds);
       case 'stdout':
         return stdoutTarget(context.stdout);
       case 'file':
@@ -332,12 +389,59 @@ export class Destination {
     }
   }
 
-  /** Delivers until `signal` aborts, then leaves the rest on disk and closes the files. */
-  async close(signal?: AbortSignal): Promise<void> {
+  /**
+   * Delivers until `signal` aborts, then leaves the rest on disk and closes the files. Resolves
+   * at most {@link CLOSE_GRACE} ms after the abort: by then the queue file is closed (the
+   * undelivered events are in it) and the target was told to let go; a client that still has
+   * not (a broker connection being opened to a server that never answers) is left behind,
+   * with a warning, rather than holding up the shutdown.
+   */
+  close(signal?: AbortSignal): Promise<void> {
+    // Idempotent: the Broadcaster closes the ingest, then the relay closes the destination.
+    this.#closing ??= this.#close(signal);
+    return this.#closing;
+  }
+
+  async #close(signal: AbortSignal | undefined): Promise<void> {
     try {
-      await this.ingest.close(signal ? { signal } : undefined);
+      const closing = this.#accept.close(signal ? { signal } : undefined);
+      if (!signal) return await closing;
+      const late = await untilGrace(closing, signal, CLOSE_GRACE);
+      if (late) {
+        this.#log.warn(
+          { graceMs: CLOSE_GRACE },
+          'the target did not close in time after the drain deadline; left behind (undelivered events are on disk)',
+        );
+      }
     } finally {
       this.#dead.close();
     }
+  }
+}
+
+/** How long a destination's close may take after the drain deadline, in ms. */
+export const CLOSE_GRACE = 300;
+
+/**
+ * Waits for `promise`, but no longer than `grace` ms after `signal` aborts; resolves true when
+ * it gave up waiting (a rejection of `promise` is passed through).
+ */
+async function untilGrace(
+  promise: Promise<void>,
+  signal: AbortSignal,
+  grace: number,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    const arm = (): void => void (timer = setTimeout(() => resolve(true), grace));
+    if (signal.aborted) arm();
+    else signal.addEventListener('abort', (onAbort = arm), { once: true });
+  });
+  try {
+    return await Promise.race([promise.then(() => false), late]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
   }
 }

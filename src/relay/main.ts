@@ -499,6 +499,10 @@ async function runRelay(
   } finally {
     removeRelayFile(relayFile);
   }
+  // Everything is on disk now. A client that a destination left behind at the deadline (a
+  // broker connection still being opened to a server that never answers) must not keep the
+  // process alive past it; when nothing is left, the process exits before this fires.
+  setTimeout(() => process.exit(0), 200).unref();
   return 0;
 }
 

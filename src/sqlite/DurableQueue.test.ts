@@ -7,7 +7,9 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { isSinkClosedError } from '../errors/SinkClosedError.js';
 import { ExponentialBackoff } from '../retry/ExponentialBackoff.js';
-import { RetryingSink } from '../RetryingSink.js';
+import { BatchingSink } from '../BatchingSink.js';
+import { maxAttempts } from '../retry/maxAttempts.js';
+import { RetryingSink, type DeadLetter } from '../RetryingSink.js';
 import type { Sink } from '../Sink.js';
 import { RecordingSink, checkClose, range, sleep, GatedSink, tick } from '../test-utils.js';
 import {
@@ -191,6 +193,100 @@ describe('DurableQueue', () => {
     stuck.release(5); // the delivery that was in flight finishing late changes nothing
     await tick();
     assert.deepEqual(stored(path), range(5));
+  });
+
+  it('past the deadline, a BatchingSink and RetryingSink below abandon: no retry, no dead letter, all on disk', async () => {
+    const path = temp();
+    let attempts = 0;
+    const failing: Sink<number[]> = {
+      write: async () => {
+        attempts++;
+        await sleep(1);
+        throw new Error('endpoint is down');
+      },
+      close() {},
+    };
+    const dead: DeadLetter<number[]>[] = [];
+    const drops: unknown[] = [];
+    // Five attempts 100 ms apart, then a dead letter: all of it would come after the deadline.
+    const retrying = new RetryingSink(
+      failing,
+      maxAttempts(
+        new ExponentialBackoff({ base: 100, factor: 0, max: 100 }, { random: () => 0.99 }),
+        5,
+      ),
+      {
+        deadLetter: { write: (d) => void dead.push(d), close() {} },
+        onDrop: (e) => drops.push(e),
+      },
+    );
+    const batching = new BatchingSink(retrying, { maxSize: 4, maxDelay: 1 });
+    const queue = new DurableQueue(batching, {
+      path,
+      maxInFlight: 8,
+      onDrop: (e) => drops.push(e),
+    });
+    await Promise.all(range(6).map((i) => queue.write(i)));
+    await until(() => attempts >= 1, 'a failed attempt');
+    await queue.close({ signal: AbortSignal.abort() });
+    assert.equal(batching.closed, true);
+    assert.equal(retrying.closed, true);
+    const attemptsAtClose = attempts;
+    await sleep(600); // longer than every remaining retry would take
+    assert.equal(attempts, attemptsAtClose, 'no attempt after the close');
+    assert.deepEqual(dead, []);
+    assert.deepEqual(drops, []);
+    assert.deepEqual(stored(path), range(6));
+  });
+
+  it('seal() fixes a group of in-flight events; after a restart sealedKey() names it again', async () => {
+    const path = temp();
+    type Ev = { n: number };
+    const held: Ev[] = [];
+    const holding: Sink<Ev> = {
+      write: (event) => {
+        held.push(event);
+        return new Promise<void>(() => {}); // never acknowledged: a crash comes first
+      },
+      close() {},
+    };
+    const first = new DurableQueue(holding, { path, maxInFlight: 5 });
+    await Promise.all(range(6).map((n) => first.write({ n })));
+    await until(() => held.length === 5, 'five events in flight');
+    assert.equal(first.sealedKey(held[0]!), undefined);
+    first.seal(held.slice(0, 3), 'batch-a');
+    first.seal(held.slice(3, 5), 'batch-b');
+    assert.throws(() => first.seal([{ n: 9 }], 'x'), TypeError);
+    assert.throws(() => first.seal([], 'x'), TypeError);
+    await first.close({ signal: AbortSignal.abort() });
+
+    // The next run: the same events come back with the keys of their groups.
+    const keys: [number, string | undefined][] = [];
+    let second: DurableQueue<Ev> | undefined = undefined;
+    const recording: Sink<Ev> = {
+      write: (event) => void keys.push([event.n, second!.sealedKey(event)]),
+      close() {},
+    };
+    second = new DurableQueue(recording, { path });
+    await second.close();
+    assert.deepEqual(keys, [
+      [0, 'batch-a'],
+      [1, 'batch-a'],
+      [2, 'batch-a'],
+      [3, 'batch-b'],
+      [4, 'batch-b'],
+      [5, undefined],
+    ]);
+    // Delivered: the groups left the file with their events.
+    const db = new Database(path);
+    try {
+      assert.equal(
+        db.prepare('SELECT count(*) AS n FROM eventsinks_seal').get()?.['n' as never],
+        0,
+      );
+    } finally {
+      db.close();
+    }
   });
 
   it('writes made before close() are committed and delivered', async () => {

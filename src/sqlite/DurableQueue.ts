@@ -1,5 +1,6 @@
 import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
 import { onAbort } from '../internal/abort.js';
+import { abandonOptions } from '../internal/abandon.js';
 import { acceptsBeforeDelivery, setStoredId } from '../internal/durable.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
@@ -13,7 +14,14 @@ import type { DropReason } from '../Queue.js';
 import { isThenable, type CloseOptions, type Sink } from '../Sink.js';
 import { encodeWith, expectCodec, jsonCodec, type Codec } from './codec.js';
 import { DecodeError } from './errors.js';
-import { Store, expectDurability, expectPath, type Durability, type StoredRow } from './Store.js';
+import {
+  Store,
+  expectDurability,
+  expectPath,
+  type Durability,
+  type Seal,
+  type StoredRow,
+} from './Store.js';
 
 /**
  * Options for {@link DurableQueue}.
@@ -55,6 +63,13 @@ export interface DurableQueueOptions<E> {
 }
 
 const NAME = 'DurableQueue';
+
+/** One delivery in issue order: its row, whether it settled, and the event handed to dst. */
+interface Slot<E> {
+  id: number;
+  done: boolean;
+  event: E | undefined;
+}
 // Encoded events kept in memory for delivery; beyond this the file is the only copy and
 // delivery reads it back in pages, so a long outage of the destination costs disk, not memory.
 const MEMORY_LIMIT = 4096;
@@ -133,7 +148,11 @@ export class DurableQueue<E> implements Sink<E> {
   #inflight = 0;
   // Deliveries in issue order while any is outstanding: the file's watermark may only pass an
   // id once every id before it is done, whatever order the destination settles them in.
-  readonly #window = new RingBuffer<{ id: number; done: boolean }>(16);
+  readonly #window = new RingBuffer<Slot<E>>(16);
+  // The event being handed to dst right now (its slot is pushed once dst.write returns).
+  #issuing: Slot<E> | undefined;
+  // Groups sealed by an earlier run and not yet passed, by `first`.
+  #seals: Seal[];
   // Delivery stopped for good: close() hit its deadline, or dst reported SinkClosedError.
   #stopped = false;
   #closed = false;
@@ -183,6 +202,7 @@ export class DurableQueue<E> implements Sink<E> {
       throw error;
     }
     this.#size = this.#store.count();
+    this.#seals = this.#size > 0 ? this.#store.seals() : [];
     this.#complete = this.#size === 0;
     if (this.#size > 0) this.#start();
   }
@@ -198,6 +218,59 @@ export class DurableQueue<E> implements Sink<E> {
   /** True once `close()` was called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Seals a group of events that this queue handed to `dst` and that are still in flight (a
+   * batch about to be attempted for the first time): stores, durably before it returns, that
+   * they belong together under `key`. After a restart, {@link DurableQueue.sealedKey} gives
+   * each of them that key again, so a `BatchingSink` re-forms the same batch (see its `keyOf`),
+   * which keeps its id. Events are known by identity (the objects the queue decoded), so this
+   * works for object events only.
+   * @throws TypeError when `events` is empty or holds an event not in flight from this queue;
+   *   the SQLite error when the commit fails.
+   */
+  seal(events: readonly E[], key: string): void {
+    if (typeof key !== 'string') {
+      throw new TypeError(`Expected \`key\` to be a string, got ${typeof key}`);
+    }
+    let first = Infinity;
+    let last = -Infinity;
+    for (const event of events) {
+      const id = this.#rowOf(event);
+      if (id === undefined) {
+        throw new TypeError('Expected `events` to be events in flight from this DurableQueue');
+      }
+      if (id < first) first = id;
+      if (id > last) last = id;
+    }
+    if (first === Infinity) throw new TypeError('Expected `events` not to be empty');
+    this.#store.seal(first, last, key);
+  }
+
+  /**
+   * The key of the sealed group (see {@link DurableQueue.seal}) that `event`, in flight from
+   * this queue, was part of in an earlier run; `undefined` for an event that was never sealed.
+   */
+  sealedKey(event: E): string | undefined {
+    const seals = this.#seals;
+    if (seals.length === 0) return undefined;
+    const id = this.#rowOf(event);
+    if (id === undefined) return undefined;
+    // Rows are handed out in id order: the groups before this row are passed for good.
+    while (seals.length > 0 && seals[0]!.last < id) seals.shift();
+    const seal = seals[0];
+    return seal !== undefined && seal.first <= id ? seal.key : undefined;
+  }
+
+  #rowOf(event: E): number | undefined {
+    if (this.#issuing?.event === event) return this.#issuing.id;
+    const window = this.#window;
+    for (let i = window.length - 1; i >= 0; i--) {
+      const slot = window.at(i);
+      if (slot.event === event) return slot.id;
+    }
+    return undefined;
   }
 
   /**
@@ -221,8 +294,9 @@ export class DurableQueue<E> implements Sink<E> {
    *
    * Writes made before `close()` are still committed. With `signal`, when it aborts: delivery
    * stops, whatever is undelivered (including an event whose delivery was in progress) stays in
-   * the file for the next open, and is not reported as dropped; `dst` is then closed with the
-   * same signal.
+   * the file for the next open, and is not reported as dropped; `dst` is then closed at once
+   * with an aborted signal, and a BatchingSink or RetryingSink below abandons what it holds
+   * (no further attempt, no dead letter, no `onDrop`): `close()` does not wait for them.
    * @throws rejects with the error of `dst.close()`, on the first call only.
    */
   close(options: CloseOptions = {}): Promise<void> {
@@ -302,10 +376,12 @@ export class DurableQueue<E> implements Sink<E> {
       this.#store.close();
     }
     const dst = this.#dst as { close(options?: CloseOptions): void | Promise<void> };
-    // Past the deadline what is undelivered stays in the file, so the destination is closed
-    // without the signal: a RetryingSink then abandons its attempt (the file keeps the event)
-    // instead of reporting it to onDrop as dropped.
-    await (signal && !this.#stopped ? dst.close({ signal }) : dst.close());
+    // Past the deadline what is undelivered stays in the file, so the destination is told to
+    // abandon it: a BatchingSink stops waiting for its batches, a RetryingSink stops retrying
+    // and rejects what it holds (no dead letter, no onDrop: the file keeps those events), and
+    // any other sink sees an aborted signal. Closing it without one would wait out every retry.
+    if (this.#stopped) await dst.close(abandonOptions());
+    else await (signal ? dst.close({ signal }) : dst.close());
   }
 
   #stop(): void {
@@ -399,14 +475,17 @@ export class DurableQueue<E> implements Sink<E> {
       // Handed down to the sinks below (durableId): the same on every attempt and every run.
       setStoredId(event, this.#idPrefix + String(row.id));
       let result: void | Promise<void>;
+      const slot: Slot<E> = { id: row.id, done: false, event };
+      this.#issuing = slot;
       try {
         result = dst.write(event);
       } catch (error) {
+        this.#issuing = undefined;
         if (!this.#failed(error, event, row.id)) return;
         continue;
       }
+      this.#issuing = undefined;
       if (result !== undefined && isThenable(result)) {
-        const slot = { id: row.id, done: false };
         this.#window.push(slot);
         this.#inflight++;
         void this.#awaitWrite(result, event, slot);
@@ -417,11 +496,7 @@ export class DurableQueue<E> implements Sink<E> {
     if (!this.#stopped && this.#inflight === 0) this.#becomeIdle();
   };
 
-  async #awaitWrite(
-    pending: PromiseLike<void>,
-    event: E,
-    slot: { id: number; done: boolean },
-  ): Promise<void> {
+  async #awaitWrite(pending: PromiseLike<void>, event: E, slot: Slot<E>): Promise<void> {
     let failure: { error: unknown } | undefined;
     try {
       await pending;
@@ -447,7 +522,7 @@ export class DurableQueue<E> implements Sink<E> {
   /** Marks a delivery settled that never waited (no slot): in order unless others are out. */
   #done(id: number): void {
     if (this.#window.length === 0) this.#handled(id);
-    else this.#window.push({ id, done: true });
+    else this.#window.push({ id, done: true, event: undefined });
   }
 
   /** Moves the watermark over every settled delivery at the front of the window. */

@@ -21,6 +21,13 @@ import { QueueLockedError, QueueOpenError } from './errors.js';
  */
 export type Durability = 'process' | 'power';
 
+/** A sealed group of rows: ids `first` to `last`, known by `key`. @internal */
+export interface Seal {
+  first: number;
+  last: number;
+  key: string;
+}
+
 /** One stored event, still encoded. @internal */
 export interface StoredRow {
   id: number;
@@ -31,6 +38,10 @@ const TABLE = 'eventsinks_queue';
 // Facts about the file itself (its random id). Created on first use, so files written by an
 // earlier version gain it without a schema change; older versions ignore it.
 const META = 'eventsinks_meta';
+// Sealed groups of rows (a batch whose membership and key were fixed before its first attempt):
+// the rows first..last, in delivery order. Added to files of schema 1 on open (an older reader
+// ignores it), removed as the rows they cover are.
+const SEALS = 'eventsinks_seal';
 // 'evsk': marks a SQLite file as an eventsinks queue, so we never write into someone else's.
 const APPLICATION_ID = 0x6576736b;
 const SCHEMA_VERSION = 1;
@@ -68,6 +79,9 @@ export class Store {
   readonly #deleteOne: Database.Statement<[number]>;
   readonly #page: Database.Statement<[number, number], StoredRow>;
   readonly #count: Database.Statement<[], number>;
+  readonly #seal: Database.Statement<[number, number, string]>;
+  readonly #seals: Database.Statement<[], Seal>;
+  readonly #deleteSeals: Database.Statement<[number]>;
   readonly #append: (data: readonly (string | Uint8Array)[], deleteUpTo: number) => StoredRow[];
   readonly #durability: Durability;
 
@@ -87,10 +101,16 @@ export class Store {
       `SELECT id, data FROM ${TABLE} WHERE id > ? ORDER BY id LIMIT ?`,
     );
     this.#count = db.prepare<[], number>(`SELECT count(*) FROM ${TABLE}`).pluck();
+    this.#seal = db.prepare(`INSERT OR REPLACE INTO ${SEALS} (first, last, key) VALUES (?, ?, ?)`);
+    this.#seals = db.prepare<[], Seal>(`SELECT first, last, key FROM ${SEALS} ORDER BY first`);
+    this.#deleteSeals = db.prepare(`DELETE FROM ${SEALS} WHERE last <= ?`);
     // One transaction per group: the deletes of what was delivered since the last commit ride
     // along for free, and the whole group pays for one commit (one fsync under 'power').
     this.#append = db.transaction((data: readonly (string | Uint8Array)[], deleteUpTo: number) => {
-      if (deleteUpTo > 0) this.#deleteUpTo.run(deleteUpTo);
+      if (deleteUpTo > 0) {
+        this.#deleteUpTo.run(deleteUpTo);
+        this.#deleteSeals.run(deleteUpTo);
+      }
       const rows = new Array<StoredRow>(data.length);
       let done = 0;
       for (let c = CHUNKS.length - 1; c >= 0; c--) {
@@ -131,16 +151,30 @@ export class Store {
    * is not worth an fsync. The next synchronous commit flushes it along with its own pages.
    */
   deleteUpTo(id: number): void {
-    if (this.#durability !== 'power') {
+    const run = this.#db.transaction(() => {
       this.#deleteUpTo.run(id);
+      this.#deleteSeals.run(id);
+    });
+    if (this.#durability !== 'power') {
+      run();
       return;
     }
     this.#db.pragma('synchronous = NORMAL');
     try {
-      this.#deleteUpTo.run(id);
+      run();
     } finally {
       this.#db.pragma('synchronous = FULL');
     }
+  }
+
+  /** Records that rows `first`..`last` form one sealed group, `key`; durable on return. */
+  seal(first: number, last: number, key: string): void {
+    this.#seal.run(first, last, key);
+  }
+
+  /** Every sealed group still in the file, by `first`. */
+  seals(): Seal[] {
+    return this.#seals.all();
   }
 
   /** Deletes the rows with these ids, in one transaction; returns how many existed. */
@@ -245,6 +279,7 @@ function prepareSchema(db: Database.Database, path: string): void {
         `it was written by a newer eventsinks (queue schema ${version}; this one reads ${SCHEMA_VERSION})`,
       );
     }
+    createSeals(db);
     return;
   }
   if (applicationId !== 0) {
@@ -266,8 +301,15 @@ function prepareSchema(db: Database.Database, path: string): void {
   // AUTOINCREMENT: ids are never reused, so an id names one event for the life of the file
   // (a tool may list ids, then remove them) and delivery order is id order across runs.
   db.exec(`CREATE TABLE ${TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL)`);
+  createSeals(db);
   db.pragma(`application_id = ${APPLICATION_ID}`);
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
+}
+
+function createSeals(db: Database.Database): void {
+  db.exec(
+    `CREATE TABLE IF NOT EXISTS ${SEALS} (first INTEGER PRIMARY KEY, last INTEGER NOT NULL, key TEXT NOT NULL)`,
+  );
 }
 
 function translate(path: string, error: unknown): unknown {
