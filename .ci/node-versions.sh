@@ -67,6 +67,7 @@ for version in "${versions[@]}"; do
   log="$logdir/node-$version.log"
   if ! dir=$(fetch "$version"); then
     echo "!! could not fetch node $version" | tee "$log" >&2
+    echo 0 >"$logdir/node-$version.seconds"
     failed=1
     continue
   fi
