@@ -82,6 +82,7 @@ for version in "${versions[@]}"; do
       put "$built" "$addon"
     else
       # build_from_source: prebuild-install would try GitHub, which this machine cannot reach.
+      # (npm 11 warns that it does not know the setting; prebuild-install reads it all the same.)
       echo "== building better-sqlite3 $sqlite_version for ABI $abi"
       build_started=$SECONDS
       PATH="$dir/bin:$PATH" npm_config_nodedir="$dir" npm_config_build_from_source=true \
