@@ -1,3 +1,4 @@
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * The one interface of eventsinks: anything that accepts events.
  *
