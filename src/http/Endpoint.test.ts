@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { isQueueFullError } from '../errors/QueueFullError.js';
 import { isSinkClosedError } from '../errors/SinkClosedError.js';
+import { Breaker } from '../retry/Breaker.js';
 import { ExponentialBackoff } from '../retry/ExponentialBackoff.js';
+import { maxAttempts } from '../retry/maxAttempts.js';
 import type { DeadLetter } from '../RetryingSink.js';
 import type { Sink } from '../Sink.js';
 import { Endpoint } from './Endpoint.js';
@@ -437,3 +439,26 @@ function captureSync(fn: () => unknown): unknown {
   }
   return undefined;
 }
+
+describe('Endpoint with maxAttempts', () => {
+  it('passes the attempt on through httpRetryStrategy, so maxAttempts gives up on time', async () => {
+    let requests = 0;
+    const dead = new Letters<Ev>();
+    const endpoint = new Endpoint<Ev>('http://127.0.0.1:1/hook', {
+      fetch: async () => {
+        requests++;
+        return new Response('busy', { status: 503, statusText: 'Service Unavailable' });
+      },
+      strategy: maxAttempts(new Breaker(100, 0), 3),
+      deadLetter: dead,
+    });
+    await endpoint.write({ seq: 1 });
+    await endpoint.write({ seq: 1 });
+    await endpoint.close({ signal: AbortSignal.timeout(5000) });
+    assert.equal(requests, 6);
+    assert.deepEqual(
+      dead.letters.map((d) => d.attempts),
+      [3, 3],
+    );
+  });
+});
