@@ -55,7 +55,10 @@ export interface RetryingSinkOptions<E> {
   onError?(error: unknown, event: E): void;
   /** The clock for `firstFailedAt`; defaults to `Date.now`. */
   now?: () => number;
-  /** Counts retries (`retries`) and drops (`dropped`); see {@link SinkMetrics}. */
+  /**
+   * Counts retries (`retries`), drops (`dropped`, dead-lettered ones included) and events
+   * written to `deadLetter` (`deadLettered`, once that write succeeded); see {@link SinkMetrics}.
+   */
   metrics?: SinkMetrics;
 }
 
@@ -351,6 +354,7 @@ export class RetryingSink<E> implements Sink<E> {
     if (deadLetter === undefined) return;
     try {
       await deadLetter.write({ event, error, attempts, firstFailedAt });
+      if (this.#metrics) this.#metrics.deadLettered++;
     } catch (e) {
       this.#onError(e, event);
     }
