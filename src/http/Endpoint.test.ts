@@ -461,4 +461,41 @@ describe('Endpoint with maxAttempts', () => {
       [3, 3],
     );
   });
+
+  it('sinkMetrics is the one shape behind metrics(): answered and unanswered failures, dead letters', async () => {
+    let requests = 0;
+    const dead = new Letters<Ev>();
+    const endpoint = new Endpoint<Ev>('http://127.0.0.1:1/hook', {
+      fetch: async () => {
+        requests++;
+        if (requests === 1) throw new TypeError('fetch failed');
+        if (requests <= 3) return new Response('busy', { status: 503, statusText: 'Busy' });
+        return new Response('', { status: 200, statusText: 'OK' });
+      },
+      strategy: maxAttempts(new Breaker(100, 0), 2),
+      deadLetter: dead,
+    });
+    await endpoint.write({ seq: 1 }); // no answer, then 503: dead-lettered
+    await endpoint.write({ seq: 2 }); // 503, then 200
+    await endpoint.close({ signal: AbortSignal.timeout(5000) });
+    const m = endpoint.sinkMetrics;
+    assert.equal(m.events, 2);
+    assert.equal(m.pending, 0);
+    assert.equal(m.successes, 1);
+    assert.equal(m.failures, 3);
+    assert.equal(m.dropped, 1);
+    assert.equal(m.deadLettered, 1);
+    assert.equal(dead.letters.length, 1);
+    assert.equal(typeof m.lastSuccessAt, 'number');
+    assert.match(String(m.lastError), /503/);
+    assert.deepEqual(endpoint.metrics(), {
+      pending: 0,
+      events: 2,
+      successes: 1,
+      failures: 2,
+      errors: 1,
+      dropped: 1,
+      statuses: { '503 Service Unavailable': 2, '200 OK': 1 },
+    });
+  });
 });
