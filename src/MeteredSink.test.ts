@@ -70,6 +70,35 @@ describe('MeteredSink and SinkMetrics', () => {
     await queue.close();
   });
 
+  it('counts dead letters once their write succeeded, and renders them', async () => {
+    const metrics = new SinkMetrics();
+    let deadFails = true;
+    const retrying = new RetryingSink(
+      new RecordingSink<number>({ failFirst: 10 }),
+      maxAttempts(new Breaker(100, 0), 1),
+      {
+        metrics,
+        deadLetter: {
+          write: () => {
+            if (deadFails) throw new Error('dead letter down');
+          },
+          close() {},
+        },
+        onError: () => {},
+      },
+    );
+    await retrying.write(1); // given up on; the dead letter refuses it
+    deadFails = false;
+    await retrying.write(2); // given up on; kept
+    assert.equal(metrics.dropped, 2);
+    assert.equal(metrics.deadLettered, 1);
+    assert.equal(metrics.snapshot().deadLettered, 1);
+    assert.match(
+      metrics.toPrometheus('x'),
+      /^# TYPE x_dead_lettered_total counter\nx_dead_lettered_total 1$/m,
+    );
+  });
+
   it('renders the Prometheus text format', () => {
     const metrics = new SinkMetrics();
     metrics.events = 3;

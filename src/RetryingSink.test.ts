@@ -4,7 +4,7 @@ import { isSinkClosedError, SinkClosedError } from './errors/SinkClosedError.js'
 import { Breaker } from './retry/Breaker.js';
 import { ExponentialBackoff } from './retry/ExponentialBackoff.js';
 import { maxAttempts } from './retry/maxAttempts.js';
-import type { RetryStrategy } from './retry/RetryStrategy.js';
+import type { RetryContext, RetryStrategy } from './retry/RetryStrategy.js';
 import { RetryingSink, type DeadLetter } from './RetryingSink.js';
 import type { Sink } from './Sink.js';
 import { RecordingSink, checkClose, range, settlesWithin, sleep } from './test-utils.js';
@@ -127,6 +127,137 @@ describe('RetryingSink', () => {
     assert.equal(dead[0]?.firstFailedAt, 1010);
     assert.match(String(dead[0]?.error), /negative -1/);
     assert.equal(dead[1]?.event, -2);
+  });
+
+  it('maxAttempts gives two equal primitive events in flight at once their full attempts each', async () => {
+    // One strategy shared by two sinks: the old per-value count let the two 7s share attempts.
+    const strategy = maxAttempts<number>(new Breaker(1000, 0), 3);
+    const dead: DeadLetter<number>[] = [];
+    const tries = [0, 0];
+    const failing = (i: 0 | 1): Sink<number> => ({
+      write: async () => {
+        tries[i] = (tries[i] ?? 0) + 1;
+        await sleep(1);
+        throw new Error('down');
+      },
+      close() {},
+    });
+    const deadLetter: Sink<DeadLetter<number>> = { write: (d) => void dead.push(d), close() {} };
+    const a = new RetryingSink(failing(0), strategy, { deadLetter });
+    const b = new RetryingSink(failing(1), strategy, { deadLetter });
+    await Promise.all([a.write(7), b.write(7)]);
+    assert.deepEqual(tries, [3, 3]);
+    assert.deepEqual(
+      dead.map((d) => [d.event, d.attempts]),
+      [
+        [7, 3],
+        [7, 3],
+      ],
+    );
+  });
+
+  it('maxAttempts keeps nothing per event: an event dropped by close leaves no count behind', async () => {
+    // Backs off 50 ms after a failure, so close() finds the event waiting.
+    const strategy = maxAttempts<number>(
+      { proceed: (_event, context) => (context ? 50 : 0), failure: () => false, success() {} },
+      3,
+    );
+    let tries = 0;
+    const failing: Sink<number> = {
+      write: () => {
+        tries++;
+        throw new Error('down');
+      },
+      close() {},
+    };
+    const first = new RetryingSink(failing, strategy, { onDrop() {} });
+    const pending = first.write(7);
+    await sleep(5);
+    await first.close({ signal: AbortSignal.abort() });
+    await pending;
+    assert.equal(tries, 1); // one attempt failed, close dropped the event while it backed off
+    tries = 0;
+    const dead: DeadLetter<number>[] = [];
+    const second = new RetryingSink(failing, maxAttempts<number>(new Breaker(1000, 0), 3), {
+      deadLetter: { write: (d) => void dead.push(d), close() {} },
+    });
+    // The same value again, through the first strategy's twin and through the first strategy.
+    await second.write(7);
+    const third = new RetryingSink(failing, strategy, {
+      deadLetter: { write: (d) => void dead.push(d), close() {} },
+    });
+    const written = third.write(7);
+    await written;
+    assert.deepEqual(
+      dead.map((d) => d.attempts),
+      [3, 3],
+    );
+    assert.equal(tries, 6);
+  });
+
+  it('a strategy is told the attempt number, the first failure time and the error', async () => {
+    let clock = 5000;
+    const seen: string[] = [];
+    const show = (c: RetryContext | undefined): string =>
+      c === undefined ? '-' : `${c.attempt}@${c.firstFailedAt}:${String(c.error)}`;
+    let calls = 0;
+    const strategy: RetryStrategy<string> = {
+      proceed: (event, context) => (seen.push(`proceed ${event} ${show(context)}`), 0),
+      failure: (event, _error, context) => (seen.push(`failure ${event} ${show(context)}`), false),
+      success: (event, context) => void seen.push(`success ${event} ${show(context)}`),
+    };
+    const sink: Sink<string> = {
+      write: (event) => {
+        clock += 100;
+        calls++;
+        if (event === 'x' && calls <= 3) throw new Error(`e${calls}`);
+      },
+      close() {},
+    };
+    const s = new RetryingSink(sink, strategy, { now: () => clock });
+    await s.write('x');
+    await s.write('y');
+    assert.deepEqual(seen, [
+      'proceed x -',
+      'failure x 1@5100:Error: e1',
+      'proceed x 1@5100:Error: e1',
+      'failure x 2@5100:Error: e2',
+      'proceed x 2@5100:Error: e2',
+      'failure x 3@5100:Error: e3',
+      'proceed x 3@5100:Error: e3',
+      'success x 3@5100:Error: e3',
+      'proceed y -',
+      'success y -',
+    ]);
+  });
+
+  it('a strategy written before the context existed keeps working', async () => {
+    let failures = 0;
+    const old = {
+      proceed: (_event: number): number => 0,
+      failure: (_event: number, _error: unknown): boolean => ++failures >= 2,
+      success: (_event: number): void => {},
+    };
+    const dead: DeadLetter<number>[] = [];
+    const s = new RetryingSink<number>(
+      {
+        write: () => {
+          throw new Error('down');
+        },
+        close() {},
+      },
+      maxAttempts(old, 5),
+      { deadLetter: { write: (d) => void dead.push(d), close() {} } },
+    );
+    await s.write(1);
+    assert.equal(dead[0]?.attempts, 2);
+  });
+
+  it('maxAttempts refuses a failure() call that does not pass the context on', () => {
+    const s = maxAttempts(new Breaker(1, 1), 3);
+    assert.throws(() => s.failure(1, new Error('x')), /`context`/);
+    assert.equal(s.failure(1, new Error('x'), { attempt: 3, firstFailedAt: 0, error: 'x' }), true);
+    assert.equal(s.failure(1, new Error('x'), { attempt: 2, firstFailedAt: 0, error: 'x' }), false);
   });
 
   it('SinkClosedError from the wrapped sink is terminal', async () => {

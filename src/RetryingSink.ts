@@ -4,7 +4,7 @@ import { abandonOptions, isAbandon } from './internal/abandon.js';
 import { callHook, reportDefault } from './internal/report.js';
 import { RingBuffer } from './internal/RingBuffer.js';
 import { describe, expectOptionalFunction, expectSignal, expectSink } from './internal/validate.js';
-import type { RetryStrategy } from './retry/RetryStrategy.js';
+import type { RetryContext, RetryStrategy } from './retry/RetryStrategy.js';
 import { closeWith, noop } from './internal/close.js';
 import { isThenable, type CloseOptions, type Sink } from './Sink.js';
 import type { SinkMetrics } from './SinkMetrics.js';
@@ -55,7 +55,10 @@ export interface RetryingSinkOptions<E> {
   onError?(error: unknown, event: E): void;
   /** The clock for `firstFailedAt`; defaults to `Date.now`. */
   now?: () => number;
-  /** Counts retries (`retries`) and drops (`dropped`); see {@link SinkMetrics}. */
+  /**
+   * Counts retries (`retries`), drops (`dropped`, dead-lettered ones included) and events
+   * written to `deadLetter` (`deadLettered`, once that write succeeded); see {@link SinkMetrics}.
+   */
   metrics?: SinkMetrics;
 }
 
@@ -81,8 +84,10 @@ const YIELD_EVERY = 64;
  * Retries writes to a sink under a {@link RetryStrategy} until they succeed or the strategy
  * drops them.
  *
- * Before every attempt it waits `strategy.proceed(event)` ms (if positive); after a failure it
- * asks `strategy.failure(event, error)` whether to drop. Concurrent writes are serialized in
+ * Before every attempt it waits `strategy.proceed(event, context)` ms (if positive); after a
+ * failure it asks `strategy.failure(event, error, context)` whether to drop, where `context` is
+ * a {@link RetryContext} for the attempt that failed (`attempt`, 1-based; `firstFailedAt`;
+ * `error`), also passed to `proceed` and `success` once the event has failed. Concurrent writes are serialized in
  * call order, so retries never reorder events. A `SinkClosedError` from the wrapped sink is
  * terminal and rejects the write. When the first attempt succeeds synchronously, `write`
  * returns synchronously.
@@ -300,12 +305,14 @@ export class RetryingSink<E> implements Sink<E> {
     let { delay, inflight, failed, error } = pending;
     let attempts = 0;
     let firstFailedAt = 0;
+    // The last failure, told to the strategy; one object per failed attempt (slow path only).
+    let context: RetryContext | undefined;
     let immediate = 0;
     for (;;) {
       if (!failed) {
         try {
           if (inflight === undefined) {
-            delay ??= strategy.proceed(event);
+            delay ??= strategy.proceed(event, context);
             if (delay > 0) {
               immediate = 0;
               await this.#sleep(delay);
@@ -317,7 +324,7 @@ export class RetryingSink<E> implements Sink<E> {
           }
           await inflight;
           this.#throwIfClosed();
-          strategy.success(event);
+          strategy.success(event, context);
           return;
         } catch (e) {
           if (this.#closed) throw new SinkClosedError('RetryingSink is closed');
@@ -330,7 +337,8 @@ export class RetryingSink<E> implements Sink<E> {
       if (isSinkClosedError(error)) throw error;
       attempts++;
       if (attempts === 1) firstFailedAt = this.#now();
-      if (strategy.failure(event, error)) {
+      context = { attempt: attempts, firstFailedAt, error };
+      if (strategy.failure(event, error, context)) {
         await this.#drop(event, error, attempts, firstFailedAt);
         return;
       }
@@ -346,6 +354,7 @@ export class RetryingSink<E> implements Sink<E> {
     if (deadLetter === undefined) return;
     try {
       await deadLetter.write({ event, error, attempts, firstFailedAt });
+      if (this.#metrics) this.#metrics.deadLettered++;
     } catch (e) {
       this.#onError(e, event);
     }

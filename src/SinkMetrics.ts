@@ -21,6 +21,8 @@ export interface SinkMetricsSnapshot {
   dropped: number;
   /** Attempts a RetryingSink made after a failure. */
   retries: number;
+  /** Events handed to a dead letter (by a RetryingSink whose strategy gave up on them). */
+  deadLettered: number;
   /** The last failure's error, or undefined. */
   lastError: unknown;
   /** When the last failure happened (ms since the epoch), or undefined. */
@@ -33,9 +35,12 @@ const NAME_PATTERN = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_PATTERN = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /**
- * Counters in the shape of Docker distribution's endpoint metrics. One instance may be shared
- * by a {@link MeteredSink} (events, successes, failures, pending) and the `metrics` option of a
- * Queue or RetryingSink below it (dropped, retries), so one object describes a whole pipeline.
+ * Counters in the shape of Docker distribution's endpoint metrics: the library's one metrics
+ * shape. One instance may be shared by a {@link MeteredSink} (events, successes, failures,
+ * pending) and the `metrics` option of a Queue or RetryingSink below it (dropped, retries,
+ * deadLettered), so one object describes a whole pipeline. Adapters expose the same shape
+ * (an Endpoint's `sinkMetrics`, a JetStreamSink's `metrics`), and the relay's Prometheus
+ * series are read from one instance per destination.
  *
  * @example
  * ```ts
@@ -57,6 +62,8 @@ export class SinkMetrics {
   dropped = 0;
   /** Attempts made after a failure. */
   retries = 0;
+  /** Events handed to a dead letter. */
+  deadLettered = 0;
   /** The last failure's error. */
   lastError: unknown = undefined;
   /** When the last failure happened (ms since the epoch). */
@@ -73,6 +80,7 @@ export class SinkMetrics {
       failures: this.failures,
       dropped: this.dropped,
       retries: this.retries,
+      deadLettered: this.deadLettered,
       lastError: this.lastError,
       lastErrorAt: this.lastErrorAt,
       lastSuccessAt: this.lastSuccessAt,
@@ -115,6 +123,12 @@ export class SinkMetrics {
     metric(`${name}_failures_total`, 'counter', 'Writes failed.', this.failures);
     metric(`${name}_dropped_total`, 'counter', 'Events dropped.', this.dropped);
     metric(`${name}_retries_total`, 'counter', 'Attempts made after a failure.', this.retries);
+    metric(
+      `${name}_dead_lettered_total`,
+      'counter',
+      'Events handed to a dead letter.',
+      this.deadLettered,
+    );
     if (this.lastSuccessAt !== undefined) {
       metric(
         `${name}_last_success_timestamp_seconds`,

@@ -21,7 +21,7 @@ export type { SinkMetricsSnapshot } from './SinkMetrics.js';
 export { toWritableStream, pipeFrom } from './streams.js';
 export type { WritableStreamOptions, PipeFromOptions } from './streams.js';
 export type { Matcher } from './Filter.js';
-export type { RetryStrategy } from './retry/RetryStrategy.js';
+export type { RetryContext, RetryStrategy } from './retry/RetryStrategy.js';
 export { Breaker } from './retry/Breaker.js';
 export type { BreakerOptions } from './retry/Breaker.js';
 export { ExponentialBackoff, DEFAULT_EXPONENTIAL_BACKOFF } from './retry/ExponentialBackoff.js';

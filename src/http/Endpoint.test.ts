@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { isQueueFullError } from '../errors/QueueFullError.js';
 import { isSinkClosedError } from '../errors/SinkClosedError.js';
+import { Breaker } from '../retry/Breaker.js';
 import { ExponentialBackoff } from '../retry/ExponentialBackoff.js';
+import { maxAttempts } from '../retry/maxAttempts.js';
 import type { DeadLetter } from '../RetryingSink.js';
 import type { Sink } from '../Sink.js';
 import { Endpoint } from './Endpoint.js';
@@ -437,3 +439,63 @@ function captureSync(fn: () => unknown): unknown {
   }
   return undefined;
 }
+
+describe('Endpoint with maxAttempts', () => {
+  it('passes the attempt on through httpRetryStrategy, so maxAttempts gives up on time', async () => {
+    let requests = 0;
+    const dead = new Letters<Ev>();
+    const endpoint = new Endpoint<Ev>('http://127.0.0.1:1/hook', {
+      fetch: async () => {
+        requests++;
+        return new Response('busy', { status: 503, statusText: 'Service Unavailable' });
+      },
+      strategy: maxAttempts(new Breaker(100, 0), 3),
+      deadLetter: dead,
+    });
+    await endpoint.write({ seq: 1 });
+    await endpoint.write({ seq: 1 });
+    await endpoint.close({ signal: AbortSignal.timeout(5000) });
+    assert.equal(requests, 6);
+    assert.deepEqual(
+      dead.letters.map((d) => d.attempts),
+      [3, 3],
+    );
+  });
+
+  it('sinkMetrics is the one shape behind metrics(): answered and unanswered failures, dead letters', async () => {
+    let requests = 0;
+    const dead = new Letters<Ev>();
+    const endpoint = new Endpoint<Ev>('http://127.0.0.1:1/hook', {
+      fetch: async () => {
+        requests++;
+        if (requests === 1) throw new TypeError('fetch failed');
+        if (requests <= 3) return new Response('busy', { status: 503, statusText: 'Busy' });
+        return new Response('', { status: 200, statusText: 'OK' });
+      },
+      strategy: maxAttempts(new Breaker(100, 0), 2),
+      deadLetter: dead,
+    });
+    await endpoint.write({ seq: 1 }); // no answer, then 503: dead-lettered
+    await endpoint.write({ seq: 2 }); // 503, then 200
+    await endpoint.close({ signal: AbortSignal.timeout(5000) });
+    const m = endpoint.sinkMetrics;
+    assert.equal(m.events, 2);
+    assert.equal(m.pending, 0);
+    assert.equal(m.successes, 1);
+    assert.equal(m.failures, 3);
+    assert.equal(m.dropped, 1);
+    assert.equal(m.deadLettered, 1);
+    assert.equal(dead.letters.length, 1);
+    assert.equal(typeof m.lastSuccessAt, 'number');
+    assert.match(String(m.lastError), /503/);
+    assert.deepEqual(endpoint.metrics(), {
+      pending: 0,
+      events: 2,
+      successes: 1,
+      failures: 2,
+      errors: 1,
+      dropped: 1,
+      statuses: { '503 Service Unavailable': 2, '200 OK': 1 },
+    });
+  });
+});

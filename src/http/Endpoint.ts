@@ -14,6 +14,7 @@ import { Breaker } from '../retry/Breaker.js';
 import type { RetryStrategy } from '../retry/RetryStrategy.js';
 import { RetryingSink, type DeadLetter } from '../RetryingSink.js';
 import { isThenable, type CloseOptions, type Sink } from '../Sink.js';
+import { SinkMetrics } from '../SinkMetrics.js';
 import { isHttpStatusError } from './errors.js';
 import { HttpSink, type EncodedBody, type WebhookSigning } from './HttpSink.js';
 import { httpRetryStrategy } from './httpRetryStrategy.js';
@@ -135,13 +136,9 @@ export interface EndpointOptions<E> {
   batch?: EndpointBatchOptions;
 }
 
-interface Counters {
-  pending: number;
-  events: number;
-  successes: number;
-  failures: number;
+// What the registry's metrics add to the library's SinkMetrics.
+interface HttpCounters {
   errors: number;
-  dropped: number;
   statuses: Record<string, number>;
 }
 
@@ -175,15 +172,20 @@ interface Counters {
 export class Endpoint<E> implements Sink<E> {
   /** The target URL with credentials removed and the query string hidden, for logs. */
   readonly url: string;
-  readonly #counters: Counters = {
-    pending: 0,
-    events: 0,
-    successes: 0,
-    failures: 0,
-    errors: 0,
-    dropped: 0,
-    statuses: {},
-  };
+  /**
+   * The endpoint's counters in the library's one metrics shape, live (see {@link SinkMetrics}),
+   * counted in events: `events` accepted, `pending` not yet delivered or dropped, `successes`
+   * delivered, `failures` failed attempts (non-2xx answers and no answer alike), `dropped`,
+   * `deadLettered` (once the dead-letter write succeeded), `lastError`, `lastErrorAt`,
+   * `lastSuccessAt`. {@link Endpoint.metrics} is the registry's view of the same counts.
+   *
+   * @example
+   * ```ts
+   * console.log(endpoint.sinkMetrics.toPrometheus('webhook', { endpoint: 'orders' }));
+   * ```
+   */
+  readonly sinkMetrics = new SinkMetrics();
+  readonly #http: HttpCounters = { errors: 0, statuses: {} };
   readonly #top: Sink<E>;
   readonly #queue: Queue<E>;
   readonly #filter: Filter<E> | undefined;
@@ -246,7 +248,12 @@ export class Endpoint<E> implements Sink<E> {
       expectInteger('batch.maxSize', batch.maxSize);
       if (batch.maxDelay !== Infinity) expectNonNegative('batch.maxDelay', batch.maxDelay);
     }
-    const counters = this.#counters;
+    const counters = this.sinkMetrics;
+    // Counts a dead letter once it is kept, as a RetryingSink does with its `metrics`.
+    const kept = (write: () => void | Promise<void>): Promise<void> =>
+      Promise.resolve(write()).then(() => {
+        counters.deadLettered++;
+      });
     const dropped = (event: E, reason: unknown, deadLettered: boolean): void => {
       counters.dropped++;
       if (onDrop) callHook(NAME, onDrop, event, reason);
@@ -267,7 +274,9 @@ export class Endpoint<E> implements Sink<E> {
       const sender = this.#sender<E>(url, http, timeout, signing, encode, idOf, () => 1);
       this.url = sender.url;
       const retrying = new RetryingSink<E>(sender.sink, retry, {
-        ...(deadLetter !== undefined && { deadLetter }),
+        ...(deadLetter !== undefined && {
+          deadLetter: { write: (letter) => kept(() => deadLetter.write(letter)), close() {} },
+        }),
         onDrop: (event, reason) =>
           dropped(event, reason, deadLetter !== undefined && reason !== 'closed'),
         onError: failedHook,
@@ -295,7 +304,7 @@ export class Endpoint<E> implements Sink<E> {
         async write(letter) {
           for (const event of letter.event) {
             try {
-              await deadLetter.write({ ...letter, event });
+              await kept(() => deadLetter.write({ ...letter, event }));
             } catch (error) {
               failedHook(error, event);
             }
@@ -378,15 +387,17 @@ export class Endpoint<E> implements Sink<E> {
    * ```
    */
   metrics(): EndpointMetrics {
-    const c = this.#counters;
+    const c = this.sinkMetrics;
+    const { errors, statuses } = this.#http;
     return {
       pending: c.pending,
       events: c.events,
       successes: c.successes,
-      failures: c.failures,
-      errors: c.errors,
+      // SinkMetrics counts every failed attempt; the registry's `failures` are answered ones.
+      failures: c.failures - errors,
+      errors,
       dropped: c.dropped,
-      statuses: { ...c.statuses },
+      statuses: { ...statuses },
     };
   }
 
@@ -436,7 +447,8 @@ export class Endpoint<E> implements Sink<E> {
     idOf: ((payload: P) => string) | undefined,
     count: (payload: P) => number,
   ): { sink: Sink<P>; url: string } {
-    const counters = this.#counters;
+    const counters = this.sinkMetrics;
+    const extra = this.#http;
     const sink = new HttpSink<P>(url, {
       ...http,
       timeout,
@@ -445,7 +457,7 @@ export class Endpoint<E> implements Sink<E> {
       ...(encode !== undefined && { encode: encode as (payload: P) => EncodedBody }),
       onResponse(payload, status, text) {
         const key = statusKey(status, text);
-        counters.statuses[key] = (counters.statuses[key] ?? 0) + count(payload);
+        extra.statuses[key] = (extra.statuses[key] ?? 0) + count(payload);
       },
     });
     const metered: Sink<P> & { close(options?: CloseOptions): void } = {
@@ -453,10 +465,16 @@ export class Endpoint<E> implements Sink<E> {
         sink.write(payload).then(
           () => {
             counters.successes += count(payload);
+            counters.lastSuccessAt = Date.now();
           },
           (error: unknown) => {
-            if (isHttpStatusError(error)) counters.failures += count(payload);
-            else if (!isSinkClosedError(error)) counters.errors += count(payload);
+            // A close abandoning the attempt is neither an answer nor a transport failure.
+            if (!isSinkClosedError(error)) {
+              if (!isHttpStatusError(error)) extra.errors += count(payload);
+              counters.failures += count(payload);
+              counters.lastError = error;
+              counters.lastErrorAt = Date.now();
+            }
             throw error;
           },
         ),
@@ -474,7 +492,7 @@ export class Endpoint<E> implements Sink<E> {
     dst: Sink<E> & { close(options?: CloseOptions): void | Promise<void> },
     dropped: (event: E, reason: unknown, deadLettered: boolean) => void,
   ): Sink<E> {
-    const counters = this.#counters;
+    const counters = this.sinkMetrics;
     const settled = (): void => {
       counters.pending--;
     };

@@ -28,7 +28,7 @@ export interface HttpRetryStrategyOptions {
  * - after an error with a `retryAfter` (from `Retry-After`), `proceed` waits at least that long
  *   (at most `maxRetryAfter`), or what the wrapped strategy asks if that is longer.
  *
- * Any other error goes to the wrapped strategy. One instance per RetryingSink: `Retry-After` is
+ * Any other error goes to the wrapped strategy, with the strategy's `context` argument passed on. One instance per RetryingSink: `Retry-After` is
  * a statement about one receiver.
  *
  * @example
@@ -49,12 +49,12 @@ export function httpRetryStrategy<E>(
   // When the receiver's Retry-After runs out, in the clock's ms; 0 when there is none.
   let until = 0;
   return {
-    proceed(event) {
-      const wait = strategy.proceed(event);
+    proceed(event, context) {
+      const wait = strategy.proceed(event, context);
       if (until === 0) return wait;
       return Math.max(wait, until - now());
     },
-    failure(event, error) {
+    failure(event, error, context) {
       if (
         typeof error === 'object' &&
         error !== null &&
@@ -67,11 +67,11 @@ export function httpRetryStrategy<E>(
         typeof retryAfter === 'number' && retryAfter > 0
           ? now() + Math.min(retryAfter, maxRetryAfter)
           : 0;
-      return strategy.failure(event, error);
+      return strategy.failure(event, error, context);
     },
-    success(event) {
+    success(event, context) {
       until = 0;
-      strategy.success(event);
+      strategy.success(event, context);
     },
   };
 }

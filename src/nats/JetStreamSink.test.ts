@@ -92,6 +92,34 @@ describe('JetStreamSink', { skip }, () => {
     await sink.close();
   });
 
+  it('metrics is the library shape (SinkMetrics); stats is a view of it', async () => {
+    const name = await stream();
+    const sink = new JetStreamSink<{ n: number }>({ connection: nc!, subject: name });
+    const event = { n: 1 };
+    await sink.write(event);
+    await sink.write(event);
+    const m = sink.metrics;
+    assert.equal(m.events, 2);
+    assert.equal(m.pending, 0);
+    assert.equal(m.successes, 2);
+    assert.equal(m.failures, 0);
+    assert.equal(typeof m.lastSuccessAt, 'number');
+    assert.equal(sink.duplicates, 1);
+    assert.deepEqual(sink.stats, { acked: m.successes, duplicates: sink.duplicates });
+    await sink.close();
+
+    const lost = new JetStreamSink<number>({
+      connection: nc!,
+      subject: uniqueName('nostream'),
+      timeout: 2_000,
+    });
+    await assert.rejects(lost.write(1), isJetStreamPublishError);
+    assert.equal(lost.metrics.failures, 1);
+    assert.equal(lost.metrics.pending, 0);
+    assert.ok(isJetStreamPublishError(lost.metrics.lastError));
+    await lost.close();
+  });
+
   it('maxInFlight 1 keeps write order; maxInFlight 64 pipelines; close waits for every ack', async () => {
     for (const maxInFlight of [1, 64]) {
       const name = await stream();

@@ -11,6 +11,7 @@ import {
   expectSignal,
 } from '../internal/validate.js';
 import type { CloseOptions, Sink } from '../Sink.js';
+import { SinkMetrics } from '../SinkMetrics.js';
 import {
   ConnectionWatch,
   resolveConnection,
@@ -59,7 +60,10 @@ export interface JetStreamSinkOptions<E> extends NatsConnectionOptions {
 }
 
 /**
- * Counters of a {@link JetStreamSink}.
+ * Counters of a {@link JetStreamSink}, as its deprecated `stats` returns them.
+ *
+ * @deprecated Read `sink.metrics.successes` (the library's {@link SinkMetrics}) and
+ * `sink.duplicates` instead.
  *
  * @example
  * ```ts
@@ -111,6 +115,17 @@ const DEFAULT_TIMEOUT = 5_000;
  * ```
  */
 export class JetStreamSink<E> implements Sink<E> {
+  /**
+   * The sink's counters in the library's one metrics shape, live: `events` written,
+   * `pending` awaiting their PubAck or a slot, `successes` acknowledged (duplicates included),
+   * `failures` rejected, with `lastError`, `lastErrorAt` and `lastSuccessAt`.
+   *
+   * @example
+   * ```ts
+   * console.log(sink.metrics.toPrometheus('orders_sink'));
+   * ```
+   */
+  readonly metrics = new SinkMetrics();
   readonly #options: JetStreamSinkOptions<E>;
   readonly #subject: (event: E) => string;
   readonly #encode: (event: E) => Uint8Array | string;
@@ -130,7 +145,6 @@ export class JetStreamSink<E> implements Sink<E> {
   #pumping = false;
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
-  #acked = 0;
   #duplicates = 0;
 
   /**
@@ -173,9 +187,17 @@ export class JetStreamSink<E> implements Sink<E> {
     return this.#inFlight.size + this.#waiting.length;
   }
 
-  /** Writes acknowledged so far, and how many of those the stream reported as duplicates. */
+  /** Of the writes acknowledged, how many the stream reported as duplicates of an earlier one. */
+  get duplicates(): number {
+    return this.#duplicates;
+  }
+
+  /**
+   * Writes acknowledged so far, and how many of those the stream reported as duplicates.
+   * @deprecated Read `metrics.successes` and `duplicates`; `stats` is a view of them.
+   */
   get stats(): JetStreamSinkStats {
-    return { acked: this.#acked, duplicates: this.#duplicates };
+    return { acked: this.metrics.successes, duplicates: this.#duplicates };
   }
 
   /** True once `close()` was called. */
@@ -202,6 +224,8 @@ export class JetStreamSink<E> implements Sink<E> {
     const payload = this.#encode(event);
     return new Promise<void>((resolve, reject) => {
       const pending: PendingPublish = { subject, payload, msgId, resolve, reject, settled: false };
+      this.metrics.events++;
+      this.metrics.pending++;
       if (
         this.#js !== undefined &&
         this.#inFlight.size < this.#maxInFlight &&
@@ -334,7 +358,6 @@ export class JetStreamSink<E> implements Sink<E> {
     }).then(
       (ack) => {
         if (pending.settled) return;
-        this.#acked++;
         if (ack.duplicate) this.#duplicates++;
         this.#settle(pending, undefined);
       },
@@ -375,8 +398,18 @@ export class JetStreamSink<E> implements Sink<E> {
     if (pending.settled) return;
     pending.settled = true;
     this.#inFlight.delete(pending);
-    if (error === undefined) pending.resolve();
-    else pending.reject(error);
+    const metrics = this.metrics;
+    metrics.pending--;
+    if (error === undefined) {
+      metrics.successes++;
+      metrics.lastSuccessAt = Date.now();
+      pending.resolve();
+    } else {
+      metrics.failures++;
+      metrics.lastError = error;
+      metrics.lastErrorAt = Date.now();
+      pending.reject(error);
+    }
     if (this.#js !== undefined) this.#pump();
     if (this.#idle !== undefined && this.size === 0) {
       const idle = this.#idle;

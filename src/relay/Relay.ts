@@ -56,6 +56,8 @@ export class Relay {
     this.metrics = new RelayMetrics(() =>
       this.#destinations.map((d) => ({
         name: d.name,
+        metrics: d.metrics,
+        overflowed: () => d.overflowed,
         pending: () => d.pending,
         deadLetters: () => d.deadLetters,
         maxPending: () => d.config.maxPending,

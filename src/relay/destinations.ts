@@ -11,6 +11,7 @@ import {
   ExponentialBackoff,
   MapSink,
   RetryingSink,
+  SinkMetrics,
   UnbatchingSink,
   maxAttempts,
   type CloseOptions,
@@ -134,10 +135,13 @@ export class Destination {
   readonly #queue: DurableQueue<Envelope> | QueueFile<Envelope>;
   readonly #dead: QueueFile<DeadRecord>;
   readonly #predicate: ((envelope: Envelope) => boolean) | undefined;
-  readonly #metrics: RelayMetrics;
-  delivered = 0;
-  failedAttempts = 0;
-  deadLettered = 0;
+  /**
+   * The destination's counters, in the library's one shape, counted in events (a batch of 10
+   * delivered adds 10): `successes` delivered, `failures` failed attempts (each retry counts),
+   * `deadLettered` kept in the dead letter (overflow included), with `lastError`,
+   * `lastErrorAt` and `lastSuccessAt`. The relay's Prometheus series are read from it.
+   */
+  readonly metrics = new SinkMetrics();
   /** Events moved to the dead letter to make room (`whenFull: dead-letter`). */
   overflowed = 0;
   lastError: string | undefined;
@@ -150,7 +154,7 @@ export class Destination {
     this.name = config.name;
     this.config = config;
     const { metrics, logger } = context;
-    this.#metrics = metrics;
+    const counters = this.metrics;
     const files = destinationFiles(context.config.dataDir, config.name);
     const durability = context.config.durability;
     const labels = { destination: config.name };
@@ -170,16 +174,17 @@ export class Destination {
           const done = (): void => {
             const list = envelopes(payload);
             const now = Date.now();
-            this.delivered += list.length;
+            counters.successes += list.length;
+            counters.lastSuccessAt = now;
             health.succeeded();
-            metrics.delivered.inc(labels, list.length);
             for (const e of list) metrics.latency.observe(labels, (now - e.receivedAt) / 1000);
           };
           const failed = (error: unknown): never => {
-            this.failedAttempts++;
+            counters.failures++;
+            counters.lastError = error;
+            counters.lastErrorAt = Date.now();
             health.failed(error);
             this.lastError = health.lastError;
-            metrics.failures.inc(labels);
             throw error;
           };
           let result: void | Promise<void>;
@@ -214,8 +219,7 @@ export class Destination {
               firstFailedAt: dead.firstFailedAt,
               deadAt,
             });
-            this.deadLettered++;
-            metrics.deadLettered.inc(labels);
+            counters.deadLettered++;
           }
           log.error(
             { err: dead.error, attempts: dead.attempts, events: envelopes(dead.event).length },
@@ -305,6 +309,21 @@ export class Destination {
     }
   }
 
+  /** Events accepted by the target (`metrics.successes`). */
+  get delivered(): number {
+    return this.metrics.successes;
+  }
+
+  /** Failed delivery attempts, each retry counting (`metrics.failures`). */
+  get failedAttempts(): number {
+    return this.metrics.failures;
+  }
+
+  /** Events kept in the dead letter, overflow included (`metrics.deadLettered`). */
+  get deadLettered(): number {
+    return this.metrics.deadLettered;
+  }
+
   /** Events stored and not yet delivered. */
   get pending(): number {
     return this.#queue.size;
@@ -348,9 +367,7 @@ export class Destination {
       moved = queue.remove(entries.map((e) => e.id));
     }
     this.overflowed += moved;
-    this.deadLettered += moved;
-    this.#metrics.deadLettered.inc({ destination: this.name }, moved);
-    this.#metrics.overflowed.inc({ destination: this.name }, moved);
+    this.metrics.deadLettered += moved;
     return moved;
   }
 

@@ -1,9 +1,16 @@
 // The relay's Prometheus metrics (prom-client): counters end in _total, delivery latency
-// (received → accepted by the destination) is a histogram, queue depth a gauge.
+// (received → accepted by the destination) is a histogram, queue depth a gauge. A destination's
+// counters are a view: each scrape reads them from the destination's SinkMetrics (the library's
+// one metrics shape), so the relay keeps no second copy.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SinkMetrics } from '../index.js';
 
 export interface DepthSource {
   name: string;
+  /** The destination's counters (successes, failures, deadLettered), read at each scrape. */
+  metrics: Pick<SinkMetrics, 'successes' | 'failures' | 'deadLettered'>;
+  /** Events moved to the dead letter because `maxPending` was reached. */
+  overflowed(): number;
   pending(): number;
   deadLetters(): number;
   /** The destination's `maxPending`. */
@@ -30,6 +37,8 @@ export class RelayMetrics {
   readonly received: Counter<'source'>;
   /** Ingest requests refused; `reason` says why (see {@link RejectReason}). */
   readonly rejected: Counter<'source' | 'status' | 'reason'>;
+  // The four below are views of each destination's counters, set at every scrape (an `inc`
+  // would be overwritten): count in the destination's `metrics`, not here.
   readonly delivered: Counter<'destination'>;
   readonly failures: Counter<'destination'>;
   readonly deadLettered: Counter<'destination'>;
@@ -39,6 +48,16 @@ export class RelayMetrics {
 
   constructor(destinations: () => readonly DepthSource[]) {
     const registers = [this.registry];
+    // A counter whose value per destination is read from it when scraped.
+    const view = (read: (d: DepthSource) => number) =>
+      function (this: Counter<'destination'>): void {
+        this.reset();
+        // As before the view: no series for a destination until it has counted something.
+        for (const d of destinations()) {
+          const value = read(d);
+          if (value > 0) this.inc({ destination: d.name }, value);
+        }
+      };
     collectDefaultMetrics({ register: this.registry, prefix: 'eventsinks_relay_' });
     this.received = new Counter({
       name: 'eventsinks_relay_received_events_total',
@@ -57,24 +76,28 @@ export class RelayMetrics {
       help: 'Events accepted by a destination.',
       labelNames: ['destination'],
       registers,
+      collect: view((d) => d.metrics.successes),
     });
     this.failures = new Counter({
       name: 'eventsinks_relay_delivery_failures_total',
       help: 'Failed delivery attempts (each retry counts).',
       labelNames: ['destination'],
       registers,
+      collect: view((d) => d.metrics.failures),
     });
     this.deadLettered = new Counter({
       name: 'eventsinks_relay_dead_letters_total',
       help: 'Events given up on and kept in the dead letter.',
       labelNames: ['destination'],
       registers,
+      collect: view((d) => d.metrics.deadLettered),
     });
     this.overflowed = new Counter({
       name: 'eventsinks_relay_overflow_events_total',
       help: 'Events moved to the dead letter (reason overflow) because maxPending was reached.',
       labelNames: ['destination'],
       registers,
+      collect: view((d) => d.overflowed()),
     });
     this.latency = new Histogram({
       name: 'eventsinks_relay_delivery_latency_seconds',
