@@ -1,5 +1,6 @@
 // Broker destinations and sources of the relay, on the library's own adapters. The clients are
-// optional peers, so they are imported only when a configuration names a broker.
+// optional dependencies of eventsinks-relay, so they are imported only when a configuration
+// names a broker (an install with --omit=optional runs every other configuration).
 import type { Logger } from 'pino';
 import { errorText } from './logger.js';
 import { SinkClosedError, type Sink } from 'eventsinks';
