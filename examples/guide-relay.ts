@@ -97,7 +97,7 @@ try {
   const valid = eventsinks(['validate', '--config', 'relay.yaml']);
   const invalid = eventsinks(['validate', '--config', 'bad.yaml']);
   assert.equal((await valid.exited).code, 0, valid.output.stderr);
-  assert.match(valid.output.stdout, /ok \(2 destinations, 1 sources\)/);
+  assert.match(valid.output.stdout, /ok \(2 destinations, 1 source\)/);
   assert.equal((await invalid.exited).code, 78);
   assert.match(invalid.output.stderr, /drainTimeout.*a bare number is not a duration/);
   console.log('validate: relay.yaml ok; a bare number as a duration: exit 78');
