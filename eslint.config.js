@@ -7,12 +7,12 @@ export default tseslint.config(
   {
     // Generated output, and scratch space (relay data, *.tmp.* files) that git ignores too.
     ignores: [
-      'dist/',
+      '**/dist/',
       'docs/api/',
-      'node_modules/',
+      '**/node_modules/',
       'bench/results/',
       'coverage/',
-      '.eventsinks/',
+      '**/.eventsinks/',
       '**/*.tmp.*',
     ],
   },
@@ -50,7 +50,14 @@ export default tseslint.config(
     languageOptions: { globals: globals.node },
   },
   {
-    files: ['**/*.test.ts', 'test/**', 'bench/**', 'examples/**', 'scripts/**'],
+    files: [
+      '**/*.test.ts',
+      'test/**',
+      'packages/*/test/**',
+      'bench/**',
+      'examples/**',
+      'scripts/**',
+    ],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/require-await': 'off',

@@ -1,14 +1,7 @@
 // Guide: batching, transforming and Web Streams (docs/guide/batching-and-streams.md).
 // Run: node --import tsx examples/guide-batching-and-streams.ts
 import assert from 'node:assert/strict';
-import {
-  BatchingSink,
-  MapSink,
-  Queue,
-  pipeFrom,
-  toWritableStream,
-  type Sink,
-} from '../src/index.js';
+import { BatchingSink, MapSink, Queue, pipeFrom, toWritableStream, type Sink } from 'eventsinks';
 
 interface LogLine {
   seq: number;

@@ -1,7 +1,7 @@
 // Guide: Broadcaster and Channel (docs/guide/broadcaster.md).
 // Run: node --import tsx examples/guide-broadcaster.ts
 import assert from 'node:assert/strict';
-import { Broadcaster, Channel, Queue, SinkClosedError, type Sink } from '../src/index.js';
+import { Broadcaster, Channel, Queue, SinkClosedError, type Sink } from 'eventsinks';
 
 /** An async sink with a random latency per write, recording what it accepted. */
 function jitterySink(name: string): Sink<number> & { name: string; seen: number[] } {

@@ -10,7 +10,7 @@ import {
   maxAttempts,
   type DeadLetter,
   type Sink,
-} from '../src/index.js';
+} from 'eventsinks';
 
 interface Hook {
   id: number;

@@ -13,9 +13,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DeadLetter } from '../src/index.js';
-import { WebhookSink, verifyWebhook } from '../src/http/index.js';
-import { DurableQueue, QueueFile } from '../src/sqlite/index.js';
+import type { DeadLetter } from 'eventsinks';
+import { WebhookSink, verifyWebhook } from 'eventsinks/http';
+import { DurableQueue, QueueFile } from 'eventsinks/sqlite';
 
 interface OrderEvent {
   type: string;

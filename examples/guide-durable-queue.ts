@@ -16,9 +16,9 @@ import {
   maxAttempts,
   type DeadLetter,
   type Sink,
-} from '../src/index.js';
-import { HttpSink } from '../src/http/index.js';
-import { DurableQueue, QueueFile, isQueueLockedError } from '../src/sqlite/index.js';
+} from 'eventsinks';
+import { HttpSink } from 'eventsinks/http';
+import { DurableQueue, QueueFile, isQueueLockedError } from 'eventsinks/sqlite';
 
 interface Hook {
   action: string;

@@ -1,7 +1,7 @@
 // Guide: Queue and backpressure (docs/guide/queue.md).
 // Run: node --import tsx examples/guide-queue.ts
 import assert from 'node:assert/strict';
-import { Queue, isQueueFullError, type DropReason, type Sink } from '../src/index.js';
+import { Queue, isQueueFullError, type DropReason, type Sink } from 'eventsinks';
 
 /** A sink that takes `ms` per event and records what it accepted, and whether it was closed. */
 function slowSink(

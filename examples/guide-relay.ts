@@ -1,7 +1,7 @@
 // Guide: The relay, `eventsinks relay` (docs/guide/relay.md).
 // Run: node --import tsx examples/guide-relay.ts
 //
-// Runs the relay's command line (src/relay/cli.ts) as a child process, as `npx eventsinks`
+// Runs the relay's command line (packages/relay/src/cli.ts) as a child process, as `npx eventsinks`
 // would, on a temp directory: a config with HTTP ingest on a free port, a stdout destination
 // and a signed webhook to a receiver on 127.0.0.1. It POSTs an event, sees it printed and
 // delivered (signed, with the id the relay answered), stops the relay with SIGTERM and checks
@@ -16,9 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { verifyWebhook } from '../src/http/index.js';
+import { verifyWebhook } from 'eventsinks/http';
 
-const CLI = fileURLToPath(new URL('../src/relay/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../packages/relay/src/cli.ts', import.meta.url));
 // Resolved here: the relay runs in its temp dir, where `--import tsx` would not resolve.
 const TSX = import.meta.resolve('tsx');
 

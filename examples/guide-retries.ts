@@ -10,7 +10,7 @@ import {
   maxAttempts,
   type RetryStrategy,
   type Sink,
-} from '../src/index.js';
+} from 'eventsinks';
 
 /** A sink that fails its first `failures` attempts, then accepts; records every attempt. */
 function flakySink(failures: number): Sink<string> & { attempts: string[]; accepted: string[] } {

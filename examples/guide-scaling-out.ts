@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
-import { Breaker, RetryingSink, type Sink } from '../src/index.js';
-import { RedisStreamSink, RedisStreamSource } from '../src/redis/index.js';
+import { Breaker, RetryingSink, type Sink } from 'eventsinks';
+import { RedisStreamSink, RedisStreamSource } from 'eventsinks/redis';
 
 interface Order {
   orderId: string;

@@ -1,7 +1,7 @@
 // Guide: sinks and the write contract (docs/guide/sinks.md).
 // Run: node --import tsx examples/guide-sinks.ts
 import assert from 'node:assert/strict';
-import { Filter, MapSink, SinkClosedError, isSinkClosedError, type Sink } from '../src/index.js';
+import { Filter, MapSink, SinkClosedError, isSinkClosedError, type Sink } from 'eventsinks';
 
 interface OrderEvent {
   id: number;

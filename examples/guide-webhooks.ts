@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Breaker, RetryingSink, type DeadLetter, type Sink } from '../src/index.js';
+import { Breaker, RetryingSink, type DeadLetter, type Sink } from 'eventsinks';
 import {
   Endpoint,
   HttpSink,
@@ -17,7 +17,7 @@ import {
   isWebhookVerificationError,
   signWebhook,
   verifyWebhook,
-} from '../src/http/index.js';
+} from 'eventsinks/http';
 
 interface RegistryEvent {
   id: string;

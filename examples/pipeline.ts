@@ -8,7 +8,7 @@ import {
   Queue,
   RetryingSink,
   type Sink,
-} from '../src/index.js';
+} from 'eventsinks';
 
 interface OrderEvent {
   id: number;

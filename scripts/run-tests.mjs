@@ -1,7 +1,8 @@
-// Runs every *.test.ts under src/ and test/ with node's test runner (Node 20 takes no globs).
+// Runs every *.test.ts under packages/*/src, packages/*/test and the root's test/ with node's
+// test runner (Node 20 takes no globs).
 // Usage: node scripts/run-tests.mjs [--long] [path-filter...]
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const args = process.argv.slice(2);
@@ -24,7 +25,15 @@ function collect(dir, out) {
   return out;
 }
 
-const files = [...collect('src', []), ...collect('test', [])]
+const packages = readdirSync('packages')
+  .filter((name) => existsSync(join('packages', name, 'package.json')))
+  .sort();
+const roots = [
+  ...packages.flatMap((name) => ['src', 'test'].map((d) => join('packages', name, d))),
+  'test',
+];
+const files = roots
+  .flatMap((dir) => collect(dir, []))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
 if (files.length === 0) {

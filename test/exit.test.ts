@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 
 const program = `
-import { Broadcaster, Queue, RetryingSink, Breaker, ExponentialBackoff, Channel, Filter } from './src/index.ts';
+import { Broadcaster, Queue, RetryingSink, Breaker, ExponentialBackoff, Channel, Filter } from './packages/eventsinks/src/index.ts';
 const failing = { write() { throw new Error('always fails'); }, close() {} };
 const ok = { events: 0, write() { this.events++; }, close() {} };
 const b = new Broadcaster([

@@ -14,7 +14,7 @@ import type { BenchOptions, BenchRow, BenchSuite } from '../types.js';
 const SUITE = 'relay';
 const BATCH = 100;
 const CLIENTS = 8;
-const CLI = fileURLToPath(new URL('../../dist/relay/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../packages/relay/dist/cli.js', import.meta.url));
 
 interface Receiver {
   server: Server;

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Broadcaster, SinkClosedError, type CloseOptions, type Sink } from '../index.js';
+import { Broadcaster, SinkClosedError, type CloseOptions, type Sink } from 'eventsinks';
 import { startBrokerSource, type RunningSource } from './brokers.js';
 import { Destination } from './destinations.js';
 import { envelop, type Envelope } from './envelope.js';

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Destination } from './destinations.js';
 import type { Envelope } from './envelope.js';
-import { isSinkClosedError } from '../errors/SinkClosedError.js';
+import { isSinkClosedError } from 'eventsinks';
 import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
 import type { RejectReason, RelayMetrics } from './metrics.js';
 import type { SourceConfig } from './schema.js';

@@ -18,9 +18,9 @@ import {
   type DeadLetter,
   type RetryStrategy,
   type Sink,
-} from '../index.js';
-import { HttpSink, httpRetryStrategy } from '../http/index.js';
-import { DurableQueue, QueueFile, type QueueEntry } from '../sqlite/index.js';
+} from 'eventsinks';
+import { HttpSink, httpRetryStrategy } from 'eventsinks/http';
+import { DurableQueue, QueueFile, type QueueEntry } from 'eventsinks/sqlite';
 import { brokerSink } from './brokers.js';
 import type { DeadRecord, Envelope } from './envelope.js';
 import { makePredicate } from './envelope.js';

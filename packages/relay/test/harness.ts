@@ -7,8 +7,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export const ROOT = new URL('../../', import.meta.url);
-const CLI = new URL('src/relay/cli.ts', ROOT).pathname;
+/** The repository root (the workspace): the relay runs here unless a test says otherwise. */
+export const ROOT = new URL('../../../', import.meta.url);
+/** packages/relay/: the relay's own package.json, schema file and sources. */
+export const PACKAGE = new URL('../', import.meta.url);
+const CLI = new URL('src/cli.ts', PACKAGE).pathname;
 // Resolved here: the relay runs with its temp dir as cwd, where `--import tsx` would not resolve.
 const TSX = import.meta.resolve('tsx');
 

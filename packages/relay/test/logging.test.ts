@@ -11,11 +11,11 @@ import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { createClient } from 'redis';
-import { DeliveryHealth } from '../../src/relay/health.js';
-import { describeError } from '../../src/relay/logger.js';
+import { DeliveryHealth } from '../src/health.js';
+import { describeError } from '../src/logger.js';
 import {
   FAST_RETRY,
-  ROOT,
+  PACKAGE,
   closeAll,
   freePort,
   post,
@@ -173,7 +173,7 @@ describe('relay log', () => {
       [
         '--import',
         import.meta.resolve('tsx'),
-        new URL('src/relay/cli.ts', ROOT).pathname,
+        new URL('src/cli.ts', PACKAGE).pathname,
         'relay',
         '--config',
         file2,
@@ -205,7 +205,7 @@ describe('relay log', () => {
     // `script` runs the relay on a pseudo-terminal.
     const dir = tempDir();
     writeConfig(dir, 'server: { listen: 127.0.0.1:0 }\ndataDir: ./data\n');
-    const cli = new URL('src/relay/cli.ts', ROOT).pathname;
+    const cli = new URL('src/cli.ts', PACKAGE).pathname;
     const command = `${process.execPath} --import ${import.meta.resolve('tsx')} ${cli} relay`;
     const child = spawn('script', ['-qec', command, '/dev/null'], {
       cwd: dir,

@@ -3,7 +3,7 @@
 // counters are a view: each scrape reads them from the destination's SinkMetrics (the library's
 // one metrics shape), so the relay keeps no second copy.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { SinkMetrics } from '../index.js';
+import type { SinkMetrics } from 'eventsinks';
 
 export interface DepthSource {
   name: string;

@@ -8,9 +8,10 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadConfig } from '../../src/relay/config.js';
+import { loadConfig } from '../src/config.js';
 import {
   FAST_RETRY,
+  PACKAGE,
   ROOT,
   Receiver,
   closeAll,
@@ -61,7 +62,7 @@ describe('eventsinks: usage errors exit 64 with one line and the usage', () => {
 
 describe('eventsinks: help and version', () => {
   it('--version prints the package version', async () => {
-    const pkg = JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8')) as {
+    const pkg = JSON.parse(readFileSync(new URL('package.json', PACKAGE), 'utf8')) as {
       version: string;
     };
     const result = await runCli(['--version']);
@@ -325,8 +326,8 @@ describe('small ones', () => {
   });
 
   it('SIGTERM to `npm start` stops the relay too (no orphan left listening)', async () => {
-    // A package whose start script is the real one; its build is a no-op and its
-    // dist/relay/cli.js loads the sources (through tsx), so nothing is built here.
+    // A package whose start script is the root's real one; its build is a no-op and its
+    // packages/relay/dist/cli.js loads the sources (through tsx), so nothing is built here.
     const pkg = JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8')) as {
       scripts: Record<string, string>;
     };
@@ -340,10 +341,10 @@ describe('small ones', () => {
         scripts: { build: 'true', start: pkg.scripts.start },
       }),
     );
-    mkdirSync(join(dir, 'dist', 'relay'), { recursive: true });
+    mkdirSync(join(dir, 'packages', 'relay', 'dist'), { recursive: true });
     writeFileSync(
-      join(dir, 'dist', 'relay', 'cli.js'),
-      `await import(${JSON.stringify(new URL('src/relay/cli.ts', ROOT).href)});\n`,
+      join(dir, 'packages', 'relay', 'dist', 'cli.js'),
+      `await import(${JSON.stringify(new URL('src/cli.ts', PACKAGE).href)});\n`,
     );
     writeConfig(dir, 'server: { listen: 127.0.0.1:0 }\ndataDir: ./data\n');
     const npm = spawn('npm', ['start', '--silent'], {
@@ -394,7 +395,7 @@ describe('small ones', () => {
     const bin = join(dir, 'node_modules', '.bin', 'eventsinks');
     writeFileSync(
       bin,
-      `#!/usr/bin/env node\nimport(${JSON.stringify(new URL('src/relay/cli.ts', ROOT).href)});\n`,
+      `#!/usr/bin/env node\nimport(${JSON.stringify(new URL('src/cli.ts', PACKAGE).href)});\n`,
       { mode: 0o755 },
     );
     writeConfig(dir, 'server: { listen: 127.0.0.1:0 }\ndataDir: ./data\n');
@@ -439,7 +440,7 @@ describe('small ones', () => {
   it('`eventsinks schema` prints relay.schema.json byte for byte', async () => {
     const result = await runCli(['schema']);
     assert.equal(result.code, 0, result.stderr);
-    assert.equal(result.stdout, readFileSync(new URL('relay.schema.json', ROOT), 'utf8'));
+    assert.equal(result.stdout, readFileSync(new URL('relay.schema.json', PACKAGE), 'utf8'));
   });
 
   it('examples/relay.yaml writes nothing into the repository root', () => {
@@ -462,11 +463,13 @@ describe('small ones', () => {
   });
 
   it('LICENSE is the Apache License 2.0 that package.json names', () => {
-    const pkg = JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8')) as {
+    const pkg = JSON.parse(readFileSync(new URL('package.json', PACKAGE), 'utf8')) as {
       license: string;
     };
     assert.equal(pkg.license, 'Apache-2.0');
-    const text = readFileSync(new URL('LICENSE', ROOT), 'utf8');
+    const text = readFileSync(new URL('LICENSE', PACKAGE), 'utf8');
+    // The package ships a copy of the repository's LICENSE: the two never differ.
+    assert.equal(text, readFileSync(new URL('LICENSE', ROOT), 'utf8'));
     assert.match(text, /^\s*Apache License\s+Version 2\.0, January 2004/);
     assert.match(text, /END OF TERMS AND CONDITIONS/);
     assert.match(text, /APPENDIX: How to apply the Apache License to your work/);

@@ -2,8 +2,8 @@
 // scrape, names unchanged, no series for a destination until it has counted something.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SinkMetrics } from '../../src/index.js';
-import { RelayMetrics, type DepthSource } from '../../src/relay/metrics.js';
+import { SinkMetrics } from 'eventsinks';
+import { RelayMetrics, type DepthSource } from '../src/metrics.js';
 
 describe('relay metrics', () => {
   it('destination counters are read from its SinkMetrics when scraped', async () => {

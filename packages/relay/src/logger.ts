@@ -82,7 +82,7 @@ export function isVerbose(level: string): boolean {
 
 function prettyStream(): DestinationStream | undefined {
   try {
-    // pino-pretty is an optional peer: without it a terminal gets JSON lines too.
+    // pino-pretty is a dependency, still loaded defensively: without it a terminal gets JSON lines.
     const require = createRequire(import.meta.url);
     const pretty = require('pino-pretty') as (
       options: Record<string, unknown>,

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createClient } from 'redis';
-import { RedisStreamSink } from '../../src/redis/index.js';
+import { RedisStreamSink } from 'eventsinks/redis';
 import { Receiver, closeAll, post, startRelay, tempDir, waitFor, writeConfig } from './harness.js';
 
 after(closeAll);

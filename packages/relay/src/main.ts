@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { QueueFile, isQueueLockedError } from '../sqlite/index.js';
+import { QueueFile, isQueueLockedError } from 'eventsinks/sqlite';
 import {
   CONFIG_ENV,
   ConfigError,
@@ -159,7 +159,7 @@ class Failure extends Error {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };
   return pkg.version;

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { QueueFile } from '../../src/sqlite/index.js';
-import type { DeadRecord, Envelope } from '../../src/relay/envelope.js';
+import { QueueFile } from 'eventsinks/sqlite';
+import type { DeadRecord, Envelope } from '../src/envelope.js';
 import {
   Receiver,
   closeAll,

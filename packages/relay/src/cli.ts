@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Entry point of the `eventsinks` command. The relay's libraries (yaml, zod, prom-client, pino,
-// better-sqlite3) are optional peers of the package, so they are loaded here, behind a message
-// that says what to install when one is missing.
+// better-sqlite3) are dependencies of eventsinks-relay; they are still loaded here, behind a
+// message, so an install that lost one says so in a line instead of a stack trace.
 const io = {
   out: (text: string): void => void process.stdout.write(text),
   err: (text: string): void => void process.stderr.write(text),
@@ -15,7 +15,7 @@ try {
   if (code === 'ERR_MODULE_NOT_FOUND') {
     io.err(
       `eventsinks: ${(error as Error).message}\n` +
-        'The relay needs: npm install yaml zod prom-client pino better-sqlite3@12\n',
+        'The install of eventsinks-relay is incomplete: reinstall it (npm install eventsinks-relay)\n',
     );
     process.exitCode = 1;
   } else {

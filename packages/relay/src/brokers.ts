@@ -1,8 +1,9 @@
 // Broker destinations and sources of the relay, on the library's own adapters. The clients are
-// optional peers, so they are imported only when a configuration names a broker.
+// optional dependencies of eventsinks-relay, so they are imported only when a configuration
+// names a broker (an install with --omit=optional runs every other configuration).
 import type { Logger } from 'pino';
 import { errorText } from './logger.js';
-import { SinkClosedError, type Sink } from '../index.js';
+import { SinkClosedError, type Sink } from 'eventsinks';
 import type { Envelope } from './envelope.js';
 import type { DestinationConfig, SourceConfig } from './schema.js';
 
@@ -24,7 +25,7 @@ async function openSink(
   switch (config.type) {
     case 'redis': {
       const { createClient } = await import('redis');
-      const { RedisStreamSink } = await import('../redis/RedisStreamSink.js');
+      const { RedisStreamSink } = await import('eventsinks/redis');
       let ready = false;
       const client = createClient({
         url: config.url,
@@ -82,7 +83,7 @@ async function openSink(
       };
     }
     case 'nats': {
-      const { JetStreamSink } = await import('../nats/JetStreamSink.js');
+      const { JetStreamSink } = await import('eventsinks/nats');
       return new JetStreamSink<Envelope>({
         servers: config.servers,
         subject: config.subject,
@@ -93,7 +94,7 @@ async function openSink(
       });
     }
     case 'amqp': {
-      const { AmqpSink } = await import('../amqp/AmqpSink.js');
+      const { AmqpSink } = await import('eventsinks/amqp');
       return new AmqpSink<Envelope>({ url: config.url, queue: config.queue, messageId, encode });
     }
   }
@@ -162,7 +163,7 @@ export async function startBrokerSource(
   switch (config.type) {
     case 'redis': {
       const { createClient } = await import('redis');
-      const { RedisStreamSource } = await import('../redis/RedisStreamSource.js');
+      const { RedisStreamSource } = await import('eventsinks/redis');
       const client = createClient({ url: config.url });
       client.on('error', onError);
       await client.connect();
@@ -184,7 +185,7 @@ export async function startBrokerSource(
       };
     }
     case 'nats': {
-      const { JetStreamSource } = await import('../nats/JetStreamSource.js');
+      const { JetStreamSource } = await import('eventsinks/nats');
       const source = new JetStreamSource<unknown>(dst, {
         servers: config.servers,
         stream: config.stream,
@@ -197,7 +198,7 @@ export async function startBrokerSource(
       return { close: (signal) => source.close(signal ? { signal } : {}) };
     }
     case 'amqp': {
-      const { AmqpSource } = await import('../amqp/AmqpSource.js');
+      const { AmqpSource } = await import('eventsinks/amqp');
       const source = new AmqpSource<unknown>(dst, {
         url: config.url,
         queue: config.queue,
