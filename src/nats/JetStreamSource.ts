@@ -412,6 +412,11 @@ export class JetStreamSource<E> {
     return { ...this.#stats };
   }
 
+  /** Writes to the destination in progress now (not counting messages waiting for a retry). */
+  get inFlight(): number {
+    return this.#engine.writing;
+  }
+
   /** True once `close()` was called (or `signal` aborted). */
   get closed(): boolean {
     return this.#engine.stopping;

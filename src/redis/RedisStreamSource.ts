@@ -397,6 +397,11 @@ export class RedisStreamSource<E> {
     return this.#engine.active;
   }
 
+  /** Writes to the destination in progress now (not counting entries waiting for a retry). */
+  get inFlight(): number {
+    return this.#engine.writing;
+  }
+
   /** True once `close()` was called or the clients were closed under the source. */
   get closed(): boolean {
     return this.#engine.stopping;
