@@ -26,7 +26,7 @@ import {
 } from '../src/http/index.js';
 import { JetStreamPublishError, JetStreamSink } from '../src/nats/index.js';
 import type { RedisStreamClient } from '../src/redis/client.js';
-import { RedisStreamPublishError, RedisStreamSink } from '../src/redis/index.js';
+import { RedisStreamPublishError, RedisStreamSink, RedisStreamSource } from '../src/redis/index.js';
 import { stableId } from '../src/internal/messageId.js';
 
 const fakeRedis = {
@@ -185,5 +185,26 @@ describe('size, inFlight and pending mean one thing each', () => {
     assert.deepEqual([nats.size, nats.inFlight, nats.pending], [0, 0, 0]);
     const amqp = new AmqpSink({});
     assert.deepEqual([amqp.size, amqp.inFlight, amqp.pending], [0, 0, 0]);
+  });
+});
+
+describe('source constructors: (dst, options) everywhere', () => {
+  it('RedisStreamSource takes (dst, { client, … }) and still the old (client, dst, options)', () => {
+    const dst = { write() {}, close() {} };
+    const base = { stream: 's', group: 'g' };
+    assert.throws(() => new RedisStreamSource(dst, { ...base } as never), /`client`/);
+    assert.throws(
+      () => new RedisStreamSource(fakeRedis, dst, { ...base, client: fakeRedis }),
+      /got both/,
+    );
+    assert.throws(
+      () => new RedisStreamSource(dst, { ...base, client: fakeRedis, group: '' }),
+      /`group`/,
+    );
+    assert.throws(() => new RedisStreamSource(fakeRedis, dst, { ...base, group: '' }), /`group`/);
+    assert.throws(
+      () => new RedisStreamSource({} as never, { ...base, client: fakeRedis }),
+      /`dst`/,
+    );
   });
 });

@@ -76,6 +76,12 @@ export interface RedisDeadLetter<E> {
  * ```
  */
 export interface RedisStreamSourceOptions<E> {
+  /**
+   * The connected node-redis client (see {@link RedisStreamClient}), not owned by the source.
+   * Required with the `(dst, options)` shape, the one every source has; with the deprecated
+   * `(client, dst, options)` shape it must be left out.
+   */
+  client?: RedisStreamClient;
   /** The stream key to consume. */
   stream: string;
   /** The consumer group. Sources in one group share the entries; each group gets all of them. */
@@ -203,7 +209,8 @@ const noop = (): void => {};
  * client.on('error', (error) => console.error('redis', error));
  * await client.connect();
  *
- * const source = new RedisStreamSource<Order>(client, billingSink, {
+ * const source = new RedisStreamSource<Order>(billingSink, {
+ *   client,
  *   stream: 'orders',
  *   group: 'billing',
  *   maxDeliveries: 5,
@@ -261,14 +268,49 @@ export class RedisStreamSource<E> {
   };
 
   /**
-   * Starts consuming at once; see {@link RedisStreamSource.ready}.
-   * @param client - a connected node-redis client (see {@link RedisStreamClient}), not owned.
+   * Starts consuming at once; see {@link RedisStreamSource.ready}. The shape is that of every
+   * source, `(dst, options)`, with the client in `options.client`.
    * @param dst - where events go; not closed by the source (several sources may share it).
-   * @param options - see {@link RedisStreamSourceOptions}.
+   * @param options - see {@link RedisStreamSourceOptions}; `client` is required.
    * @throws TypeError or RangeError naming a bad option.
    */
-  constructor(client: RedisStreamClient, dst: Sink<E>, options: RedisStreamSourceOptions<E>) {
-    if (typeof client !== 'object' || client === null || typeof client.sendCommand !== 'function') {
+  constructor(dst: Sink<E>, options: RedisStreamSourceOptions<E> & { client: RedisStreamClient });
+  /**
+   * The old shape, still accepted (told apart by the first argument: a client has
+   * `sendCommand`, a sink does not).
+   * @deprecated Use `new RedisStreamSource(dst, { client, ... })`, the shape of every source.
+   * @param client - a connected node-redis client (see {@link RedisStreamClient}), not owned.
+   * @param dst - where events go; not closed by the source.
+   * @param options - see {@link RedisStreamSourceOptions}, without `client`.
+   */
+  constructor(client: RedisStreamClient, dst: Sink<E>, options: RedisStreamSourceOptions<E>);
+  constructor(
+    first: RedisStreamClient | Sink<E>,
+    second: Sink<E> | RedisStreamSourceOptions<E>,
+    third?: RedisStreamSourceOptions<E>,
+  ) {
+    let client: unknown;
+    let dst: Sink<E>;
+    let options: RedisStreamSourceOptions<E>;
+    if (isRedisClient(first)) {
+      // Deprecated (client, dst, options).
+      client = first;
+      dst = second as Sink<E>;
+      options = third as RedisStreamSourceOptions<E>;
+      if (typeof options === 'object' && options !== null && options.client !== undefined) {
+        throw new TypeError(
+          'Expected `client` either as the first argument (deprecated) or in `options`, got both',
+        );
+      }
+    } else {
+      dst = first;
+      options = second as RedisStreamSourceOptions<E>;
+      if (typeof options !== 'object' || options === null) {
+        throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
+      }
+      client = options.client;
+    }
+    if (!isRedisClient(client)) {
       throw new TypeError(`Expected \`client\` to be a node-redis client, got ${describe(client)}`);
     }
     expectSink('dst', dst);
@@ -775,4 +817,12 @@ function expectName(name: string, value: unknown): asserts value is string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new TypeError(`Expected \`${name}\` to be a non-empty string, got ${describe(value)}`);
   }
+}
+
+function isRedisClient(value: unknown): value is RedisStreamClient {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { sendCommand?: unknown }).sendCommand === 'function'
+  );
 }

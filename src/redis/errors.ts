@@ -88,7 +88,8 @@ export function isRedisStreamPublishError(error: unknown): error is RedisStreamP
  *
  * @example
  * ```ts
- * const source = new RedisStreamSource(client, sink, {
+ * const source = new RedisStreamSource(sink, {
+ *   client,
  *   stream: 'orders',
  *   group: 'billing',
  *   onDeadLetter: ({ error }) => {

@@ -160,7 +160,7 @@ const fixture: ConformanceFixture = {
       servers: endpoint?.url ?? SHARED,
       connectOptions: { reconnectTimeWait: 250 },
       subject: topic,
-      msgId: (event) => event.id,
+      idOf: (event) => event.id,
       ensureStream: { name: topic, subjects: [topic] },
       ...(maxInFlight !== undefined && { maxInFlight }),
       ...(timeout !== undefined && { timeout }),

@@ -226,7 +226,8 @@ const fixture: ConformanceFixture = {
     const url = options.endpoint?.url ?? SHARED_URL;
     const client = await connected(url);
     const blocking = await connected(url);
-    const source = new RedisStreamSource<ConformanceEvent>(client, dst, {
+    const source = new RedisStreamSource<ConformanceEvent>(dst, {
+      client,
       stream: options.topic,
       group: options.group,
       blockingClient: blocking,
