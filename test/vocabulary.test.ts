@@ -26,8 +26,15 @@ import {
 } from '../src/http/index.js';
 import { JetStreamPublishError, JetStreamSink } from '../src/nats/index.js';
 import type { RedisStreamClient } from '../src/redis/client.js';
-import { RedisStreamPublishError, RedisStreamSink, RedisStreamSource } from '../src/redis/index.js';
+import {
+  RedisStreamPublishError,
+  RedisStreamSink,
+  RedisStreamSource,
+  type RedisStreamSourceOptions,
+} from '../src/redis/index.js';
+import { messageOf, reasonOf } from '../src/internal/errorText.js';
 import { stableId } from '../src/internal/messageId.js';
+import { isValid } from '../src/internal/validator.js';
 
 const fakeRedis = {
   isReady: true,
@@ -206,5 +213,36 @@ describe('source constructors: (dst, options) everywhere', () => {
       () => new RedisStreamSource({} as never, { ...base, client: fakeRedis }),
       /`dst`/,
     );
+  });
+});
+
+describe('core helpers shared by the adapters', () => {
+  it('validate may be a type guard: isValid narrows without a cast; a boolean check still works', () => {
+    const guard = (value: unknown): value is { n: number } =>
+      typeof value === 'object' &&
+      value !== null &&
+      typeof (value as { n?: unknown }).n === 'number';
+    const value: unknown = { n: 1 };
+    if (isValid(guard, value)) assert.equal(value.n, 1);
+    else assert.fail('a valid value');
+    assert.equal(
+      isValid<{ n: number }>((v) => v !== null, null),
+      false,
+    );
+    const options: RedisStreamSourceOptions<{ n: number }> = {
+      stream: 's',
+      group: 'g',
+      validate: guard,
+    };
+    assert.equal(typeof options.validate, 'function');
+  });
+
+  it('error text: messageOf for reasons, reasonOf one line and bounded', () => {
+    assert.equal(messageOf(new Error('boom')), 'boom');
+    assert.equal(messageOf('plain'), 'plain');
+    assert.equal(reasonOf(new TypeError('a\nb')), 'TypeError: a b');
+    assert.equal(reasonOf(42), 'thrown `42` (number)');
+    assert.equal(reasonOf(new Error('x'.repeat(20)), 10), 'Error: xxx…');
+    assert.equal(reasonOf(new Error('x'.repeat(20)), 10, ''), 'Error: xxx');
   });
 });

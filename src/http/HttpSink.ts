@@ -1,4 +1,5 @@
 import { SinkClosedError } from '../errors/SinkClosedError.js';
+import { noop } from '../internal/close.js';
 import { getStoredId } from '../internal/durable.js';
 import { callHook } from '../internal/report.js';
 import {
@@ -454,5 +455,3 @@ function validateSecretShape(secret: unknown): void {
     );
   }
 }
-
-function noop(): void {}

@@ -12,13 +12,13 @@ export function messageOf(error: unknown): string {
 /**
  * One line naming a thrown value, for a dead letter's reason (a header or a field): `name:
  * message` for an `Error`, `thrown <value>` otherwise; control characters become spaces and the
- * text is cut at `max` characters (an ellipsis marks the cut).
+ * text is cut at `max` characters, `mark` (default an ellipsis) showing the cut.
  * @internal
  */
-export function reasonOf(error: unknown, max = 1_000): string {
+export function reasonOf(error: unknown, max = 1_000, mark = '…'): string {
   const text =
     error instanceof Error ? `${error.name}: ${error.message}` : `thrown ${describe(error)}`;
   // eslint-disable-next-line no-control-regex
   const line = text.replace(/[\r\n\u0000-\u001f]+/g, ' ');
-  return line.length > max ? `${line.slice(0, max)}…` : line;
+  return line.length > max ? `${line.slice(0, max)}${mark}` : line;
 }

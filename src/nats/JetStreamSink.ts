@@ -1,6 +1,7 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import { onAbort } from '../internal/abort.js';
+import { noop } from '../internal/close.js';
 import { stableId } from '../internal/messageId.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
@@ -266,7 +267,7 @@ export class JetStreamSink<E> implements Sink<E> {
       cleanup();
     }
     // A connection still being opened for writes that an abort rejected must be closed too.
-    await this.#ready?.catch(() => undefined);
+    await this.#ready?.catch(noop);
     this.#watch?.stop();
     const resolved = this.#resolved;
     if (resolved?.owned) {
@@ -299,7 +300,7 @@ export class JetStreamSink<E> implements Sink<E> {
           await ensureStream(resolved.connection, this.#options.ensureStream);
         }
       } catch (error) {
-        if (resolved.owned) await resolved.connection.close().catch(() => undefined);
+        if (resolved.owned) await resolved.connection.close().catch(noop);
         throw error;
       }
       this.#resolved = resolved;

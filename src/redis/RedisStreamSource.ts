@@ -20,12 +20,14 @@ import {
   DATA_FIELD,
   ID_FIELD,
   fieldOf,
-  messageOf,
   parseEntry,
   parseReadReply,
   type RawEntry,
   type RedisStreamClient,
 } from './client.js';
+import { noop } from '../internal/close.js';
+import { messageOf } from '../internal/errorText.js';
+import { isValid, type Validator } from '../internal/validator.js';
 import { RedisStreamDecodeError } from './errors.js';
 
 /**
@@ -41,7 +43,9 @@ import { RedisStreamDecodeError } from './errors.js';
 export interface RedisDeadLetter<E> {
   /** The Redis entry id in the source stream. */
   entryId: string;
-  /** The entry's stable `id` field, when it had one. */
+  /** The entry's stable `id` field (its message id), when it had one. */
+  messageId: string | undefined;
+  /** @deprecated Use {@link RedisDeadLetter.messageId}, the name every adapter uses. */
   id: string | undefined;
   /** The decoded event, when decoding succeeded (absent for decoding failures). */
   event: E | undefined;
@@ -129,8 +133,11 @@ export interface RedisStreamSourceOptions<E> {
   startId?: string;
   /** Turns an entry's `data` field into a value; default `JSON.parse`. A throw dead-letters it. */
   decode?(data: string): unknown;
-  /** Checks the decoded value's shape; false (or a throw) dead-letters the entry. */
-  validate?(value: unknown): boolean;
+  /**
+   * Checks the decoded value's shape, preferably as a type guard; false (or a throw)
+   * dead-letters the entry. A plain boolean function is accepted too.
+   */
+  validate?: ((value: unknown) => value is E) | ((value: unknown) => boolean);
   /**
    * The connection for blocking reads. Default: `client.duplicate()`, connected by the source
    * and closed with it. Must not be `client` itself: a blocking XREADGROUP holds its connection.
@@ -170,7 +177,6 @@ const FORGET_CONSUMER_SCRIPT =
   "if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end return -1";
 // XCLAIM … IDLE with this makes released entries immediately claimable by any peer.
 const RELEASE_IDLE = String(1_000_000_000);
-const noop = (): void => {};
 
 /**
  * Consumes a Redis stream as a member of a consumer group and writes each event into a local
@@ -243,7 +249,7 @@ export class RedisStreamSource<E> {
   readonly #deadLetterStream: string;
   readonly #startId: string;
   readonly #decode: (data: string) => unknown;
-  readonly #validate: ((value: unknown) => boolean) | undefined;
+  readonly #validate: Validator<E> | undefined;
   readonly #onError: (error: unknown, event: E | undefined) => void;
   readonly #onDeadLetter: ((letter: RedisDeadLetter<E>) => void) | undefined;
 
@@ -614,25 +620,21 @@ export class RedisStreamSource<E> {
         { cause: error },
       );
     }
-    if (this.#validate) {
-      let valid: boolean;
-      try {
-        valid = this.#validate(value);
-      } catch (error) {
-        throw new RedisStreamDecodeError(
-          `entry ${entry.entryId} failed validation: ${messageOf(error)}`,
-          entry.entryId,
-          { cause: error },
-        );
-      }
-      if (!valid) {
-        throw new RedisStreamDecodeError(
-          `entry ${entry.entryId} failed validation: unexpected shape`,
-          entry.entryId,
-        );
-      }
+    // Without `validate` the decoded value is trusted to be an E.
+    if (this.#validate === undefined) return value as E;
+    try {
+      if (isValid(this.#validate, value)) return value;
+    } catch (error) {
+      throw new RedisStreamDecodeError(
+        `entry ${entry.entryId} failed validation: ${messageOf(error)}`,
+        entry.entryId,
+        { cause: error },
+      );
     }
-    return value as E;
+    throw new RedisStreamDecodeError(
+      `entry ${entry.entryId} failed validation: unexpected shape`,
+      entry.entryId,
+    );
   }
 
   async #deadLetter(
@@ -674,6 +676,7 @@ export class RedisStreamSource<E> {
     if (this.#onDeadLetter) {
       callHook(NAME, this.#onDeadLetter, {
         entryId: entry.entryId,
+        messageId: id,
         id,
         event,
         data,

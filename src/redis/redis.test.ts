@@ -311,6 +311,7 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
       const poison = letters.find((l) => l.id === 'n2');
       assert.ok(poison);
       assert.equal(poison.deliveries, 2);
+      assert.equal(poison.messageId, 'n2', 'messageId, as in every adapter');
       assert.deepEqual(poison.event, { n: 2 });
       const dlq = await client.xRange(`${key}:dlq`, '-', '+');
       assert.equal(dlq!.length, 2);
