@@ -67,6 +67,11 @@ export interface AmqpSinkOptions<E> extends AmqpConnectionOptions {
    * How long a write waits for its publisher confirm, in ms; default 30 000. `Infinity`: no
    * timeout. 0 is refused (it used to mean no timeout), as in every adapter.
    */
+  timeout?: number;
+  /**
+   * @deprecated Use {@link AmqpSinkOptions.timeout}, the name every sink uses for the wait for
+   * its acknowledgement; give one or the other.
+   */
   confirmTimeout?: number;
   /**
    * Publish with `mandatory`, so a message that matches no queue rejects the write with
@@ -108,7 +113,7 @@ const NACKED = 'message nacked';
  * message on a confirm channel.
  *
  * `write` resolves only once the broker has confirmed the message (`basic.ack`); it rejects
- * with `AmqpNackError` on `basic.nack`, `AmqpTimeoutError` after `confirmTimeout`,
+ * with `AmqpNackError` on `basic.nack`, `AmqpTimeoutError` after `timeout`,
  * `AmqpUnroutableError` when a `mandatory` message matched no queue, and `AmqpConnectionError`
  * when the broker is unreachable or the channel closes first: never a silent success. Every
  * message carries a stable `messageId`. With `maxInFlight` 1 (the default) writes are published
@@ -169,7 +174,8 @@ export class AmqpSink<E> implements Sink<E> {
       queue,
       assertTopology = true,
       maxInFlight = 1,
-      confirmTimeout = 30_000,
+      timeout,
+      confirmTimeout,
       mandatory = true,
       encode,
       contentType = 'application/json',
@@ -186,7 +192,12 @@ export class AmqpSink<E> implements Sink<E> {
     const routingKey = options.routingKey ?? queue ?? '';
     if (typeof routingKey !== 'function') expectString('routingKey', routingKey);
     expectInteger('maxInFlight', maxInFlight);
-    expectTimeout('confirmTimeout', confirmTimeout, true);
+    if (timeout !== undefined && confirmTimeout !== undefined) {
+      throw new TypeError('Expected one of `timeout` and `confirmTimeout` (deprecated), got both');
+    }
+    if (confirmTimeout !== undefined) expectTimeout('confirmTimeout', confirmTimeout, true);
+    const confirmWait = timeout ?? confirmTimeout ?? 30_000;
+    expectTimeout('timeout', confirmWait, true);
     expectOptionalFunction('encode', encode);
     expectOptionalFunction('idOf', idOf);
     expectOptionalFunction('messageId', messageId);
@@ -204,7 +215,7 @@ export class AmqpSink<E> implements Sink<E> {
     this.#queue = queue;
     this.#assertTopology = assertTopology !== false;
     this.#maxInFlight = maxInFlight;
-    this.#confirmTimeout = confirmTimeout;
+    this.#confirmTimeout = confirmWait;
     this.#mandatory = mandatory !== false;
     this.#encode = encode ?? jsonEncode;
     this.#contentType = contentType;

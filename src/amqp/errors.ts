@@ -13,7 +13,7 @@ const PUBLISH_CODES: readonly string[] = [CONNECTION, NACK, TIMEOUT, UNROUTABLE]
  * - `'connection'` ({@link AmqpConnectionError}): the broker could not be reached, or the
  *   channel closed before it confirmed the message. It may have been stored.
  * - `'nack'` ({@link AmqpNackError}): the broker refused the message (`basic.nack`).
- * - `'timeout'` ({@link AmqpTimeoutError}): no confirm within `confirmTimeout`. It may have
+ * - `'timeout'` ({@link AmqpTimeoutError}): no confirm within `timeout`. It may have
  *   been stored.
  * - `'unroutable'` ({@link AmqpUnroutableError}): a `mandatory` message matched no queue.
  *
@@ -162,7 +162,7 @@ export function isAmqpNackError(error: unknown): error is AmqpNackError {
 }
 
 /**
- * No publisher confirm arrived within `confirmTimeout` ms (reason `'timeout'`). The broker may
+ * No publisher confirm arrived within the sink's `timeout` ms (reason `'timeout'`). The broker may
  * still store the message: retry with the same event (same `messageId`) and deduplicate
  * downstream.
  *
