@@ -1,4 +1,4 @@
-import { brand, hasErrorCode } from '../errors/brand.js';
+import { brand, causeOnly, hasErrorCode } from '../errors/brand.js';
 import type { PublishError } from '../errors/PublishError.js';
 
 const CONNECTION = 'ERR_AMQP_CONNECTION';
@@ -109,7 +109,7 @@ export class AmqpConnectionError extends AmqpPublishError {
    * `messageId` the message concerned, if one.
    */
   constructor(message: string, options?: ErrorOptions & { messageId?: string | undefined }) {
-    super('connection', CONNECTION, message, options?.messageId, optionsWithCause(options));
+    super('connection', CONNECTION, message, options?.messageId, causeOnly(options));
     this.name = 'AmqpConnectionError';
   }
 }
@@ -249,12 +249,6 @@ export class AmqpUnroutableError extends AmqpPublishError {
  */
 export function isAmqpUnroutableError(error: unknown): error is AmqpUnroutableError {
   return hasErrorCode(error, UNROUTABLE);
-}
-
-// `messageId` is ours, not Error's: hand on only `cause` (and only when given, so an error
-// without a cause has no `cause` property, as before).
-function optionsWithCause(options: ErrorOptions | undefined): ErrorOptions | undefined {
-  return options !== undefined && 'cause' in options ? { cause: options.cause } : undefined;
 }
 
 /**

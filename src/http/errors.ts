@@ -1,4 +1,4 @@
-import { brand, hasErrorCode } from '../errors/brand.js';
+import { brand, causeOnly, hasErrorCode } from '../errors/brand.js';
 import type { PublishError } from '../errors/PublishError.js';
 
 const STATUS_CODE = 'ERR_HTTP_STATUS';
@@ -308,11 +308,6 @@ export function isWebhookVerificationError(error: unknown): error is WebhookVeri
  */
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 425 || status === 429 || (status >= 500 && status < 600);
-}
-
-// `messageId` is ours, not Error's: hand on only `cause`, and only when given.
-function causeOnly(options: ErrorOptions | undefined): ErrorOptions | undefined {
-  return options !== undefined && 'cause' in options ? { cause: options.cause } : undefined;
 }
 
 // undici reports "fetch failed" and keeps the useful part ("other side closed", ECONNREFUSED) in
