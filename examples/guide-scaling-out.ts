@@ -60,7 +60,8 @@ async function startConsumer() {
     close() {},
   };
 
-  const source = new RedisStreamSource<Order>(client, billing, {
+  const source = new RedisStreamSource<Order>(billing, {
+    client,
     stream,
     group: 'billing',
     concurrency: 8, // up to 8 orders at once (1, the default, keeps stream order)

@@ -1,7 +1,8 @@
 import { SinkClosedError, isSinkClosedError } from './errors/SinkClosedError.js';
 import { callHook, reportDefault } from './internal/report.js';
 import { describe, expectOptionalFunction, expectSignal, expectSink } from './internal/validate.js';
-import { isThenable, type CloseOptions, type Sink } from './Sink.js';
+import type { CloseOptions, Sink } from './Sink.js';
+import { isThenable } from './internal/thenable.js';
 import { untilAborted } from './internal/abort.js';
 import { closeWith } from './internal/close.js';
 

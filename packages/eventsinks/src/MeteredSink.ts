@@ -1,7 +1,8 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
 import { expectOptionalFunction, expectSink } from './internal/validate.js';
 import { WrappedClose } from './internal/close.js';
-import { isThenable, type CloseOptions, type Sink } from './Sink.js';
+import type { CloseOptions, Sink } from './Sink.js';
+import { isThenable } from './internal/thenable.js';
 import { SinkMetrics } from './SinkMetrics.js';
 
 /**

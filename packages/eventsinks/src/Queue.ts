@@ -12,7 +12,8 @@ import {
 } from './internal/validate.js';
 import type { SinkMetrics } from './SinkMetrics.js';
 import { closeWith, noop } from './internal/close.js';
-import { isThenable, type CloseOptions, type Sink } from './Sink.js';
+import type { CloseOptions, Sink } from './Sink.js';
+import { isThenable } from './internal/thenable.js';
 
 /**
  * What a bounded {@link Queue} does with a write when it already holds `capacity` events.

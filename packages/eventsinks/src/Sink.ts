@@ -37,11 +37,9 @@ export interface CloseOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** @internal True for anything with a callable `then`. */
-export function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== undefined &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
+/**
+ * @internal Moved to `internal/thenable.ts` (it was never public: `src/index.ts` does not export
+ * it). Re-exported here only until RetryingSink, BatchingSink and DurableQueue import it from
+ * there.
+ */
+export { isThenable } from './internal/thenable.js';

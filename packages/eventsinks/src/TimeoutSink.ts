@@ -3,7 +3,8 @@ import { SinkTimeoutError } from './errors/SinkTimeoutError.js';
 import { callHook, reportDefault } from './internal/report.js';
 import { describe, expectOptionalFunction, expectSink } from './internal/validate.js';
 import { WrappedClose } from './internal/close.js';
-import { isThenable, type CloseOptions, type Sink } from './Sink.js';
+import type { CloseOptions, Sink } from './Sink.js';
+import { isThenable } from './internal/thenable.js';
 
 /**
  * Options for {@link TimeoutSink}.

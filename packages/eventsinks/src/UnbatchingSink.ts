@@ -1,7 +1,8 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
 import { WrappedClose } from './internal/close.js';
 import { expectSink } from './internal/validate.js';
-import { isThenable, type CloseOptions, type Sink } from './Sink.js';
+import type { CloseOptions, Sink } from './Sink.js';
+import { isThenable } from './internal/thenable.js';
 
 /**
  * The inverse of a BatchingSink: takes arrays and writes every element to a `Sink<E>`, all in

@@ -33,3 +33,5 @@ export { maxAttempts } from './retry/maxAttempts.js';
 export { SinkClosedError, isSinkClosedError } from './errors/SinkClosedError.js';
 export { QueueFullError, isQueueFullError } from './errors/QueueFullError.js';
 export { SinkTimeoutError, isSinkTimeoutError } from './errors/SinkTimeoutError.js';
+export type { PublishError } from './errors/PublishError.js';
+export { isPublishError } from './errors/PublishError.js';

@@ -1,4 +1,5 @@
 // Helpers shared by the tests; not part of the package (excluded from the build).
+import { createServer } from 'node:net';
 import type { Sink } from './Sink.js';
 import { SinkClosedError } from './errors/SinkClosedError.js';
 
@@ -113,3 +114,55 @@ export class GatedSink<E> implements Sink<E> {
 
 /** One turn of the event loop (after pending I/O and microtasks). */
 export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A TCP port free on 127.0.0.1 right now (the probe server is closed before resolving). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address !== null
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/**
+ * Polls `predicate` every `interval` ms (default 20) until it holds; throws naming `what` after
+ * `timeout` ms (generous bounds only). Either `(predicate, timeout, what)` or
+ * `(predicate, what, timeout = 20 000)`.
+ */
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  timeout: number,
+  what: string | (() => string),
+  interval?: number,
+): Promise<void>;
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  what: string | (() => string),
+  timeout?: number,
+  interval?: number,
+): Promise<void>;
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  a: number | string | (() => string),
+  b?: number | string | (() => string),
+  interval = 20,
+): Promise<void> {
+  const timeout = typeof a === 'number' ? a : typeof b === 'number' ? b : 20_000;
+  const what = typeof a === 'number' ? b : a;
+  const deadline = Date.now() + timeout;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) {
+      const named = typeof what === 'function' ? what() : String(what);
+      throw new Error(`timed out after ${timeout} ms waiting for ${named}`);
+    }
+    await sleep(interval);
+  }
+}

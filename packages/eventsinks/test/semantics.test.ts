@@ -19,8 +19,7 @@ import {
   type RetryStrategy,
   type Sink,
 } from '../src/index.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { sleep } from '../src/test-utils.js';
 
 /** A sink that records each event and can be told to close. */
 function recorder<E>(): Sink<E> & { events: E[]; closed: boolean } {

@@ -132,6 +132,18 @@ describe('AmqpSink: options and confirms (no broker)', () => {
     await sink.close();
   });
 
+  it('`timeout` (the name every sink uses) bounds the wait for the confirm', async () => {
+    const broker = new FakeBroker();
+    const sink = new AmqpSink<string>({ connect: broker.connect, timeout: 30 });
+    const error = await rejection(sink.write('a'));
+    assert.ok(isAmqpTimeoutError(error));
+    assert.equal(error.timeout, 30);
+    assert.equal(error.reason, 'timeout');
+    assert.equal(error.retryable, true);
+    broker.confirm();
+    await sink.close();
+  });
+
   it('no confirm within confirmTimeout rejects with AmqpTimeoutError', async () => {
     const broker = new FakeBroker();
     const sink = new AmqpSink<string>({ connect: broker.connect, confirmTimeout: 30 });

@@ -1,12 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import { untilAborted } from '../internal/abort.js';
+import { stableId } from '../internal/messageId.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
   describe,
   expectInteger,
   expectNonNegative,
+  expectTimeout,
   expectOptionalFunction,
   expectSignal,
 } from '../internal/validate.js';
@@ -37,7 +38,7 @@ import {
  *   exchange: 'orders',
  *   routingKey: (order) => `orders.${order.region}`,
  *   maxInFlight: 64,
- *   messageId: (order) => order.id,
+ *   idOf: (order) => order.id,
  * };
  * ```
  */
@@ -62,7 +63,15 @@ export interface AmqpSinkOptions<E> extends AmqpConnectionOptions {
    * confirm, so the broker receives events in write order). Raise it for throughput.
    */
   maxInFlight?: number;
-  /** How long a write waits for its publisher confirm, in ms; default 30 000. */
+  /**
+   * How long a write waits for its publisher confirm, in ms; default 30 000. `Infinity`: no
+   * timeout. 0 is refused (it used to mean no timeout), as in every adapter.
+   */
+  timeout?: number;
+  /**
+   * @deprecated Use {@link AmqpSinkOptions.timeout}, the name every sink uses for the wait for
+   * its acknowledgement; give one or the other.
+   */
   confirmTimeout?: number;
   /**
    * Publish with `mandatory`, so a message that matches no queue rejects the write with
@@ -74,9 +83,15 @@ export interface AmqpSinkOptions<E> extends AmqpConnectionOptions {
   /** The message's `contentType`; default `'application/json'`. */
   contentType?: string;
   /**
-   * The stable `messageId` of an event, so consumers can deduplicate a retried write. Default:
-   * a random UUID, remembered per event object, so writing the same object again (a retry)
-   * reuses its id; a primitive event gets a new id on every write.
+   * The message id of an event, sent as its `messageId` property, so consumers can deduplicate
+   * a retried write. Default: a random UUID generated once per event object (kept in a
+   * `WeakMap`, the same mechanism as every other sink's), so writing the same object again (a
+   * retry) reuses its id; a primitive event gets a new id on every write.
+   */
+  idOf?: (event: E) => string;
+  /**
+   * @deprecated Use {@link AmqpSinkOptions.idOf}, the name every adapter uses; give one or the
+   * other.
    */
   messageId?: (event: E) => string;
 }
@@ -98,7 +113,7 @@ const NACKED = 'message nacked';
  * message on a confirm channel.
  *
  * `write` resolves only once the broker has confirmed the message (`basic.ack`); it rejects
- * with `AmqpNackError` on `basic.nack`, `AmqpTimeoutError` after `confirmTimeout`,
+ * with `AmqpNackError` on `basic.nack`, `AmqpTimeoutError` after `timeout`,
  * `AmqpUnroutableError` when a `mandatory` message matched no queue, and `AmqpConnectionError`
  * when the broker is unreachable or the channel closes first: never a silent success. Every
  * message carries a stable `messageId`. With `maxInFlight` 1 (the default) writes are published
@@ -159,10 +174,12 @@ export class AmqpSink<E> implements Sink<E> {
       queue,
       assertTopology = true,
       maxInFlight = 1,
-      confirmTimeout = 30_000,
+      timeout,
+      confirmTimeout,
       mandatory = true,
       encode,
       contentType = 'application/json',
+      idOf,
       messageId,
       connect,
     } = options;
@@ -175,9 +192,18 @@ export class AmqpSink<E> implements Sink<E> {
     const routingKey = options.routingKey ?? queue ?? '';
     if (typeof routingKey !== 'function') expectString('routingKey', routingKey);
     expectInteger('maxInFlight', maxInFlight);
-    expectNonNegative('confirmTimeout', confirmTimeout);
+    if (timeout !== undefined && confirmTimeout !== undefined) {
+      throw new TypeError('Expected one of `timeout` and `confirmTimeout` (deprecated), got both');
+    }
+    if (confirmTimeout !== undefined) expectTimeout('confirmTimeout', confirmTimeout, true);
+    const confirmWait = timeout ?? confirmTimeout ?? 30_000;
+    expectTimeout('timeout', confirmWait, true);
     expectOptionalFunction('encode', encode);
+    expectOptionalFunction('idOf', idOf);
     expectOptionalFunction('messageId', messageId);
+    if (idOf !== undefined && messageId !== undefined) {
+      throw new TypeError('Expected one of `idOf` and `messageId` (deprecated), got both');
+    }
     expectString('contentType', contentType);
     this.#url = url;
     this.#socketOptions = socketOptions;
@@ -189,16 +215,29 @@ export class AmqpSink<E> implements Sink<E> {
     this.#queue = queue;
     this.#assertTopology = assertTopology !== false;
     this.#maxInFlight = maxInFlight;
-    this.#confirmTimeout = confirmTimeout;
+    this.#confirmTimeout = confirmWait;
     this.#mandatory = mandatory !== false;
     this.#encode = encode ?? jsonEncode;
     this.#contentType = contentType;
-    this.#messageId = messageId ?? defaultMessageId;
+    this.#messageId = idOf ?? messageId ?? stableId;
   }
 
-  /** Writes published and not yet confirmed. */
+  /** Writes published and not yet confirmed (library-wide: being written now). */
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /**
+   * Writes held, waiting for a channel or a free `maxInFlight` slot (not yet published).
+   * Library-wide, `size` is what a sink holds and has not started writing.
+   */
+  get size(): number {
+    return this.#waiting.length;
+  }
+
+  /** Writes accepted and not yet settled: `size + inFlight`. */
+  get pending(): number {
+    return this.#waiting.length + this.#inFlight;
   }
 
   /** True once `close()` was called. */
@@ -210,12 +249,12 @@ export class AmqpSink<E> implements Sink<E> {
    * Publishes `event`; the promise resolves when the broker confirms it.
    * @throws SinkClosedError after `close()` (synchronously); the promise rejects with
    * `AmqpConnectionError`, `AmqpNackError`, `AmqpTimeoutError` or `AmqpUnroutableError`, or with
-   * what `encode`/`messageId`/`routingKey` threw.
+   * what `encode`/`idOf`/`routingKey` threw.
    */
   write(event: E): Promise<void> {
     if (this.#closed) throw new SinkClosedError('AmqpSink is closed');
     return new Promise<void>((resolve, reject) => {
-      // A throwing messageId() rejects this promise: the executor turns throws into rejections.
+      // A throwing idOf() rejects this promise: the executor turns throws into rejections.
       const id = this.#messageId(event);
       this.#waiting.push({ event, id, resolve, reject, deadline: 0, settled: false });
       this.#pump();
@@ -383,7 +422,7 @@ export class AmqpSink<E> implements Sink<E> {
     }
     this.#inFlight++;
     const exchange = this.#exchange;
-    if (this.#confirmTimeout > 0 && this.#confirmTimeout !== Infinity) {
+    if (this.#confirmTimeout !== Infinity) {
       // One timer for all in-flight writes, not one per write: the timeout is the same for
       // every write, so deadlines grow in publish order and the oldest one is the next due.
       pending.deadline = Date.now() + this.#confirmTimeout;
@@ -420,6 +459,7 @@ export class AmqpSink<E> implements Sink<E> {
               ? new AmqpNackError(id, { cause: error })
               : new AmqpConnectionError(`the channel closed before message ${id} was confirmed`, {
                   cause: this.#lastChannelError ?? error,
+                  messageId: id,
                 }),
           );
         },
@@ -431,6 +471,7 @@ export class AmqpSink<E> implements Sink<E> {
         pending,
         new AmqpConnectionError(`cannot publish message ${id}: the channel is closed`, {
           cause: error,
+          messageId: id,
         }),
       );
     }
@@ -471,20 +512,6 @@ export class AmqpSink<E> implements Sink<E> {
     if (error === undefined) pending.resolve();
     else pending.reject(error);
   }
-}
-
-const ids = new WeakMap<object, string>();
-
-function defaultMessageId(event: unknown): string {
-  if ((typeof event !== 'object' || event === null) && typeof event !== 'function') {
-    return randomUUID();
-  }
-  let id = ids.get(event);
-  if (id === undefined) {
-    id = randomUUID();
-    ids.set(event, id);
-  }
-  return id;
 }
 
 function jsonEncode(event: unknown): Buffer {

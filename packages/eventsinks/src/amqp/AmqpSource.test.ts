@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type ChannelModel } from 'amqplib';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import type { Sink } from '../Sink.js';
-import { sleep } from '../test-utils.js';
+import { sleep, waitFor } from '../test-utils.js';
 import { AmqpSink } from './AmqpSink.js';
 import { AmqpSource, ATTEMPTS_HEADER, REASON_HEADER, type AmqpDeadLetter } from './AmqpSource.js';
 import { isAmqpConnectionError, isAmqpDecodeError } from './errors.js';
@@ -59,14 +59,6 @@ class Recorder implements Sink<Item> {
     for (const resolve of this.held.splice(0)) resolve();
   }
   close(): void {}
-}
-
-async function waitFor(predicate: () => boolean, what: string, timeout = 20_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 const isItem = (value: unknown): boolean =>

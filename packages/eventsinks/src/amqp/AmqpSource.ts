@@ -1,5 +1,8 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { BrokerSourceEngine, validateDeliveryOptions } from '../internal/BrokerSourceEngine.js';
+import { noop } from '../internal/close.js';
+import { reasonOf } from '../internal/errorText.js';
+import { isValid, type Validator } from '../internal/validator.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import {
   describe,
@@ -17,7 +20,6 @@ import {
   closeQuietly,
   declareQueue,
   expectUrl,
-  noop,
   openConnection,
   withChannel,
   type AmqpConnectionOptions,
@@ -99,8 +101,11 @@ export interface AmqpSourceOptions<E> extends AmqpConnectionOptions {
   deadLetterQueue?: string | false;
   /** Turns a message body into a value; default `JSON.parse` of the UTF-8 text. */
   decode?: (content: Buffer, message: ConsumeMessage) => unknown;
-  /** Checks a decoded value's shape; a `false` (or a throw) dead-letters the message. */
-  validate?: (value: unknown) => boolean;
+  /**
+   * Checks a decoded value's shape, preferably as a type guard; a `false` (or a throw)
+   * dead-letters the message. A plain boolean function is accepted too.
+   */
+  validate?: ((value: unknown) => value is E) | ((value: unknown) => boolean);
   /** Aborting it closes the source, like `close()` without a deadline. */
   signal?: AbortSignal;
   /** First wait before reconnecting after the connection was lost, ms; default 100 (doubles). */
@@ -178,7 +183,6 @@ export const ATTEMPTS_HEADER = 'x-attempts';
  */
 export const REASON_HEADER = 'x-eventsinks-reason';
 const QUEUE_TYPES: readonly AmqpQueueType[] = ['classic', 'quorum'];
-const MAX_REASON = 1_000;
 
 /**
  * Consumes a RabbitMQ queue and writes each event into a local {@link Sink}, acknowledging a
@@ -234,7 +238,7 @@ export class AmqpSource<E> {
   readonly #deadLetterExchange: string;
   readonly #deadLetterQueue: string | false;
   readonly #decode: (content: Buffer, message: ConsumeMessage) => unknown;
-  readonly #validate: ((value: unknown) => boolean) | undefined;
+  readonly #validate: Validator<E> | undefined;
   readonly #onDeadLetter: ((letter: AmqpDeadLetter) => void) | undefined;
   #subscription: Subscription | undefined;
   // close() was called: the subscription in progress ends its fetch round.
@@ -547,18 +551,14 @@ export class AmqpSource<E> {
       throw new AmqpDecodeError(`cannot decode message: ${reasonOf(error)}`, id, { cause: error });
     }
     const validate = this.#validate;
-    if (validate !== undefined) {
-      let valid: boolean;
-      try {
-        valid = validate(value);
-      } catch (error) {
-        throw new AmqpDecodeError(`invalid event: ${reasonOf(error)}`, id, { cause: error });
-      }
-      if (!valid) {
-        throw new AmqpDecodeError(`invalid event: validate() refused ${preview(value)}`, id);
-      }
+    // Without `validate` the decoded value is trusted to be an E.
+    if (validate === undefined) return value as E;
+    try {
+      if (isValid(validate, value)) return value;
+    } catch (error) {
+      throw new AmqpDecodeError(`invalid event: ${reasonOf(error)}`, id, { cause: error });
     }
-    return value as E;
+    throw new AmqpDecodeError(`invalid event: validate() refused ${preview(value)}`, id);
   }
 
   async #retry(
@@ -681,12 +681,6 @@ function publishConfirmed(
 
 function jsonDecode(content: Buffer): unknown {
   return JSON.parse(content.toString('utf8'));
-}
-
-function reasonOf(error: unknown): string {
-  const text =
-    error instanceof Error ? `${error.name}: ${error.message}` : `thrown ${describe(error)}`;
-  return text.length > MAX_REASON ? `${text.slice(0, MAX_REASON)}…` : text;
 }
 
 function preview(value: unknown): string {

@@ -1,4 +1,5 @@
 import { connect, type Channel, type ChannelModel, type Options } from 'amqplib';
+import { noop } from '../internal/close.js';
 import { describe } from '../internal/validate.js';
 import { AmqpConnectionError } from './errors.js';
 
@@ -152,4 +153,3 @@ export async function declareQueue(
 }
 
 /** @internal */
-export function noop(): void {}

@@ -4,7 +4,10 @@ export type { AmqpSinkOptions } from './AmqpSink.js';
 export { AmqpSource, ATTEMPTS_HEADER, REASON_HEADER } from './AmqpSource.js';
 export type { AmqpSourceOptions, AmqpQueueType, AmqpDeadLetter } from './AmqpSource.js';
 export type { AmqpConnectionOptions } from './connection.js';
+export type { AmqpPublishFailure } from './errors.js';
 export {
+  AmqpPublishError,
+  isAmqpPublishError,
   AmqpConnectionError,
   isAmqpConnectionError,
   AmqpNackError,

@@ -3,10 +3,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type ChannelModel } from 'amqplib';
+import { freePort, sleep } from '../test-utils.js';
 
 /** The shared broker every AMQP test uses. */
 export const AMQP_URL = process.env.EVENTSINKS_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -139,24 +140,6 @@ export async function peekQueue(queue: string, url = AMQP_URL): Promise<PeekedMe
 }
 
 const RABBITMQ_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Nodes still running when the test process exits are killed, so a failed test leaves none.
 const running = new Set<PrivateRabbit>();

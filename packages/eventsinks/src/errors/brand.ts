@@ -18,3 +18,12 @@ export function hasErrorCode(value: unknown, code: string): boolean {
 export function brand(error: Error, code: string): void {
   Object.defineProperty(error, ERROR_BRAND, { value: code, enumerable: false });
 }
+
+/**
+ * Only the `cause` of options that may carry fields of ours (`messageId`), for `super()`, and only
+ * when one was given: an error without a cause then has no `cause` property.
+ * @internal
+ */
+export function causeOnly(options: ErrorOptions | undefined): ErrorOptions | undefined {
+  return options !== undefined && 'cause' in options ? { cause: options.cause } : undefined;
+}

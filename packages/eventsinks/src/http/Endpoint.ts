@@ -1,8 +1,10 @@
 import { isSinkClosedError, SinkClosedError } from '../errors/SinkClosedError.js';
 import { BatchingSink } from '../BatchingSink.js';
 import { Filter, type Matcher } from '../Filter.js';
+import { noop } from '../internal/close.js';
 import { markAcceptsBeforeDelivery } from '../internal/durable.js';
 import { callHook, reportDefault } from '../internal/report.js';
+import { isThenable } from '../internal/thenable.js';
 import {
   describe,
   expectInteger,
@@ -13,7 +15,7 @@ import { Queue, type OverflowPolicy } from '../Queue.js';
 import { Breaker } from '../retry/Breaker.js';
 import type { RetryStrategy } from '../retry/RetryStrategy.js';
 import { RetryingSink, type DeadLetter } from '../RetryingSink.js';
-import { isThenable, type CloseOptions, type Sink } from '../Sink.js';
+import type { CloseOptions, Sink } from '../Sink.js';
 import { SinkMetrics } from '../SinkMetrics.js';
 import { isHttpStatusError } from './errors.js';
 import { HttpSink, type EncodedBody, type WebhookSigning } from './HttpSink.js';
@@ -523,5 +525,3 @@ export class Endpoint<E> implements Sink<E> {
 // Its write settles once the event is queued in memory: a DurableQueue refuses it as its
 // destination (the event would leave the file undelivered); WebhookSink is the one to use there.
 markAcceptsBeforeDelivery(Endpoint.prototype);
-
-function noop(): void {}

@@ -1,4 +1,5 @@
 import { SinkClosedError } from '../errors/SinkClosedError.js';
+import { noop } from '../internal/close.js';
 import { getStoredId } from '../internal/durable.js';
 import { callHook } from '../internal/report.js';
 import {
@@ -331,6 +332,7 @@ export class HttpSink<E> implements Sink<E> {
         if (this.#closed) throw new SinkClosedError('HttpSink was closed', { cause: error });
         throw new HttpTransportError(this.#method, this.url, timedOut ? this.#timeout : undefined, {
           cause: error,
+          messageId: id,
         });
       }
       // A browser's 'manual' redirect is an opaque response with status 0.
@@ -353,6 +355,7 @@ export class HttpSink<E> implements Sink<E> {
         statusText: text,
         retryAfter: parseRetryAfter(response.headers.get('retry-after'), Date.now()),
         body,
+        messageId: id,
       });
     } catch (error) {
       if (id !== undefined) this.#failed(event, id);
@@ -452,5 +455,3 @@ function validateSecretShape(secret: unknown): void {
     );
   }
 }
-
-function noop(): void {}

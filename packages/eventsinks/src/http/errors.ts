@@ -1,9 +1,25 @@
-import { brand, hasErrorCode } from '../errors/brand.js';
+import { brand, causeOnly, hasErrorCode } from '../errors/brand.js';
+import type { PublishError } from '../errors/PublishError.js';
 
 const STATUS_CODE = 'ERR_HTTP_STATUS';
 const TRANSPORT_CODE = 'ERR_HTTP_TRANSPORT';
 const ENCODE_CODE = 'ERR_HTTP_ENCODE';
 const VERIFICATION_CODE = 'ERR_WEBHOOK_VERIFICATION';
+
+/**
+ * The `reason` of the HTTP adapter's publish errors ({@link PublishError}):
+ * - `'status'` ({@link HttpStatusError}): the receiver answered with a status other than 2xx.
+ * - `'timeout'` ({@link HttpTransportError}): no response within `timeout` ms. The receiver may
+ *   still have processed the request.
+ * - `'network'` ({@link HttpTransportError}): the connection failed or was reset.
+ * - `'encode'` ({@link HttpEncodeError}): the event could not be encoded.
+ *
+ * @example
+ * ```ts
+ * const mayBeProcessed = (reason: HttpPublishFailure) => reason === 'timeout';
+ * ```
+ */
+export type HttpPublishFailure = 'status' | 'timeout' | 'network' | 'encode';
 
 /**
  * What an {@link HttpStatusError} knows about the response.
@@ -33,6 +49,8 @@ export interface HttpStatusErrorDetails {
   retryAfter: number | undefined;
   /** Up to 64 KiB of the response body, decoded as UTF-8. */
   body: string;
+  /** The request's `webhook-id`, if it carried one. */
+  messageId?: string | undefined;
 }
 
 /**
@@ -52,9 +70,13 @@ export interface HttpStatusErrorDetails {
  * }
  * ```
  */
-export class HttpStatusError extends Error {
+export class HttpStatusError extends Error implements PublishError {
   /** Stable error code: `'ERR_HTTP_STATUS'`. */
   readonly code = STATUS_CODE;
+  /** Always `'status'`; see {@link HttpPublishFailure}. */
+  readonly reason = 'status';
+  /** The request's `webhook-id` (`idOf` or signing), `undefined` when it carried none. */
+  readonly messageId: string | undefined;
   /** The HTTP status; 0 for a browser's opaque redirect. */
   readonly status: number;
   /** The reason phrase. */
@@ -72,13 +94,14 @@ export class HttpStatusError extends Error {
 
   /** @param details - see {@link HttpStatusErrorDetails}; @param options - `cause` is passed through. */
   constructor(details: HttpStatusErrorDetails, options?: ErrorOptions) {
-    const { method, url, status, statusText, retryAfter, body } = details;
+    const { method, url, status, statusText, retryAfter, body, messageId } = details;
     const excerpt = body.length > 200 ? `${body.slice(0, 200)}…` : body;
     super(
       `${method} ${url}: ${status} ${statusText}`.trimEnd() + (excerpt ? `: ${excerpt}` : ''),
       options,
     );
     this.name = 'HttpStatusError';
+    this.messageId = messageId;
     this.status = status;
     this.statusText = statusText;
     this.retryable = isRetryableStatus(status);
@@ -115,12 +138,20 @@ export function isHttpStatusError(error: unknown): error is HttpStatusError {
  * if (isHttpTransportError(error) && error.timeout) console.warn('receiver is slow');
  * ```
  */
-export class HttpTransportError extends Error {
+export class HttpTransportError extends Error implements PublishError {
   /** Stable error code: `'ERR_HTTP_TRANSPORT'`. */
   readonly code = TRANSPORT_CODE;
+  /** `'timeout'` when `timeout` ms passed without a response, else `'network'`. */
+  readonly reason: 'timeout' | 'network';
+  /** The request's `webhook-id` (`idOf` or signing), `undefined` when it carried none. */
+  readonly messageId: string | undefined;
   /** Always true: a transport failure may go away. */
   readonly retryable = true;
-  /** True when the request was aborted because `timeout` passed. */
+  /**
+   * True when the request was aborted because `timeout` passed.
+   * @deprecated Use `reason === 'timeout'`. Everywhere else a `timeout` field is the duration
+   * in ms (`AmqpTimeoutError`, `SinkTimeoutError`); this boolean stays until the next major.
+   */
   readonly timeout: boolean;
   /** The request method. */
   readonly method: string;
@@ -131,16 +162,23 @@ export class HttpTransportError extends Error {
    * @param method - the request method.
    * @param url - the redacted URL.
    * @param timeout - the timeout in ms if that is what happened, else `undefined`.
-   * @param options - `cause` is the underlying error.
+   * @param options - `cause` is the underlying error; `messageId` the request's `webhook-id`.
    */
-  constructor(method: string, url: string, timeout: number | undefined, options?: ErrorOptions) {
+  constructor(
+    method: string,
+    url: string,
+    timeout: number | undefined,
+    options?: ErrorOptions & { messageId?: string | undefined },
+  ) {
     const cause = options?.cause;
     const reason =
       timeout !== undefined
         ? `no response within ${timeout} ms`
         : `request failed${cause instanceof Error ? `: ${causeMessage(cause)}` : ''}`;
-    super(`${method} ${url}: ${reason}`, options);
+    super(`${method} ${url}: ${reason}`, causeOnly(options));
     this.name = 'HttpTransportError';
+    this.reason = timeout !== undefined ? 'timeout' : 'network';
+    this.messageId = options?.messageId;
     this.timeout = timeout !== undefined;
     this.method = method;
     this.url = url;
@@ -169,9 +207,13 @@ export function isHttpTransportError(error: unknown): error is HttpTransportErro
  * if (isHttpEncodeError(error)) console.error('cannot serialise', error.cause);
  * ```
  */
-export class HttpEncodeError extends Error {
+export class HttpEncodeError extends Error implements PublishError {
   /** Stable error code: `'ERR_HTTP_ENCODE'`. */
   readonly code = ENCODE_CODE;
+  /** Always `'encode'`; see {@link HttpPublishFailure}. */
+  readonly reason = 'encode';
+  /** Always `undefined`: the id is part of what could not be computed. */
+  readonly messageId: string | undefined = undefined;
   /** Always false: encoding the same event again fails again. */
   readonly retryable = false;
 

@@ -26,4 +26,8 @@ export {
   isWebhookVerificationError,
   isRetryableStatus,
 } from './errors.js';
-export type { HttpStatusErrorDetails, WebhookVerificationReason } from './errors.js';
+export type {
+  HttpStatusErrorDetails,
+  HttpPublishFailure,
+  WebhookVerificationReason,
+} from './errors.js';

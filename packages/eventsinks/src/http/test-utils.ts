@@ -92,6 +92,4 @@ export function reply(
   res.writeHead(status, headers).end(body);
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { sleep } from '../test-utils.js';

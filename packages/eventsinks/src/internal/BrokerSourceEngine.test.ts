@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import type { Sink } from '../Sink.js';
+import { sleep, waitFor as waitUntil } from '../test-utils.js';
 import {
   BrokerSourceEngine,
   validateDeliveryOptions,
@@ -18,15 +19,9 @@ interface Msg {
   body: string;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(predicate: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+// Polls every 5 ms: the in-memory broker answers at once.
+const waitFor = (predicate: () => boolean, what: string, ms = 10_000): Promise<void> =>
+  waitUntil(predicate, what, ms, 5);
 
 /** A broker in memory: `fetch` hands out what was published; records every verb. */
 class FakeBroker implements BrokerDriver<Msg> {

@@ -100,3 +100,22 @@ export function expectSignal(name: string, value: unknown): void {
     throw new TypeError(`Expected \`${name}\` to be an AbortSignal, got ${describe(value)}`);
   }
 }
+
+/**
+ * @internal A timeout option, in ms: a positive number. 0 is refused everywhere (it never meant
+ * the same thing twice); `Infinity` (no timeout) only where `allowInfinity`.
+ */
+export function expectTimeout(
+  name: string,
+  value: unknown,
+  allowInfinity: boolean,
+): asserts value is number {
+  expectNumber(name, value);
+  if (value === Infinity && allowInfinity) return;
+  if (!(value > 0) || !Number.isFinite(value)) {
+    const what = allowInfinity
+      ? 'a positive number of ms (Infinity for no timeout)'
+      : 'a positive finite number of ms';
+    throw new RangeError(`Expected \`${name}\` to be ${what}, got ${describe(value)}`);
+  }
+}

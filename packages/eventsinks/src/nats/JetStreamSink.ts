@@ -1,12 +1,14 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import { onAbort } from '../internal/abort.js';
+import { noop } from '../internal/close.js';
+import { stableId } from '../internal/messageId.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
   describe,
   expectFunction,
   expectInteger,
-  expectNonNegative,
+  expectTimeout,
   expectOptionalFunction,
   expectSignal,
 } from '../internal/validate.js';
@@ -30,7 +32,7 @@ import { JetStreamPublishError, type JetStreamPublishFailure } from './errors.js
  * const options: JetStreamSinkOptions<Order> = {
  *   connection,
  *   subject: (order) => `orders.${order.region}`,
- *   msgId: (order) => order.id,
+ *   idOf: (order) => order.id,
  *   maxInFlight: 64,
  * };
  * ```
@@ -39,17 +41,23 @@ export interface JetStreamSinkOptions<E> extends NatsConnectionOptions {
   /** The subject to publish to, or a function of the event. A stream must capture it. */
   subject: string | ((event: E) => string);
   /**
-   * The message's `Nats-Msg-Id`, which JetStream deduplicates within the stream's
-   * `duplicate_window` (default 2 minutes). Give one when events carry their own id.
-   * Default: an id generated once per event object (kept in a `WeakMap`), so writing the same
-   * object again (as a `RetryingSink` does) reuses it; primitives get a fresh id per write.
+   * The message id of an event, sent as its `Nats-Msg-Id`, which JetStream deduplicates within
+   * the stream's `duplicate_window` (default 2 minutes). Give one when events carry their own id.
+   * Default: a random UUID generated once per event object (kept in a `WeakMap`, the same
+   * mechanism as every other sink's), so writing the same object again (as a `RetryingSink`
+   * does) reuses it; primitives get a fresh id per write.
+   */
+  idOf?: (event: E) => string;
+  /**
+   * @deprecated Use {@link JetStreamSinkOptions.idOf}, the name every adapter uses; give one or
+   * the other.
    */
   msgId?: (event: E) => string;
   /** Turns an event into the payload; default `JSON.stringify`. */
   encode?: (event: E) => Uint8Array | string;
   /** Publishes allowed to await their PubAck at once; default 1 (each waits for the previous). */
   maxInFlight?: number;
-  /** How long to wait for each PubAck, in ms; default 5000. */
+  /** How long to wait for each PubAck, in ms (positive and finite; 0 is refused); default 5000. */
   timeout?: number;
   /**
    * Create this stream on first use if it does not exist (see {@link ensureStream}). By default
@@ -109,7 +117,7 @@ const DEFAULT_TIMEOUT = 5_000;
  *
  * const connection = await connect({ servers: '127.0.0.1:4222' });
  * await ensureStream(connection, { name: 'ORDERS', subjects: ['orders.>'] });
- * const sink = new JetStreamSink<Order>({ connection, subject: 'orders.created', msgId: (o) => o.id });
+ * const sink = new JetStreamSink<Order>({ connection, subject: 'orders.created', idOf: (o) => o.id });
  * await sink.write({ id: 'o-1', total: 42 }); // resolved: the stream has it
  * await sink.close();
  * ```
@@ -129,14 +137,13 @@ export class JetStreamSink<E> implements Sink<E> {
   readonly #options: JetStreamSinkOptions<E>;
   readonly #subject: (event: E) => string;
   readonly #encode: (event: E) => Uint8Array | string;
-  readonly #msgId: (event: E) => string;
+  readonly #idOf: (event: E) => string;
+  // The option's name as given (`idOf` or the deprecated `msgId`), for error messages.
+  readonly #idOption: string;
   readonly #maxInFlight: number;
   readonly #timeout: number;
   readonly #waiting = new RingBuffer<PendingPublish>();
   readonly #inFlight = new Set<PendingPublish>();
-  readonly #ids = new WeakMap<object, string>();
-  readonly #idPrefix = `${randomId()}-`;
-  #idCounter = 0;
   #ready: Promise<void> | undefined;
   #resolved: ResolvedConnection | undefined;
   #js: JetStreamClient | undefined;
@@ -156,7 +163,7 @@ export class JetStreamSink<E> implements Sink<E> {
       throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
     }
     validateConnectionOptions(options);
-    const { subject, msgId, encode, maxInFlight = 1, timeout = DEFAULT_TIMEOUT } = options;
+    const { subject, idOf, msgId, encode, maxInFlight = 1, timeout = DEFAULT_TIMEOUT } = options;
     if (typeof subject === 'string') {
       if (subject === '' || /[\s*>]/.test(subject)) {
         throw new TypeError(
@@ -164,26 +171,39 @@ export class JetStreamSink<E> implements Sink<E> {
         );
       }
     } else expectFunction('subject', subject);
+    expectOptionalFunction('idOf', idOf);
     expectOptionalFunction('msgId', msgId);
+    if (idOf !== undefined && msgId !== undefined) {
+      throw new TypeError('Expected one of `idOf` and `msgId` (deprecated), got both');
+    }
     expectOptionalFunction('encode', encode);
     expectInteger('maxInFlight', maxInFlight);
-    expectNonNegative('timeout', timeout);
-    if (timeout === 0) {
-      throw new RangeError(
-        `Expected \`timeout\` to be a positive number, got ${describe(timeout)}`,
-      );
-    }
+    expectTimeout('timeout', timeout, false);
     if (options.ensureStream !== undefined) validateStreamSpec(options.ensureStream);
     this.#options = options;
     this.#subject = typeof subject === 'string' ? () => subject : subject;
     this.#encode = encode ?? encodeJson;
-    this.#msgId = msgId ?? ((event) => this.#generatedId(event));
+    this.#idOf = idOf ?? msgId ?? stableId;
+    this.#idOption = msgId !== undefined ? 'msgId' : 'idOf';
     this.#maxInFlight = maxInFlight;
     this.#timeout = timeout;
   }
 
-  /** Publishes awaiting their PubAck plus writes waiting for a `maxInFlight` slot. */
+  /**
+   * Writes held, waiting for a free `maxInFlight` slot (not yet published). Library-wide, `size`
+   * is what a sink holds and has not started writing.
+   */
   get size(): number {
+    return this.#waiting.length;
+  }
+
+  /** Publishes sent and awaiting their PubAck (library-wide: being written now). */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Writes accepted and not yet settled: `size + inFlight`. */
+  get pending(): number {
     return this.#inFlight.size + this.#waiting.length;
   }
 
@@ -208,17 +228,17 @@ export class JetStreamSink<E> implements Sink<E> {
   /**
    * Publishes `event`; resolves when JetStream acknowledged it (or reported it a duplicate).
    * @throws SinkClosedError after `close()`, and (synchronously) the error of `subject`,
-   *   `msgId` or `encode`. Rejects with {@link JetStreamPublishError} when the message was not
+   *   `idOf` or `encode`. Rejects with {@link JetStreamPublishError} when the message was not
    *   acknowledged.
    */
   write(event: E): Promise<void> {
     if (this.#closed) throw new SinkClosedError('JetStreamSink is closed');
     // Computed before anything is queued, so a bad event fails alone and at once.
     const subject = this.#subject(event);
-    const msgId = this.#msgId(event);
+    const msgId = this.#idOf(event);
     if (typeof msgId !== 'string' || msgId === '') {
       throw new TypeError(
-        `Expected \`msgId\` to return a non-empty string, got ${describe(msgId)}`,
+        `Expected \`${this.#idOption}\` to return a non-empty string, got ${describe(msgId)}`,
       );
     }
     const payload = this.#encode(event);
@@ -266,12 +286,12 @@ export class JetStreamSink<E> implements Sink<E> {
   async #close(signal: AbortSignal | undefined): Promise<void> {
     const cleanup = onAbort(signal, () => this.#abort());
     try {
-      if (this.size > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+      if (this.pending > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
     } finally {
       cleanup();
     }
     // A connection still being opened for writes that an abort rejected must be closed too.
-    await this.#ready?.catch(() => undefined);
+    await this.#ready?.catch(noop);
     this.#watch?.stop();
     const resolved = this.#resolved;
     if (resolved?.owned) {
@@ -304,7 +324,7 @@ export class JetStreamSink<E> implements Sink<E> {
           await ensureStream(resolved.connection, this.#options.ensureStream);
         }
       } catch (error) {
-        if (resolved.owned) await resolved.connection.close().catch(() => undefined);
+        if (resolved.owned) await resolved.connection.close().catch(noop);
         throw error;
       }
       this.#resolved = resolved;
@@ -411,21 +431,11 @@ export class JetStreamSink<E> implements Sink<E> {
       pending.reject(error);
     }
     if (this.#js !== undefined) this.#pump();
-    if (this.#idle !== undefined && this.size === 0) {
+    if (this.#idle !== undefined && this.pending === 0) {
       const idle = this.#idle;
       this.#idle = undefined;
       idle();
     }
-  }
-
-  #generatedId(event: E): string {
-    if (typeof event !== 'object' || event === null) return this.#idPrefix + this.#idCounter++;
-    let id = this.#ids.get(event);
-    if (id === undefined) {
-      id = this.#idPrefix + this.#idCounter++;
-      this.#ids.set(event, id);
-    }
-    return id;
   }
 }
 
@@ -435,13 +445,4 @@ function encodeJson(event: unknown): string {
     throw new TypeError(`Cannot encode ${describe(event)} as JSON`);
   }
   return json;
-}
-
-/** @internal 16 random hex characters: a per-sink prefix that keeps generated ids unique. */
-export function randomId(): string {
-  const bytes = new Uint8Array(8);
-  globalThis.crypto.getRandomValues(bytes);
-  let out = '';
-  for (const byte of bytes) out += byte.toString(16).padStart(2, '0');
-  return out;
 }

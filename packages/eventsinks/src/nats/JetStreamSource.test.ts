@@ -186,6 +186,7 @@ describe('JetStreamSource', { skip }, () => {
     assert.equal(letters[0]!.reason, 'max-deliveries');
     assert.equal(letters[0]!.deliveries, 3);
     assert.equal(letters[0]!.msgId, 'bad-1');
+    assert.equal(letters[0]!.messageId, 'bad-1', 'messageId, as in every adapter');
     const stored = await jsm.streams.getMessage(`${name}_DLQ`, { seq: 1 });
     assert.ok(stored);
     assert.deepEqual(stored.json(), { id: 'bad' });

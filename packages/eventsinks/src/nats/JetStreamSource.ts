@@ -17,7 +17,10 @@ import {
   validateDeliveryOptions,
   type Recovery,
 } from '../internal/BrokerSourceEngine.js';
+import { noop } from '../internal/close.js';
+import { messageOf, reasonOf } from '../internal/errorText.js';
 import { callHook, reportDefault } from '../internal/report.js';
+import { isValid } from '../internal/validator.js';
 import {
   describe,
   expectInteger,
@@ -78,7 +81,9 @@ export interface JetStreamDeadLetter {
   durable: string;
   /** How many times JetStream delivered it (this delivery included). */
   deliveries: number;
-  /** Its `Nats-Msg-Id`, if it had one. */
+  /** Its `Nats-Msg-Id` (its message id), if it had one. */
+  messageId: string | undefined;
+  /** @deprecated Use {@link JetStreamDeadLetter.messageId}, the name every adapter uses. */
   msgId: string | undefined;
 }
 
@@ -179,8 +184,11 @@ export interface JetStreamSourceOptions<E> extends NatsConnectionOptions {
   deadLetterSubject?: string;
   /** Turns a payload into a value; default UTF-8 JSON. Throwing dead-letters the message. */
   decode?: (data: Uint8Array, msg: JsMsg) => unknown;
-  /** Checks a decoded value's shape; `false` or a throw dead-letters the message. */
-  validate?: (value: unknown) => boolean;
+  /**
+   * Checks a decoded value's shape, preferably as a type guard; `false` or a throw
+   * dead-letters the message. A plain boolean function is accepted too.
+   */
+  validate?: ((value: unknown) => value is E) | ((value: unknown) => boolean);
   /** Aborting it closes the source, as `close()` does. */
   signal?: AbortSignal;
   /** Create the stream first if it does not exist (see {@link ensureStream}). */
@@ -348,7 +356,9 @@ export class JetStreamSource<E> {
     this.#decode = validate
       ? (data, msg) => {
           const value = decodeBytes(data, msg);
-          if (!validate(value)) throw new Error(`validate() refused ${describe(value)}`);
+          if (!isValid(validate, value)) {
+            throw new Error(`validate() refused ${describe(value)}`);
+          }
           return value;
         }
       : decodeBytes;
@@ -368,8 +378,7 @@ export class JetStreamSource<E> {
           try {
             return this.#decode(msg.data, msg);
           } catch (error) {
-            const reason = error instanceof Error ? error.message : String(error);
-            throw new JetStreamDecodeError(reason, msg.seq, { cause: error });
+            throw new JetStreamDecodeError(messageOf(error), msg.seq, { cause: error });
           }
         },
         key: (msg) => String(msg.seq),
@@ -410,6 +419,11 @@ export class JetStreamSource<E> {
   /** Counters since construction; see {@link JetStreamSourceStats}. */
   get stats(): JetStreamSourceStats {
     return { ...this.#stats };
+  }
+
+  /** Writes to the destination in progress now (not counting messages waiting for a retry). */
+  get inFlight(): number {
+    return this.#engine.writing;
   }
 
   /** True once `close()` was called (or `signal` aborted). */
@@ -562,6 +576,7 @@ export class JetStreamSource<E> {
       streamSequence: msg.seq,
       durable,
       deliveries: msg.info.deliveryCount,
+      messageId: msgId,
       msgId,
     };
     if (onDeadLetter) callHook(NAME, onDeadLetter, letter);
@@ -641,17 +656,13 @@ function decodeJson(data: Uint8Array): unknown {
   try {
     return JSON.parse(DECODER.decode(data)) as unknown;
   } catch (error) {
-    throw new Error(`not valid JSON: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw new Error(`not valid JSON: ${messageOf(error)}`, { cause: error });
   }
 }
 
-// Header values are one line of text; keep them short enough for any server limit.
+// Header values are one line of ASCII-safe text; keep them short enough for any server limit.
 function headerValue(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\r\n\u0000-\u001f]+/g, ' ').slice(0, 1024);
+  return reasonOf(error, 1024, '');
 }
 
 function isRoutine(error: unknown): boolean {
@@ -687,8 +698,6 @@ function expectSubject(name: string, value: unknown, wildcards: boolean): void {
     );
   }
 }
-
-function noop(): void {}
 
 // Acks, naks and working() are fire-and-forget publishes; on a closed connection they throw.
 // Then the server redelivers after ack_wait, which is the at-least-once path anyway.

@@ -1,4 +1,5 @@
 import { brand, hasErrorCode } from '../errors/brand.js';
+import type { PublishError } from '../errors/PublishError.js';
 
 const PUBLISH = 'ERR_NATS_PUBLISH';
 const DECODE = 'ERR_NATS_DECODE';
@@ -12,6 +13,9 @@ const DECODE = 'ERR_NATS_DECODE';
  *   seen for a moment after a server restart, until JetStream has recovered its streams.
  * - `'closed'`: the NATS connection is closed for good.
  * - `'rejected'`: the server refused the message (limits, a failed expectation, …); see `cause`.
+ *
+ * `'timeout'`, `'disconnected'` and `'no-stream'` are `retryable`; `'closed'` and `'rejected'`
+ * are not.
  *
  * @example
  * ```ts
@@ -38,32 +42,40 @@ export type JetStreamPublishFailure =
  * }
  * ```
  */
-export class JetStreamPublishError extends Error {
+export class JetStreamPublishError extends Error implements PublishError {
   /** Stable error code: `'ERR_NATS_PUBLISH'`. */
   readonly code = PUBLISH;
   /** What went wrong; see {@link JetStreamPublishFailure}. */
   readonly reason: JetStreamPublishFailure;
   /** The subject the message was published to. */
   readonly subject: string;
-  /** The message's `Nats-Msg-Id`. */
-  readonly msgId: string;
+  /** The message's id, sent as its `Nats-Msg-Id`. */
+  readonly messageId: string;
+  /** True for `'timeout'`, `'disconnected'` and `'no-stream'`: writing again may succeed. */
+  readonly retryable: boolean;
 
   /**
-   * @param reason - what went wrong; @param subject - where; @param msgId - which message;
+   * @param reason - what went wrong; @param subject - where; @param messageId - which message;
    * @param options - `cause` is the client's error.
    */
   constructor(
     reason: JetStreamPublishFailure,
     subject: string,
-    msgId: string,
+    messageId: string,
     options?: ErrorOptions,
   ) {
-    super(`JetStream did not acknowledge message ${msgId} on ${subject}: ${reason}`, options);
+    super(`JetStream did not acknowledge message ${messageId} on ${subject}: ${reason}`, options);
     this.name = 'JetStreamPublishError';
     this.reason = reason;
     this.subject = subject;
-    this.msgId = msgId;
+    this.messageId = messageId;
+    this.retryable = reason === 'timeout' || reason === 'disconnected' || reason === 'no-stream';
     brand(this, PUBLISH);
+  }
+
+  /** @deprecated Use {@link JetStreamPublishError.messageId}, the name every adapter uses. */
+  get msgId(): string {
+    return this.messageId;
   }
 }
 

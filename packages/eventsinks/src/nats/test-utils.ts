@@ -2,11 +2,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { freePort, sleep } from '../test-utils.js';
 
 export const SHARED_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 export const SERVICE = `NATS JetStream on ${SHARED_URL}`;
@@ -59,33 +60,7 @@ export async function deleteStreams(jsm: JetStreamManager, names: string[]): Pro
   await Promise.all(names.map((n) => jsm.streams.delete(n).catch(() => false)));
 }
 
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `predicate` every 20 ms; throws naming `what` after `timeout` ms (generous bounds only). */
-export async function waitFor(
-  predicate: () => boolean | Promise<boolean>,
-  timeout: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { sleep, waitFor } from '../test-utils.js';
 
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import { onAbort } from '../internal/abort.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
+import { stableId } from '../internal/messageId.js';
 import {
   describe,
   expectInteger,
-  expectNonNegative,
+  expectTimeout,
   expectOptionalFunction,
   expectSignal,
 } from '../internal/validate.js';
@@ -40,7 +40,10 @@ export interface RedisStreamSinkOptions<E> {
    * no trimming. Trimming drops the oldest entries whether or not every group has read them.
    */
   maxLen?: number;
-  /** How long a write waits for its XADD reply before rejecting, in ms; default 5000. */
+  /**
+   * How long a write waits for its XADD reply before rejecting, in ms; default 5000.
+   * `Infinity`: no timeout. 0 is refused (it used to mean no timeout), as in every adapter.
+   */
   timeout?: number;
   /**
    * The stable id stored in the entry's `id` field. Give one derived from the event (an order
@@ -138,14 +141,14 @@ export class RedisStreamSink<E> implements Sink<E> {
     }
     expectInteger('maxInFlight', maxInFlight);
     if (maxLen !== undefined) expectInteger('maxLen', maxLen, 0);
-    expectNonNegative('timeout', timeout);
+    expectTimeout('timeout', timeout, true);
     expectOptionalFunction('idOf', idOf);
     expectOptionalFunction('encode', encode);
     this.#client = client;
     this.#stream = stream;
     this.#maxInFlight = maxInFlight;
     this.#timeout = timeout;
-    this.#idOf = idOf ?? defaultId;
+    this.#idOf = idOf ?? stableId;
     this.#encode = encode ?? ((event) => JSON.stringify(event));
     this.#prefix =
       maxLen === undefined ? ['XADD', stream] : ['XADD', stream, 'MAXLEN', '~', String(maxLen)];
@@ -156,12 +159,24 @@ export class RedisStreamSink<E> implements Sink<E> {
     return this.#stream;
   }
 
-  /** XADDs sent and not yet answered. */
+  /** XADDs sent and not yet answered (library-wide: being written now). */
   get inFlight(): number {
     return this.#inFlight;
   }
 
-  /** Writes waiting for a free `maxInFlight` slot. */
+  /**
+   * Writes held, waiting for a free `maxInFlight` slot (not yet sent). Library-wide, `size` is
+   * what a sink holds and has not started writing.
+   */
+  get size(): number {
+    return this.#waiting.length;
+  }
+
+  /**
+   * Writes waiting for a free `maxInFlight` slot: the same as {@link RedisStreamSink.size}.
+   * @deprecated Use `size`. Everywhere else `pending` means accepted and not yet settled
+   * (`size + inFlight`); this one keeps its old meaning until it is removed.
+   */
   get pending(): number {
     return this.#waiting.length;
   }
@@ -237,8 +252,8 @@ export class RedisStreamSink<E> implements Sink<E> {
       return;
     }
     this.#inFlight++;
-    write.deadline = this.#timeout > 0 ? Date.now() + this.#timeout : Infinity;
-    if (this.#timeout > 0) {
+    write.deadline = Date.now() + this.#timeout;
+    if (this.#timeout !== Infinity) {
       this.#sent.push(write);
       if (this.#timer === undefined) this.#arm(this.#timeout);
     }
@@ -321,19 +336,4 @@ export class RedisStreamSink<E> implements Sink<E> {
       cause === undefined ? undefined : { cause },
     );
   }
-}
-
-const ids = new WeakMap<object, string>();
-
-// Stable per event object, so a retry carries the id of its first attempt.
-function defaultId(event: unknown): string {
-  if ((typeof event !== 'object' || event === null) && typeof event !== 'function') {
-    return randomUUID();
-  }
-  let id = ids.get(event);
-  if (id === undefined) {
-    id = randomUUID();
-    ids.set(event, id);
-  }
-  return id;
 }

@@ -20,12 +20,14 @@ import {
   DATA_FIELD,
   ID_FIELD,
   fieldOf,
-  messageOf,
   parseEntry,
   parseReadReply,
   type RawEntry,
   type RedisStreamClient,
 } from './client.js';
+import { noop } from '../internal/close.js';
+import { messageOf } from '../internal/errorText.js';
+import { isValid, type Validator } from '../internal/validator.js';
 import { RedisStreamDecodeError } from './errors.js';
 
 /**
@@ -41,7 +43,9 @@ import { RedisStreamDecodeError } from './errors.js';
 export interface RedisDeadLetter<E> {
   /** The Redis entry id in the source stream. */
   entryId: string;
-  /** The entry's stable `id` field, when it had one. */
+  /** The entry's stable `id` field (its message id), when it had one. */
+  messageId: string | undefined;
+  /** @deprecated Use {@link RedisDeadLetter.messageId}, the name every adapter uses. */
   id: string | undefined;
   /** The decoded event, when decoding succeeded (absent for decoding failures). */
   event: E | undefined;
@@ -76,6 +80,12 @@ export interface RedisDeadLetter<E> {
  * ```
  */
 export interface RedisStreamSourceOptions<E> {
+  /**
+   * The connected node-redis client (see {@link RedisStreamClient}), not owned by the source.
+   * Required with the `(dst, options)` shape, the one every source has; with the deprecated
+   * `(client, dst, options)` shape it must be left out.
+   */
+  client?: RedisStreamClient;
   /** The stream key to consume. */
   stream: string;
   /** The consumer group. Sources in one group share the entries; each group gets all of them. */
@@ -123,8 +133,11 @@ export interface RedisStreamSourceOptions<E> {
   startId?: string;
   /** Turns an entry's `data` field into a value; default `JSON.parse`. A throw dead-letters it. */
   decode?(data: string): unknown;
-  /** Checks the decoded value's shape; false (or a throw) dead-letters the entry. */
-  validate?(value: unknown): boolean;
+  /**
+   * Checks the decoded value's shape, preferably as a type guard; false (or a throw)
+   * dead-letters the entry. A plain boolean function is accepted too.
+   */
+  validate?: ((value: unknown) => value is E) | ((value: unknown) => boolean);
   /**
    * The connection for blocking reads. Default: `client.duplicate()`, connected by the source
    * and closed with it. Must not be `client` itself: a blocking XREADGROUP holds its connection.
@@ -164,7 +177,6 @@ const FORGET_CONSUMER_SCRIPT =
   "if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end return -1";
 // XCLAIM … IDLE with this makes released entries immediately claimable by any peer.
 const RELEASE_IDLE = String(1_000_000_000);
-const noop = (): void => {};
 
 /**
  * Consumes a Redis stream as a member of a consumer group and writes each event into a local
@@ -203,7 +215,8 @@ const noop = (): void => {};
  * client.on('error', (error) => console.error('redis', error));
  * await client.connect();
  *
- * const source = new RedisStreamSource<Order>(client, billingSink, {
+ * const source = new RedisStreamSource<Order>(billingSink, {
+ *   client,
  *   stream: 'orders',
  *   group: 'billing',
  *   maxDeliveries: 5,
@@ -236,7 +249,7 @@ export class RedisStreamSource<E> {
   readonly #deadLetterStream: string;
   readonly #startId: string;
   readonly #decode: (data: string) => unknown;
-  readonly #validate: ((value: unknown) => boolean) | undefined;
+  readonly #validate: Validator<E> | undefined;
   readonly #onError: (error: unknown, event: E | undefined) => void;
   readonly #onDeadLetter: ((letter: RedisDeadLetter<E>) => void) | undefined;
 
@@ -261,14 +274,49 @@ export class RedisStreamSource<E> {
   };
 
   /**
-   * Starts consuming at once; see {@link RedisStreamSource.ready}.
-   * @param client - a connected node-redis client (see {@link RedisStreamClient}), not owned.
+   * Starts consuming at once; see {@link RedisStreamSource.ready}. The shape is that of every
+   * source, `(dst, options)`, with the client in `options.client`.
    * @param dst - where events go; not closed by the source (several sources may share it).
-   * @param options - see {@link RedisStreamSourceOptions}.
+   * @param options - see {@link RedisStreamSourceOptions}; `client` is required.
    * @throws TypeError or RangeError naming a bad option.
    */
-  constructor(client: RedisStreamClient, dst: Sink<E>, options: RedisStreamSourceOptions<E>) {
-    if (typeof client !== 'object' || client === null || typeof client.sendCommand !== 'function') {
+  constructor(dst: Sink<E>, options: RedisStreamSourceOptions<E> & { client: RedisStreamClient });
+  /**
+   * The old shape, still accepted (told apart by the first argument: a client has
+   * `sendCommand`, a sink does not).
+   * @deprecated Use `new RedisStreamSource(dst, { client, ... })`, the shape of every source.
+   * @param client - a connected node-redis client (see {@link RedisStreamClient}), not owned.
+   * @param dst - where events go; not closed by the source.
+   * @param options - see {@link RedisStreamSourceOptions}, without `client`.
+   */
+  constructor(client: RedisStreamClient, dst: Sink<E>, options: RedisStreamSourceOptions<E>);
+  constructor(
+    first: RedisStreamClient | Sink<E>,
+    second: Sink<E> | RedisStreamSourceOptions<E>,
+    third?: RedisStreamSourceOptions<E>,
+  ) {
+    let client: unknown;
+    let dst: Sink<E>;
+    let options: RedisStreamSourceOptions<E>;
+    if (isRedisClient(first)) {
+      // Deprecated (client, dst, options).
+      client = first;
+      dst = second as Sink<E>;
+      options = third as RedisStreamSourceOptions<E>;
+      if (typeof options === 'object' && options !== null && options.client !== undefined) {
+        throw new TypeError(
+          'Expected `client` either as the first argument (deprecated) or in `options`, got both',
+        );
+      }
+    } else {
+      dst = first;
+      options = second as RedisStreamSourceOptions<E>;
+      if (typeof options !== 'object' || options === null) {
+        throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
+      }
+      client = options.client;
+    }
+    if (!isRedisClient(client)) {
       throw new TypeError(`Expected \`client\` to be a node-redis client, got ${describe(client)}`);
     }
     expectSink('dst', dst);
@@ -395,6 +443,11 @@ export class RedisStreamSource<E> {
   /** Writes to the destination in progress (including entries waiting for a retry). */
   get active(): number {
     return this.#engine.active;
+  }
+
+  /** Writes to the destination in progress now (not counting entries waiting for a retry). */
+  get inFlight(): number {
+    return this.#engine.writing;
   }
 
   /** True once `close()` was called or the clients were closed under the source. */
@@ -567,25 +620,21 @@ export class RedisStreamSource<E> {
         { cause: error },
       );
     }
-    if (this.#validate) {
-      let valid: boolean;
-      try {
-        valid = this.#validate(value);
-      } catch (error) {
-        throw new RedisStreamDecodeError(
-          `entry ${entry.entryId} failed validation: ${messageOf(error)}`,
-          entry.entryId,
-          { cause: error },
-        );
-      }
-      if (!valid) {
-        throw new RedisStreamDecodeError(
-          `entry ${entry.entryId} failed validation: unexpected shape`,
-          entry.entryId,
-        );
-      }
+    // Without `validate` the decoded value is trusted to be an E.
+    if (this.#validate === undefined) return value as E;
+    try {
+      if (isValid(this.#validate, value)) return value;
+    } catch (error) {
+      throw new RedisStreamDecodeError(
+        `entry ${entry.entryId} failed validation: ${messageOf(error)}`,
+        entry.entryId,
+        { cause: error },
+      );
     }
-    return value as E;
+    throw new RedisStreamDecodeError(
+      `entry ${entry.entryId} failed validation: unexpected shape`,
+      entry.entryId,
+    );
   }
 
   async #deadLetter(
@@ -627,6 +676,7 @@ export class RedisStreamSource<E> {
     if (this.#onDeadLetter) {
       callHook(NAME, this.#onDeadLetter, {
         entryId: entry.entryId,
+        messageId: id,
         id,
         event,
         data,
@@ -770,4 +820,12 @@ function expectName(name: string, value: unknown): asserts value is string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new TypeError(`Expected \`${name}\` to be a non-empty string, got ${describe(value)}`);
   }
+}
+
+function isRedisClient(value: unknown): value is RedisStreamClient {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { sendCommand?: unknown }).sendCommand === 'function'
+  );
 }

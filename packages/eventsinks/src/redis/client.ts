@@ -54,12 +54,6 @@ export function isErrorReply(error: unknown): boolean {
   return name === 'ErrorReply' || name === 'SimpleError' || name === 'BlobError';
 }
 
-/** The message of an error reply or thrown value, for reasons and logs. @internal */
-export function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
-}
-
 /** A raw stream entry: its Redis id and its flat field list (null when the entry was deleted). */
 export interface RawEntry {
   entryId: string;

@@ -1,4 +1,5 @@
 import { brand, hasErrorCode } from '../errors/brand.js';
+import type { PublishError } from '../errors/PublishError.js';
 
 const PUBLISH = 'ERR_REDIS_PUBLISH';
 const DECODE = 'ERR_REDIS_DECODE';
@@ -10,6 +11,14 @@ const DECODE = 'ERR_REDIS_DECODE';
  *   Redis may still have stored the entry.
  * - `'closed'`: the client was closed for good (`close()`/`destroy()`).
  * - `'rejected'`: Redis answered with an error (wrong key type, out of memory, …); see `cause`.
+ *
+ * `'timeout'` and `'disconnected'` are `retryable`; `'closed'` and `'rejected'` are not.
+ *
+ * @example
+ * ```ts
+ * const mayBeStored = (reason: RedisStreamPublishFailure) =>
+ *   reason === 'timeout' || reason === 'disconnected';
+ * ```
  */
 export type RedisStreamPublishFailure = 'timeout' | 'disconnected' | 'closed' | 'rejected';
 
@@ -27,7 +36,7 @@ export type RedisStreamPublishFailure = 'timeout' | 'disconnected' | 'closed' | 
  * }
  * ```
  */
-export class RedisStreamPublishError extends Error {
+export class RedisStreamPublishError extends Error implements PublishError {
   /** Stable error code: `'ERR_REDIS_PUBLISH'`. */
   readonly code = PUBLISH;
   /** What went wrong; see {@link RedisStreamPublishFailure}. */
@@ -36,6 +45,8 @@ export class RedisStreamPublishError extends Error {
   readonly stream: string;
   /** The entry's stable id (its `id` field). */
   readonly messageId: string;
+  /** True for `'timeout'` and `'disconnected'`: writing the event again may succeed. */
+  readonly retryable: boolean;
 
   /**
    * @param reason - what went wrong; @param stream - where; @param messageId - which message;
@@ -52,6 +63,7 @@ export class RedisStreamPublishError extends Error {
     this.reason = reason;
     this.stream = stream;
     this.messageId = messageId;
+    this.retryable = reason === 'timeout' || reason === 'disconnected';
     brand(this, PUBLISH);
   }
 }
@@ -76,7 +88,8 @@ export function isRedisStreamPublishError(error: unknown): error is RedisStreamP
  *
  * @example
  * ```ts
- * const source = new RedisStreamSource(client, sink, {
+ * const source = new RedisStreamSource(sink, {
+ *   client,
  *   stream: 'orders',
  *   group: 'billing',
  *   onDeadLetter: ({ error }) => {

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { RESP_TYPES, createClient } from 'redis';
 import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
@@ -17,54 +16,22 @@ import {
   isRedisStreamPublishError,
   type RedisDeadLetter,
 } from './index.js';
+import {
+  IN_CI,
+  SHARED_URL,
+  freePort,
+  newClient,
+  sleep,
+  unavailable,
+  waitFor,
+} from './test-utils.js';
 
-const URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const IN_CI = !!process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
-
-function newClient(resp: 2 | 3 = 2) {
-  const client = createClient({ url: URL, RESP: resp, socket: { reconnectStrategy: false } });
-  client.on('error', () => {});
-  return client;
-}
+const URL = SHARED_URL;
 type Client = ReturnType<typeof newClient>;
 
-async function available(): Promise<string | undefined> {
-  const probe = newClient();
-  try {
-    await probe.connect();
-    await probe.ping();
-    return undefined;
-  } catch (error) {
-    return `Redis on ${URL} does not answer: ${error instanceof Error ? error.message : String(error)}`;
-  } finally {
-    if (probe.isOpen) probe.destroy();
-  }
-}
-
-const missing = await available();
+const missing = await unavailable();
 if (missing !== undefined && !IN_CI) {
   console.error(`\n!! SKIPPING src/redis tests: ${missing}\n`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(predicate: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 class Collect<E> implements Sink<E> {
@@ -344,6 +311,7 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
       const poison = letters.find((l) => l.id === 'n2');
       assert.ok(poison);
       assert.equal(poison.deliveries, 2);
+      assert.equal(poison.messageId, 'n2', 'messageId, as in every adapter');
       assert.deepEqual(poison.event, { n: 2 });
       const dlq = await client.xRange(`${key}:dlq`, '-', '+');
       assert.equal(dlq!.length, 2);

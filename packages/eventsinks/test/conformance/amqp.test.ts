@@ -82,7 +82,7 @@ const fixture: ConformanceFixture = {
       url: endpoint?.url ?? AMQP_URL,
       exchange: topic,
       routingKey: ROUTING_KEY,
-      messageId: (event) => event.id,
+      idOf: (event) => event.id,
       confirmTimeout: timeout ?? 15_000,
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
     });

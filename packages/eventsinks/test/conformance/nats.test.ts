@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
@@ -20,6 +20,7 @@ import {
   ensureStream,
 } from '../../src/nats/index.js';
 import { runConformance } from './suite.js';
+import { freePort, sleep } from '../../src/test-utils.js';
 import type {
   BrokerEndpoint,
   ConformanceEvent,
@@ -60,18 +61,6 @@ function isConformanceEvent(value: unknown): value is ConformanceEvent {
   return typeof v.id === 'string' && typeof v.seq === 'number' && typeof v.body === 'string';
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port });
@@ -82,8 +71,6 @@ function answers(port: number): Promise<boolean> {
     socket.once('error', () => resolve(false));
   });
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A private nats-server with JetStream file storage, stoppable and restartable in place. */
 async function startPrivateBroker(): Promise<PrivateBroker> {
@@ -160,7 +147,7 @@ const fixture: ConformanceFixture = {
       servers: endpoint?.url ?? SHARED,
       connectOptions: { reconnectTimeWait: 250 },
       subject: topic,
-      msgId: (event) => event.id,
+      idOf: (event) => event.id,
       ensureStream: { name: topic, subjects: [topic] },
       ...(maxInFlight !== undefined && { maxInFlight }),
       ...(timeout !== undefined && { timeout }),

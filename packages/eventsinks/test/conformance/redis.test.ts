@@ -4,7 +4,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'redis';
@@ -15,6 +14,7 @@ import {
   type RedisStreamClient,
 } from '../../src/redis/index.js';
 import { runConformance } from './suite.js';
+import { freePort } from '../../src/test-utils.js';
 import type {
   BrokerEndpoint,
   ConformanceEvent,
@@ -61,19 +61,6 @@ function isConformanceEvent(value: unknown): value is ConformanceEvent {
   if (typeof value !== 'object' || value === null) return false;
   const e = value as Partial<ConformanceEvent>;
   return typeof e.id === 'string' && typeof e.seq === 'number' && typeof e.body === 'string';
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const children = new Set<ChildProcess>();
@@ -226,7 +213,8 @@ const fixture: ConformanceFixture = {
     const url = options.endpoint?.url ?? SHARED_URL;
     const client = await connected(url);
     const blocking = await connected(url);
-    const source = new RedisStreamSource<ConformanceEvent>(client, dst, {
+    const source = new RedisStreamSource<ConformanceEvent>(dst, {
+      client,
       stream: options.topic,
       group: options.group,
       blockingClient: blocking,

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { Sink } from '../../src/Sink.js';
+import { sleep, waitFor } from '../../src/test-utils.js';
 import type {
   BrokerEndpoint,
   ConformanceEvent,
@@ -33,31 +34,12 @@ interface TestContext {
   skip(message?: string): void;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** `n` events for `topic`, ids unique to the topic, with non-ASCII bodies to check intactness. */
 export function makeEvents(topic: string, n: number, from = 0): ConformanceEvent[] {
   return Array.from({ length: n }, (_, i) => {
     const seq = from + i;
     return { id: `${topic}#${seq}`, seq, body: `événement ${seq} — ✓ 事件 ${'x'.repeat(seq % 7)}` };
   });
-}
-
-/** Polls `predicate` every 20 ms until it holds; throws naming `what` after `timeout` ms. */
-export async function waitFor(
-  predicate: () => boolean,
-  timeout: number,
-  what: string | (() => string),
-): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!predicate()) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeout} ms waiting for ${typeof what === 'string' ? what : what()}`,
-      );
-    }
-    await sleep(20);
-  }
 }
 
 /** Rejects with `what` if `promise` has not settled within `ms`. */

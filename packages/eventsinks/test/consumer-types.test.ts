@@ -20,8 +20,10 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+// The library's package folder; its dependencies are hoisted to the workspace root.
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+const root = join(repo, '..', '..');
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 
 // Entry points with no Node dependency: a browser or edge bundle may import these.
 const portable = `
@@ -153,7 +155,7 @@ describe('consumer types (skipLibCheck: false)', () => {
       for (const name of consumer.links ?? []) {
         const to = join(dir, 'node_modules', name);
         mkdirSync(dirname(to), { recursive: true });
-        symlinkSync(join(repo, 'node_modules', name), to, 'dir');
+        symlinkSync(join(root, 'node_modules', name), to, 'dir');
       }
       writeFileSync(
         join(dir, 'package.json'),
