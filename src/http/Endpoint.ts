@@ -1,7 +1,9 @@
 import { isSinkClosedError, SinkClosedError } from '../errors/SinkClosedError.js';
 import { BatchingSink } from '../BatchingSink.js';
 import { Filter, type Matcher } from '../Filter.js';
+import { noop } from '../internal/close.js';
 import { markAcceptsBeforeDelivery } from '../internal/durable.js';
+import { Lifecycle } from '../internal/Lifecycle.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import {
   describe,
@@ -187,7 +189,8 @@ export class Endpoint<E> implements Sink<E> {
   readonly #top: Sink<E>;
   readonly #queue: Queue<E>;
   readonly #filter: Filter<E> | undefined;
-  #closing: Promise<void> | undefined;
+  // A later close's deadline reaches the queue's drain through here (the first's is handed on).
+  readonly #life = new Lifecycle(() => void this.#queue.close({ signal: AbortSignal.abort() }));
 
   /**
    * @param url - the receiver's absolute http(s) URL.
@@ -366,7 +369,7 @@ export class Endpoint<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closing !== undefined;
+    return this.#life.closed;
   }
 
   /**
@@ -396,7 +399,7 @@ export class Endpoint<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`; QueueFullError when full under `'reject'`.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closing !== undefined) throw new SinkClosedError('Endpoint is closed');
+    if (this.#life.closed) throw new SinkClosedError('Endpoint is closed');
     return this.#top.write(event);
   }
 
@@ -409,16 +412,12 @@ export class Endpoint<E> implements Sink<E> {
    * yet delivered goes to `onDrop` with reason `'closed'`.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.#closing !== undefined) {
-      // A later deadline still applies to a drain in progress.
-      if (options.signal) void this.#queue.close(options);
-      return this.#closing.then(noop, noop);
-    }
-    // The queue first, with the deadline: Filter.close() takes no options and would flush
-    // without one. The filter's own close then finds the queue already closing.
-    const queueClosed = this.#queue.close(options);
-    this.#closing = Promise.all([queueClosed, this.#filter?.close()]).then(noop);
-    return this.#closing;
+    return this.#life.close(options, async (signal) => {
+      // The queue first, with the deadline: the filter closes the queue without one. The
+      // filter's own close then finds the queue already closing.
+      const queueClosed = this.#queue.close({ signal });
+      await Promise.all([queueClosed, this.#filter?.close()]);
+    });
   }
 
   /** Same as `close()`, for `await using`. */
@@ -448,7 +447,7 @@ export class Endpoint<E> implements Sink<E> {
         counters.statuses[key] = (counters.statuses[key] ?? 0) + count(payload);
       },
     });
-    const metered: Sink<P> & { close(options?: CloseOptions): void } = {
+    const metered: Sink<P> = {
       write: (payload) =>
         sink.write(payload).then(
           () => {
@@ -471,7 +470,7 @@ export class Endpoint<E> implements Sink<E> {
    * is reported as dropped and absorbed, so the queue has nothing left to report.
    */
   #settling(
-    dst: Sink<E> & { close(options?: CloseOptions): void | Promise<void> },
+    dst: Sink<E>,
     dropped: (event: E, reason: unknown, deadLettered: boolean) => void,
   ): Sink<E> {
     const counters = this.#counters;
@@ -505,5 +504,3 @@ export class Endpoint<E> implements Sink<E> {
 // Its write settles once the event is queued in memory: a DurableQueue refuses it as its
 // destination (the event would leave the file undelivered); WebhookSink is the one to use there.
 markAcceptsBeforeDelivery(Endpoint.prototype);
-
-function noop(): void {}
