@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
-import { untilAborted } from '../internal/abort.js';
+import { Lifecycle } from '../internal/Lifecycle.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
   describe,
   expectInteger,
   expectNonNegative,
   expectOptionalFunction,
-  expectSignal,
 } from '../internal/validate.js';
 import type { CloseOptions, Sink } from '../Sink.js';
 import {
@@ -141,9 +140,7 @@ export class AmqpSink<E> implements Sink<E> {
   #channel: ConfirmChannel | undefined;
   #connecting: Promise<void> | undefined;
   #lastChannelError: unknown;
-  #closed = false;
-  #closing: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
+  readonly #life = new Lifecycle();
 
   /**
    * @param options - see {@link AmqpSinkOptions}.
@@ -203,7 +200,7 @@ export class AmqpSink<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -213,7 +210,7 @@ export class AmqpSink<E> implements Sink<E> {
    * what `encode`/`messageId`/`routingKey` threw.
    */
   write(event: E): Promise<void> {
-    if (this.#closed) throw new SinkClosedError('AmqpSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('AmqpSink is closed');
     return new Promise<void>((resolve, reject) => {
       // A throwing messageId() rejects this promise: the executor turns throws into rejections.
       const id = this.#messageId(event);
@@ -230,11 +227,8 @@ export class AmqpSink<E> implements Sink<E> {
    * connection is closed at once and unconfirmed writes reject with `AmqpConnectionError`.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
-    if (this.#closing) return this.#closing;
-    this.#closed = true;
-    this.#closing = this.#close(options.signal);
-    return this.#closing;
+    // A later close's signal cuts the wait short too.
+    return this.#life.close(options, () => this.#close());
   }
 
   /** Same as `close()`, for `await using`. */
@@ -242,10 +236,9 @@ export class AmqpSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
+  async #close(): Promise<void> {
     if (this.#inFlight > 0 || this.#waiting.length > 0 || this.#connecting) {
-      await untilAborted(new Promise<void>((resolve) => (this.#idle = resolve)), signal);
-      this.#idle = undefined;
+      await this.#life.untilIdle();
     }
     const error = new SinkClosedError('AmqpSink closed before the event was published');
     for (const pending of this.#waiting.drain()) this.#settle(pending, error);
@@ -272,9 +265,7 @@ export class AmqpSink<E> implements Sink<E> {
 
   #checkIdle(): void {
     if (this.#inFlight === 0 && this.#waiting.length === 0 && !this.#connecting) {
-      const idle = this.#idle;
-      this.#idle = undefined;
-      idle?.();
+      this.#life.idle();
     }
   }
 
@@ -310,7 +301,7 @@ export class AmqpSink<E> implements Sink<E> {
         this.#connectFactory,
       );
       // close() gave up (its deadline passed) while this connection was being opened.
-      if (this.#closed && this.#waiting.length === 0) {
+      if (this.#life.closed && this.#waiting.length === 0) {
         await closeQuietly(model);
         throw new SinkClosedError('AmqpSink is closed');
       }

@@ -1,6 +1,6 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
-import { onAbort } from '../internal/abort.js';
+import { Lifecycle } from '../internal/Lifecycle.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
   describe,
@@ -8,7 +8,6 @@ import {
   expectInteger,
   expectNonNegative,
   expectOptionalFunction,
-  expectSignal,
 } from '../internal/validate.js';
 import type { CloseOptions, Sink } from '../Sink.js';
 import {
@@ -126,10 +125,8 @@ export class JetStreamSink<E> implements Sink<E> {
   #resolved: ResolvedConnection | undefined;
   #js: JetStreamClient | undefined;
   #watch: ConnectionWatch | undefined;
-  #closed = false;
+  readonly #life = new Lifecycle(() => this.#abort());
   #pumping = false;
-  #closing: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
   #acked = 0;
   #duplicates = 0;
 
@@ -180,7 +177,7 @@ export class JetStreamSink<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -190,7 +187,7 @@ export class JetStreamSink<E> implements Sink<E> {
    *   acknowledged.
    */
   write(event: E): Promise<void> {
-    if (this.#closed) throw new SinkClosedError('JetStreamSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('JetStreamSink is closed');
     // Computed before anything is queued, so a bad event fails alone and at once.
     const subject = this.#subject(event);
     const msgId = this.#msgId(event);
@@ -224,14 +221,7 @@ export class JetStreamSink<E> implements Sink<E> {
    * and the promise resolves.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
-    if (this.#closing) {
-      if (options.signal) onAbort(options.signal, () => this.#abort());
-      return this.#closing;
-    }
-    this.#closed = true;
-    this.#closing = this.#close(options.signal);
-    return this.#closing;
+    return this.#life.close(options, () => this.#close());
   }
 
   /** Same as `close()`, for `await using`. */
@@ -239,13 +229,8 @@ export class JetStreamSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
-    const cleanup = onAbort(signal, () => this.#abort());
-    try {
-      if (this.size > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
-    } finally {
-      cleanup();
-    }
+  async #close(): Promise<void> {
+    if (this.size > 0) await this.#life.untilIdle();
     // A connection still being opened for writes that an abort rejected must be closed too.
     await this.#ready?.catch(() => undefined);
     this.#watch?.stop();
@@ -378,11 +363,7 @@ export class JetStreamSink<E> implements Sink<E> {
     if (error === undefined) pending.resolve();
     else pending.reject(error);
     if (this.#js !== undefined) this.#pump();
-    if (this.#idle !== undefined && this.size === 0) {
-      const idle = this.#idle;
-      this.#idle = undefined;
-      idle();
-    }
+    if (this.size === 0) this.#life.idle();
   }
 
   #generatedId(event: E): string {
