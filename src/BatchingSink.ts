@@ -163,18 +163,18 @@ export class BatchingSink<E> implements Sink<E> {
    */
   close(options: CloseOptions = {}): Promise<void> {
     const again = this.#life.closed;
-    const closed = this.#life.close(options, async (signal) => {
-      if (isAbandon(options)) {
-        this.#discard();
-        await this.#dst.close(options);
-        return;
-      }
-      this.#flush();
-      await this.#life.untilIdle(this.#tail);
-      await closeWith(this.#dst, signal);
-    });
+    const abandon = isAbandon(options);
+    const closed = this.#life.close(
+      options,
+      () => {
+        if (abandon) return this.#discard();
+        this.#flush();
+        return this.#life.until(this.#tail);
+      },
+      (signal) => (abandon ? this.#dst.close(options) : closeWith(this.#dst, signal)),
+    );
     // A deadline that passed while the first close was waiting: let dst give up now.
-    if (again && isAbandon(options)) void Promise.resolve(this.#dst.close(options)).catch(noop);
+    if (again && abandon) void Promise.resolve(this.#dst.close(options)).catch(noop);
     return closed;
   }
 

@@ -137,7 +137,11 @@ export class Broadcaster<E> implements Sink<E> {
    * of which then gets the same signal if it accepts close options.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    return this.#life.close(options, (signal) => this.#close(signal));
+    return this.#life.close(
+      options,
+      () => this.#tail && this.#life.until(this.#tail),
+      (signal) => this.#close(signal),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -146,7 +150,6 @@ export class Broadcaster<E> implements Sink<E> {
   }
 
   async #close(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#tail !== undefined) await this.#life.untilIdle(this.#tail);
     const sinks = this.#sinks;
     this.#sinks = [];
     this.#members.clear();

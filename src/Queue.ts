@@ -164,7 +164,11 @@ export class Queue<E> implements Sink<E> {
    */
   close(options: CloseOptions = {}): Promise<void> {
     // A later deadline still applies to a drain in progress: the lifecycle listens to it too.
-    return this.#life.close(options, (signal) => this.#close(signal));
+    return this.#life.close(
+      options,
+      () => this.#drain(),
+      (signal) => closeWith(this.#dst, signal),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -172,7 +176,7 @@ export class Queue<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
+  async #drain(): Promise<void> {
     while (this.#blocked.length > 0) {
       this.#blocked
         .shift()
@@ -180,7 +184,6 @@ export class Queue<E> implements Sink<E> {
     }
     // An already-aborted signal aborts as soon as this waits: untilIdle then resolves.
     if (this.#running) await this.#life.untilIdle();
-    await closeWith(this.#dst, signal);
   }
 
   // Called once by the lifecycle, which then resolves untilIdle().

@@ -197,7 +197,12 @@ export class RetryingSink<E> implements Sink<E> {
    */
   close(options: CloseOptions = {}): Promise<void> {
     // A later close's signal (an abandoning one too) cuts a drain in progress short.
-    return this.#life.close(options, (signal) => this.#close(signal, isAbandon(options)));
+    const abandon = isAbandon(options);
+    return this.#life.close(
+      options,
+      (signal) => this.#drain(signal, abandon),
+      (signal) => this.#release(signal, abandon),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -205,11 +210,14 @@ export class RetryingSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined, abandon: boolean): Promise<void> {
+  async #drain(signal: AbortSignal | undefined, abandon: boolean): Promise<void> {
     // Draining: resolves when the queue empties (#run) or the deadline aborts (#stop).
     if (!abandon && signal !== undefined && this.#pending.length > 0) {
       await this.#life.untilIdle();
     }
+  }
+
+  async #release(signal: AbortSignal | undefined, abandon: boolean): Promise<void> {
     this.#stop('reject');
     // Abandoning: the sink below must let go of its attempt now too (a broker sink waiting for
     // an acknowledgement, a connection still being opened), not finish it.

@@ -228,7 +228,11 @@ export class AmqpSink<E> implements Sink<E> {
    */
   close(options: CloseOptions = {}): Promise<void> {
     // A later close's signal cuts the wait short too.
-    return this.#life.close(options, () => this.#close());
+    return this.#life.close(
+      options,
+      () => (this.#busy() ? this.#life.untilIdle() : undefined),
+      () => this.#release(),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -236,10 +240,7 @@ export class AmqpSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(): Promise<void> {
-    if (this.#inFlight > 0 || this.#waiting.length > 0 || this.#connecting) {
-      await this.#life.untilIdle();
-    }
+  async #release(): Promise<void> {
     const error = new SinkClosedError('AmqpSink closed before the event was published');
     for (const pending of this.#waiting.drain()) this.#settle(pending, error);
     const model = this.#model;
@@ -263,10 +264,12 @@ export class AmqpSink<E> implements Sink<E> {
     this.#checkIdle();
   }
 
+  #busy(): boolean {
+    return this.#inFlight > 0 || this.#waiting.length > 0 || this.#connecting !== undefined;
+  }
+
   #checkIdle(): void {
-    if (this.#inFlight === 0 && this.#waiting.length === 0 && !this.#connecting) {
-      this.#life.idle();
-    }
+    if (!this.#busy()) this.#life.idle();
   }
 
   #connect(): void {

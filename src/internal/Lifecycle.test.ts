@@ -85,12 +85,12 @@ describe('Lifecycle', () => {
     assert.deepEqual(order, ['run', 'abort', 'idle']);
   });
 
-  it('drains until idle() or the work settles, and leaves a never-aborted signal clean', async () => {
+  it('drains until the work settles, and leaves a never-aborted signal clean', async () => {
     const controller = new AbortController();
     const life = new Lifecycle();
     let settle!: () => void;
     const work = new Promise<void>((resolve) => (settle = resolve));
-    const closed = life.close({ signal: controller.signal }, () => life.untilIdle(work));
+    const closed = life.close({ signal: controller.signal }, () => life.until(work));
     // The same signal twice is listened to once.
     void life.close({ signal: controller.signal }, () => undefined);
     assert.equal(abortListeners(controller.signal), 1);

@@ -21,8 +21,11 @@ export class Lifecycle {
   #state: LifecycleState = 'open';
   #aborted = false;
   #abandoned = false;
+  // close() was called and its drain has not settled: close signals are listened to.
+  #draining = false;
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
+  #until: (() => void) | undefined;
   // The signals listened to, until the close settles; an array only once a second one comes.
   #signal: AbortSignal | undefined;
   #signals: AbortSignal[] | undefined;
@@ -56,27 +59,30 @@ export class Lifecycle {
   }
 
   /**
-   * The owner's `close(options)`. The first call moves to `'closing'` and runs `run` with the
-   * first signal (its synchronous part at once), listening to that signal from then on; the
-   * state becomes `'closed'` and every listener is removed when `run` settles, and the returned
-   * promise settles as `run` does. Later calls add their signal to those that abort the drain
-   * and resolve when the first close is done, never rejecting.
+   * The owner's `close(options)`. The first call moves to `'closing'` and runs `drain` with the
+   * first signal (its synchronous part at once), listening to that signal from then on. When
+   * `drain` settles every listener is removed and `release` runs (whatever the outcome of
+   * `drain`); then the state becomes `'closed'` and the returned promise settles as they did.
+   * Later calls, while `drain` runs, add their signal to those that abort it; every later call
+   * resolves when the first close is done, never rejecting.
    * @throws TypeError (synchronously) when `options.signal` is not an AbortSignal.
    */
   close(
     options: CloseOptions | undefined,
-    run: (signal: AbortSignal | undefined) => void | PromiseLike<void>,
+    drain: (signal: AbortSignal | undefined) => void | PromiseLike<void>,
+    release?: (signal: AbortSignal | undefined) => void | PromiseLike<void>,
   ): Promise<void> {
     const signal = options?.signal;
     expectSignal('signal', signal);
     if (isAbandon(options)) this.#abandoned = true;
     if (this.#closing !== undefined) {
-      if (this.#state === 'closing') this.#listen(signal);
+      this.#listen(signal);
       return this.#closing.then(noop, noop);
     }
     this.#state = 'closing';
-    this.#closing = this.#run(run, signal);
-    // After run's synchronous part: an already-aborted signal then finds what run waits for.
+    this.#draining = true;
+    this.#closing = this.#run(signal, drain, release);
+    // After drain's synchronous part: an already-aborted signal then finds what it waits for.
     this.#listen(signal);
     return this.#closing;
   }
@@ -91,24 +97,33 @@ export class Lifecycle {
     return true;
   }
 
-  /** Aborts the drain: runs `onAbort` (once) and resolves a pending `untilIdle()`. */
+  /** Aborts the drain: runs `onAbort` (once), then resolves a pending `untilIdle()`/`until()`. */
   abort(): void {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#onAbort?.();
     this.idle();
+    const until = this.#until;
+    this.#until = undefined;
+    until?.();
   }
 
-  /**
-   * Resolves when the owner calls `idle()`, when `work` settles, or when the drain aborts,
-   * whichever comes first (at once if it already aborted).
-   */
-  untilIdle(work?: PromiseLike<unknown>): Promise<void> {
+  /** Resolves when the owner calls `idle()` or the drain aborts (at once if it has). */
+  untilIdle(): Promise<void> {
+    if (this.#aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.#idle = resolve));
+  }
+
+  /** Resolves when `work` settles or the drain aborts, whichever comes first. */
+  until(work: PromiseLike<unknown>): Promise<void> {
     if (this.#aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      this.#idle = resolve;
-      const done = (): void => resolve();
-      work?.then(done, done);
+      this.#until = resolve;
+      const done = (): void => {
+        if (this.#until === resolve) this.#until = undefined;
+        resolve();
+      };
+      work.then(done, done);
     });
   }
 
@@ -121,20 +136,27 @@ export class Lifecycle {
   }
 
   async #run(
-    run: (signal: AbortSignal | undefined) => void | PromiseLike<void>,
     signal: AbortSignal | undefined,
+    drain: (signal: AbortSignal | undefined) => void | PromiseLike<void>,
+    release: ((signal: AbortSignal | undefined) => void | PromiseLike<void>) | undefined,
   ): Promise<void> {
     try {
-      await run(signal);
+      try {
+        await drain(signal);
+      } finally {
+        // The deadline bounds the drain only: from here on no signal is listened to.
+        this.#draining = false;
+        this.#idle = this.#until = undefined;
+        this.#unlisten();
+        if (release !== undefined) await release(signal);
+      }
     } finally {
       this.#state = 'closed';
-      this.#idle = undefined;
-      this.#unlisten();
     }
   }
 
   #listen(signal: AbortSignal | undefined): void {
-    if (signal === undefined || this.#aborted) return;
+    if (signal === undefined || this.#aborted || !this.#draining) return;
     if (signal.aborted) {
       this.abort();
       return;

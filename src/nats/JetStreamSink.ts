@@ -221,7 +221,11 @@ export class JetStreamSink<E> implements Sink<E> {
    * and the promise resolves.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    return this.#life.close(options, () => this.#close());
+    return this.#life.close(
+      options,
+      () => (this.size > 0 ? this.#life.untilIdle() : undefined),
+      () => this.#release(),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -229,8 +233,7 @@ export class JetStreamSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(): Promise<void> {
-    if (this.size > 0) await this.#life.untilIdle();
+  async #release(): Promise<void> {
     // A connection still being opened for writes that an abort rejected must be closed too.
     await this.#ready?.catch(() => undefined);
     this.#watch?.stop();

@@ -296,7 +296,11 @@ export class DurableQueue<E> implements Sink<E> {
    */
   close(options: CloseOptions = {}): Promise<void> {
     // A later close's deadline applies to the drain in progress too.
-    return this.#life.close(options, (signal) => this.#close(signal));
+    return this.#life.close(
+      options,
+      () => this.#drain(),
+      (signal) => this.#release(signal),
+    );
   }
 
   /**
@@ -349,10 +353,13 @@ export class DurableQueue<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
+  async #drain(): Promise<void> {
     if (this.#batch.length > 0) this.#commit();
     // Until idle, or until a deadline aborts (#stop, through the lifecycle).
     if (this.#running) await this.#life.untilIdle();
+  }
+
+  async #release(signal: AbortSignal | undefined): Promise<void> {
     if (this.#deleteTimer !== undefined) clearTimeout(this.#deleteTimer);
     this.#deleteTimer = undefined;
     try {
