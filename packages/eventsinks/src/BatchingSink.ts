@@ -1,13 +1,12 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
-import { untilAborted } from './internal/abort.js';
 import { isAbandon } from './internal/abandon.js';
 import { closeWith, noop } from './internal/close.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 import {
   expectInteger,
   expectNumber,
   expectOptionalFunction,
   describe,
-  expectSignal,
   expectSink,
 } from './internal/validate.js';
 import type { CloseOptions, Sink } from './Sink.js';
@@ -39,8 +38,6 @@ export interface BatchingSinkOptions<E = unknown> {
    */
   onBatch?(batch: E[], key: string | undefined): void;
 }
-
-type Closable = { close(options?: CloseOptions): void | Promise<void> };
 
 interface Deferred {
   promise: Promise<void>;
@@ -88,8 +85,7 @@ export class BatchingSink<E> implements Sink<E> {
   #timer: ReturnType<typeof setTimeout> | undefined;
   // The last batch handed to dst; the next waits for it so batches never overtake each other.
   #tail: Promise<void> = Promise.resolve();
-  #closed = false;
-  #closing: Promise<void> | undefined;
+  readonly #life = new Lifecycle();
 
   /**
    * @param dst - receives each batch as an array (a fresh array per batch, yours to keep).
@@ -124,7 +120,7 @@ export class BatchingSink<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -132,7 +128,7 @@ export class BatchingSink<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`; rejects with the batch's error if it fails.
    */
   write(event: E): Promise<void> {
-    if (this.#closed) throw new SinkClosedError('BatchingSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('BatchingSink is closed');
     const key = this.#keyOf === undefined ? undefined : this.#keyOf(event);
     // A batch keeps its members: a keyed event starts its own batch, and ends a keyed one.
     if (this.#current !== undefined && key !== this.#key) this.#flush();
@@ -166,25 +162,20 @@ export class BatchingSink<E> implements Sink<E> {
    * reject with `SinkClosedError`), nothing is waited for, and `dst` is told to abandon too.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
+    const again = this.#life.closed;
     const abandon = isAbandon(options);
-    if (this.#closing) {
-      // A deadline that passed while the first close was waiting: let dst give up now.
-      if (abandon) void Promise.resolve((this.#dst as Closable).close(options)).catch(noop);
-      return this.#closing.then(noop, noop);
-    }
-    this.#closed = true;
-    if (abandon) this.#discard();
-    else this.#flush();
-    this.#closing = (async () => {
-      if (abandon) {
-        await (this.#dst as Closable).close(options);
-        return;
-      }
-      await untilAborted(this.#tail, options.signal);
-      await closeWith(this.#dst, options.signal);
-    })();
-    return this.#closing;
+    const closed = this.#life.close(
+      options,
+      () => {
+        if (abandon) return this.#discard();
+        this.#flush();
+        return this.#life.until(this.#tail);
+      },
+      (signal) => (abandon ? this.#dst.close(options) : closeWith(this.#dst, signal)),
+    );
+    // A deadline that passed while the first close was waiting: let dst give up now.
+    if (again && abandon) void Promise.resolve(this.#dst.close(options)).catch(noop);
+    return closed;
   }
 
   /** Same as `close()`, for `await using`. */

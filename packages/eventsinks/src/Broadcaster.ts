@@ -1,10 +1,10 @@
 import { SinkClosedError, isSinkClosedError } from './errors/SinkClosedError.js';
 import { callHook, reportDefault } from './internal/report.js';
-import { describe, expectOptionalFunction, expectSignal, expectSink } from './internal/validate.js';
+import { describe, expectOptionalFunction, expectSink } from './internal/validate.js';
 import type { CloseOptions, Sink } from './Sink.js';
 import { isThenable } from './internal/thenable.js';
-import { untilAborted } from './internal/abort.js';
 import { closeWith } from './internal/close.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 
 /**
  * Options for {@link Broadcaster}.
@@ -57,8 +57,7 @@ export class Broadcaster<E> implements Sink<E> {
   // The last operation still in progress; undefined when everything so far finished
   // synchronously, which is what lets the next write take the synchronous path.
   #tail: Promise<void> | undefined;
-  #closed = false;
-  #closing: Promise<void> | undefined;
+  readonly #life = new Lifecycle();
   readonly #onError: (error: unknown, event: E | undefined, sink: Sink<E>) => void;
 
   /**
@@ -95,7 +94,7 @@ export class Broadcaster<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -104,7 +103,7 @@ export class Broadcaster<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('Broadcaster is closed');
+    if (this.#life.closed) throw new SinkClosedError('Broadcaster is closed');
     if (this.#tail !== undefined) return this.#after(() => this.#deliver(event, this.#sinks, 0));
     const result = this.#deliver(event, this.#sinks, 0);
     if (result !== undefined) this.#setTail(result);
@@ -117,7 +116,7 @@ export class Broadcaster<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`; TypeError if `sink` is not a sink.
    */
   add(sink: Sink<E>): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('Broadcaster is closed');
+    if (this.#life.closed) throw new SinkClosedError('Broadcaster is closed');
     expectSink('sink', sink);
     if (this.#tail !== undefined) return this.#after(() => this.#add(sink));
     this.#add(sink);
@@ -128,7 +127,7 @@ export class Broadcaster<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`.
    */
   remove(sink: Sink<E>): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('Broadcaster is closed');
+    if (this.#life.closed) throw new SinkClosedError('Broadcaster is closed');
     if (this.#tail !== undefined) return this.#after(() => this.#remove(sink));
     this.#remove(sink);
   }
@@ -139,11 +138,11 @@ export class Broadcaster<E> implements Sink<E> {
    * of which then gets the same signal if it accepts close options.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
-    if (this.#closing) return this.#closing;
-    this.#closed = true;
-    this.#closing = this.#close(options.signal);
-    return this.#closing;
+    return this.#life.close(
+      options,
+      () => this.#tail && this.#life.until(this.#tail),
+      (signal) => this.#close(signal),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -152,7 +151,6 @@ export class Broadcaster<E> implements Sink<E> {
   }
 
   async #close(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#tail !== undefined) await untilAborted(this.#tail, signal);
     const sinks = this.#sinks;
     this.#sinks = [];
     this.#members.clear();

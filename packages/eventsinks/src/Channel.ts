@@ -1,4 +1,5 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 import { RingBuffer } from './internal/RingBuffer.js';
 import { expectInteger } from './internal/validate.js';
 import type { Sink } from './Sink.js';
@@ -32,7 +33,7 @@ export class Channel<E> implements Sink<E>, AsyncIterable<E> {
   readonly #buffer = new RingBuffer<E>();
   readonly #writers = new RingBuffer<WaitingWriter<E>>();
   readonly #readers = new RingBuffer<Reader<E>>();
-  #closed = false;
+  readonly #life = new Lifecycle();
   #resolveDone!: () => void;
   /** Resolves when the channel is closed. */
   readonly done: Promise<void>;
@@ -49,7 +50,7 @@ export class Channel<E> implements Sink<E>, AsyncIterable<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /** Events buffered (not counting writers still waiting). */
@@ -62,7 +63,7 @@ export class Channel<E> implements Sink<E>, AsyncIterable<E> {
    * @throws SinkClosedError after `close()`; a write still waiting at close rejects with it.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('Channel is closed');
+    if (this.#life.closed) throw new SinkClosedError('Channel is closed');
     if (this.#readers.length > 0) {
       this.#readers.shift()({ done: false, value: event });
       return;
@@ -81,8 +82,7 @@ export class Channel<E> implements Sink<E>, AsyncIterable<E> {
    * after the buffer is drained, `done` resolves. Idempotent.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.#life.end()) return;
     for (const writer of this.#writers.drain()) {
       writer.reject(new SinkClosedError('Channel closed before the event was taken'));
     }
@@ -114,7 +114,7 @@ export class Channel<E> implements Sink<E>, AsyncIterable<E> {
       writer.resolve();
       return Promise.resolve({ done: false, value: writer.event });
     }
-    if (this.#closed) return Promise.resolve(DONE);
+    if (this.#life.closed) return Promise.resolve(DONE);
     return new Promise((resolve) => this.#readers.push(resolve));
   }
 

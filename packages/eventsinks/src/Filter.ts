@@ -1,6 +1,7 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
 import { describe, expectSink } from './internal/validate.js';
-import { closeWith, noop } from './internal/close.js';
+import { closeWith } from './internal/close.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 import type { CloseOptions, Sink } from './Sink.js';
 
 /**
@@ -32,8 +33,7 @@ export type Matcher<E> =
 export class Filter<E, F extends E = E> implements Sink<E> {
   readonly #dst: Sink<F>;
   readonly #match: (event: E) => boolean;
-  #closed = false;
-  #closing: void | Promise<void> = undefined;
+  readonly #life = new Lifecycle();
 
   /**
    * @param dst - where matching events go.
@@ -63,7 +63,7 @@ export class Filter<E, F extends E = E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -71,16 +71,13 @@ export class Filter<E, F extends E = E> implements Sink<E> {
    * @throws SinkClosedError after `close()`; whatever the matcher or `dst` throws.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('Filter is closed');
+    if (this.#life.closed) throw new SinkClosedError('Filter is closed');
     if (this.#match(event)) return this.#dst.write(event as F);
   }
 
   /** Closes `dst`, passing a deadline (`signal`) on to it. Idempotent. */
-  close(options: CloseOptions = {}): void | Promise<void> {
-    if (this.#closed) return Promise.resolve(this.#closing).then(noop, noop);
-    this.#closed = true;
-    this.#closing = closeWith(this.#dst, options.signal);
-    return this.#closing;
+  close(options: CloseOptions = {}): Promise<void> {
+    return this.#life.close(options, (signal) => closeWith(this.#dst, signal));
   }
 
   /** Same as `close()`, for `await using`. */

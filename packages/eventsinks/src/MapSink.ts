@@ -1,5 +1,6 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
-import { WrappedClose } from './internal/close.js';
+import { closeWith } from './internal/close.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 import { expectFunction, expectSink } from './internal/validate.js';
 import type { CloseOptions, Sink } from './Sink.js';
 
@@ -16,7 +17,7 @@ import type { CloseOptions, Sink } from './Sink.js';
 export class MapSink<E, F> implements Sink<E> {
   readonly #dst: Sink<F>;
   readonly #fn: (event: E) => F;
-  readonly #close = new WrappedClose();
+  readonly #life = new Lifecycle();
 
   /**
    * @param dst - receives `fn(event)`.
@@ -35,13 +36,13 @@ export class MapSink<E, F> implements Sink<E> {
    * @throws SinkClosedError after `close()`; whatever `fn` or `dst` throws.
    */
   write(event: E): void | Promise<void> {
-    if (this.#close.closed) throw new SinkClosedError('MapSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('MapSink is closed');
     return this.#dst.write(this.#fn(event));
   }
 
   /** Closes `dst` (passing `signal` on). Idempotent. */
   close(options: CloseOptions = {}): Promise<void> {
-    return this.#close.close(this.#dst, options.signal);
+    return this.#life.close(options, (signal) => closeWith(this.#dst, signal));
   }
 
   /** Same as `close()`, for `await using`. */

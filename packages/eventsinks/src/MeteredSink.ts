@@ -1,6 +1,7 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
 import { expectOptionalFunction, expectSink } from './internal/validate.js';
-import { WrappedClose } from './internal/close.js';
+import { closeWith } from './internal/close.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 import type { CloseOptions, Sink } from './Sink.js';
 import { isThenable } from './internal/thenable.js';
 import { SinkMetrics } from './SinkMetrics.js';
@@ -38,7 +39,7 @@ export class MeteredSink<E> implements Sink<E> {
   readonly metrics: SinkMetrics;
   readonly #sink: Sink<E>;
   readonly #now: () => number;
-  readonly #close = new WrappedClose();
+  readonly #life = new Lifecycle();
 
   /**
    * @param sink - the sink to measure.
@@ -61,7 +62,7 @@ export class MeteredSink<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`; whatever the sink throws.
    */
   write(event: E): void | Promise<void> {
-    if (this.#close.closed) throw new SinkClosedError('MeteredSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('MeteredSink is closed');
     const metrics = this.metrics;
     metrics.events++;
     metrics.pending++;
@@ -80,7 +81,7 @@ export class MeteredSink<E> implements Sink<E> {
 
   /** Closes the sink below (passing `signal` on). Idempotent. */
   close(options: CloseOptions = {}): Promise<void> {
-    return this.#close.close(this.#sink, options.signal);
+    return this.#life.close(options, (signal) => closeWith(this.#sink, signal));
   }
 
   /** Same as `close()`, for `await using`. */

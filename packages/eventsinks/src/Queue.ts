@@ -1,17 +1,16 @@
 import { QueueFullError } from './errors/QueueFullError.js';
 import { SinkClosedError } from './errors/SinkClosedError.js';
-import { onAbort } from './internal/abort.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 import { callHook, reportDefault } from './internal/report.js';
 import { RingBuffer } from './internal/RingBuffer.js';
 import {
   expectInteger,
   expectOneOf,
   expectOptionalFunction,
-  expectSignal,
   expectSink,
 } from './internal/validate.js';
 import type { SinkMetrics } from './SinkMetrics.js';
-import { closeWith, noop } from './internal/close.js';
+import { closeWith } from './internal/close.js';
 import type { CloseOptions, Sink } from './Sink.js';
 import { isThenable } from './internal/thenable.js';
 
@@ -97,10 +96,8 @@ export class Queue<E> implements Sink<E> {
   // A drain is queued as a microtask and has not started yet.
   #scheduled = false;
   #inflight = 0;
-  #closed = false;
-  #aborted = false;
-  #closing: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
+  // Its abort drops what is still waiting (a close deadline passed).
+  readonly #life = new Lifecycle(() => this.#abort());
 
   /**
    * @param dst - where events go.
@@ -140,7 +137,7 @@ export class Queue<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -149,7 +146,7 @@ export class Queue<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`; QueueFullError when full under `'reject'`.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closed) throw new SinkClosedError('Queue is closed');
+    if (this.#life.closed) throw new SinkClosedError('Queue is closed');
     const buffer = this.#buffer;
     // Blocked writers go first, or a new write would overtake them.
     if (buffer.length >= this.#capacity || this.#blocked.length > 0) return this.#overflowed(event);
@@ -167,20 +164,12 @@ export class Queue<E> implements Sink<E> {
    * @throws rejects with the error of `dst.close()`, on the first call only.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
-    if (this.#closing) {
-      // A later deadline still applies to a drain in progress.
-      if (options.signal) onAbort(options.signal, () => this.#abort());
-      return this.#closing.then(noop, noop);
-    }
-    this.#closed = true;
-    while (this.#blocked.length > 0) {
-      this.#blocked
-        .shift()
-        .reject(new SinkClosedError('Queue closed before the event was accepted'));
-    }
-    this.#closing = this.#close(options.signal);
-    return this.#closing;
+    // A later deadline still applies to a drain in progress: the lifecycle listens to it too.
+    return this.#life.close(
+      options,
+      () => this.#drain(),
+      (signal) => closeWith(this.#dst, signal),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -188,26 +177,19 @@ export class Queue<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
-    const cleanup = onAbort(signal, () => this.#abort());
-    try {
-      // An already-aborted signal ran #abort above: nothing is left to wait for.
-      if (this.#running && !this.#aborted) {
-        await new Promise<void>((resolve) => (this.#idle = resolve));
-      }
-    } finally {
-      cleanup();
+  async #drain(): Promise<void> {
+    while (this.#blocked.length > 0) {
+      this.#blocked
+        .shift()
+        .reject(new SinkClosedError('Queue closed before the event was accepted'));
     }
-    await closeWith(this.#dst, signal);
+    // An already-aborted signal aborts as soon as this waits: untilIdle then resolves.
+    if (this.#running) await this.#life.untilIdle();
   }
 
+  // Called once by the lifecycle, which then resolves untilIdle().
   #abort(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
     for (const event of this.#buffer.drain()) this.#dropped(event, 'closed');
-    const idle = this.#idle;
-    this.#idle = undefined;
-    idle?.();
   }
 
   #overflowed(event: E): void | Promise<void> {
@@ -268,11 +250,7 @@ export class Queue<E> implements Sink<E> {
     }
     if (this.#inflight > 0) return;
     this.#running = false;
-    const idle = this.#idle;
-    if (idle !== undefined) {
-      this.#idle = undefined;
-      idle();
-    }
+    this.#life.idle();
   };
 
   async #awaitWrite(pending: PromiseLike<void>, event: E): Promise<void> {

@@ -1,11 +1,11 @@
 import { SinkClosedError, isSinkClosedError } from './errors/SinkClosedError.js';
-import { onAbort } from './internal/abort.js';
 import { abandonOptions, isAbandon } from './internal/abandon.js';
 import { callHook, reportDefault } from './internal/report.js';
 import { RingBuffer } from './internal/RingBuffer.js';
-import { describe, expectOptionalFunction, expectSignal, expectSink } from './internal/validate.js';
+import { describe, expectOptionalFunction, expectSink } from './internal/validate.js';
 import type { RetryContext, RetryStrategy } from './retry/RetryStrategy.js';
-import { closeWith, noop } from './internal/close.js';
+import { closeWith } from './internal/close.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 import { isThenable, type CloseOptions, type Sink } from './Sink.js';
 import type { SinkMetrics } from './SinkMetrics.js';
 
@@ -75,7 +75,6 @@ interface PendingWrite<E> {
 }
 
 const NAME = 'RetryingSink';
-type Closable = { close(options?: CloseOptions): void | Promise<void> };
 // After this many back-to-back retries with no delay, yield a macrotask, so a strategy that
 // never backs off cannot starve timers and I/O (including the close() that would stop it).
 const YIELD_EVERY = 64;
@@ -108,11 +107,10 @@ export class RetryingSink<E> implements Sink<E> {
   readonly #now: () => number;
   readonly #metrics: SinkMetrics | undefined;
   #busy = false;
+  // Stopped for good: every pending write settled, no attempt starts (set by close()).
   #closed = false;
-  // close() was called with a signal: new writes are refused but pending ones keep retrying.
-  #draining = false;
-  #closing: Promise<void> | undefined;
-  #drained: (() => void) | undefined;
+  // A close deadline aborts the drain: what is left is dropped, or rejected when abandoning.
+  readonly #life = new Lifecycle(() => this.#stop(this.#life.abandoned ? 'reject' : 'drop'));
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
 
@@ -162,7 +160,7 @@ export class RetryingSink<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed || this.#draining;
+    return this.#life.closed;
   }
 
   /**
@@ -171,7 +169,7 @@ export class RetryingSink<E> implements Sink<E> {
    *   sink is closed while this write is pending.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closed || this.#draining) throw new SinkClosedError('RetryingSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('RetryingSink is closed');
     if (this.#busy) return this.#enqueue(event, undefined, undefined, false, undefined);
     const delay = this.#strategy.proceed(event);
     if (delay > 0) return this.#enqueue(event, delay, undefined, false, undefined);
@@ -203,15 +201,13 @@ export class RetryingSink<E> implements Sink<E> {
    * that fails after that is not retried.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
+    // A later close's signal (an abandoning one too) cuts a drain in progress short.
     const abandon = isAbandon(options);
-    if (this.#closing) {
-      if (abandon) this.#stop('reject');
-      else if (options.signal) onAbort(options.signal, () => this.#stop('drop'));
-      return this.#closing.then(noop, noop);
-    }
-    this.#closing = this.#close(options.signal, abandon);
-    return this.#closing;
+    return this.#life.close(
+      options,
+      (signal) => this.#drain(signal, abandon),
+      (signal) => this.#release(signal, abandon),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -219,21 +215,18 @@ export class RetryingSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined, abandon: boolean): Promise<void> {
+  async #drain(signal: AbortSignal | undefined, abandon: boolean): Promise<void> {
+    // Draining: resolves when the queue empties (#run) or the deadline aborts (#stop).
     if (!abandon && signal !== undefined && this.#pending.length > 0) {
-      this.#draining = true;
-      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
-      const cleanup = onAbort(signal, () => this.#stop('drop'));
-      try {
-        await drained;
-      } finally {
-        cleanup();
-      }
+      await this.#life.untilIdle();
     }
+  }
+
+  async #release(signal: AbortSignal | undefined, abandon: boolean): Promise<void> {
     this.#stop('reject');
     // Abandoning: the sink below must let go of its attempt now too (a broker sink waiting for
     // an acknowledgement, a connection still being opened), not finish it.
-    if (abandon) await (this.#sink as Closable).close(abandonOptions());
+    if (abandon) await this.#sink.close(abandonOptions());
     else await closeWith(this.#sink, signal);
   }
 
@@ -255,13 +248,7 @@ export class RetryingSink<E> implements Sink<E> {
         );
       }
     }
-    this.#signalDrained();
-  }
-
-  #signalDrained(): void {
-    const drained = this.#drained;
-    this.#drained = undefined;
-    drained?.();
+    this.#life.idle();
   }
 
   #enqueue(
@@ -295,7 +282,7 @@ export class RetryingSink<E> implements Sink<E> {
       queue.shift();
     }
     this.#busy = false;
-    if (queue.length === 0) this.#signalDrained();
+    if (queue.length === 0) this.#life.idle();
   }
 
   async #deliver(pending: PendingWrite<E>): Promise<void> {

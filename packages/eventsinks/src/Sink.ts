@@ -7,7 +7,10 @@
  * way. This is the WHATWG `UnderlyingSink` shape; the synchronous case is what lets a pipeline
  * of synchronous sinks run without allocating a promise per event.
  *
- * `close` flushes and releases. After it, every `write` fails with `SinkClosedError`.
+ * `close` flushes and releases. After it, every `write` fails with `SinkClosedError`. The
+ * library calls it with {@link CloseOptions} when it has a deadline to hand on (a Queue closing
+ * its destination with the `signal` it was given); a sink that cannot drain may ignore them, and
+ * `close() {}` satisfies the interface.
  *
  * @example
  * ```ts
@@ -20,12 +23,14 @@
 export interface Sink<E> {
   /** Accept one event; throw or reject if it cannot be accepted. */
   write(event: E): void | Promise<void>;
-  /** Flush what is pending and release resources. */
-  close(): void | Promise<void>;
+  /**
+   * Flush what is pending and release resources; stop draining when `options.signal` aborts.
+   */
+  close(options?: CloseOptions): void | Promise<void>;
 }
 
 /**
- * Options accepted by `close()` on the composites that can drain.
+ * Options of `Sink.close()`: the deadline of a drain, honoured by every sink of the library.
  *
  * @example
  * ```ts

@@ -2,7 +2,8 @@ import { SinkClosedError } from './errors/SinkClosedError.js';
 import { SinkTimeoutError } from './errors/SinkTimeoutError.js';
 import { callHook, reportDefault } from './internal/report.js';
 import { describe, expectOptionalFunction, expectSink } from './internal/validate.js';
-import { WrappedClose } from './internal/close.js';
+import { closeWith } from './internal/close.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 import type { CloseOptions, Sink } from './Sink.js';
 import { isThenable } from './internal/thenable.js';
 
@@ -43,7 +44,7 @@ export class TimeoutSink<E> implements Sink<E> {
   readonly #sink: Sink<E>;
   readonly #closeOnTimeout: boolean;
   readonly #onError: (error: unknown) => void;
-  readonly #close = new WrappedClose();
+  readonly #life = new Lifecycle();
 
   /**
    * @param sink - the sink to guard.
@@ -78,7 +79,7 @@ export class TimeoutSink<E> implements Sink<E> {
 
   /** True once closed (by `close()` or, with `closeOnTimeout`, by a timeout). */
   get closed(): boolean {
-    return this.#close.closed;
+    return this.#life.closed;
   }
 
   /**
@@ -87,7 +88,7 @@ export class TimeoutSink<E> implements Sink<E> {
    * @throws SinkClosedError after close.
    */
   write(event: E): void | Promise<void> {
-    if (this.#close.closed) throw new SinkClosedError('TimeoutSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('TimeoutSink is closed');
     const result = this.#sink.write(event);
     if (result === undefined || !isThenable(result)) return;
     return new Promise<void>((resolve, reject) => {
@@ -119,7 +120,7 @@ export class TimeoutSink<E> implements Sink<E> {
 
   /** Closes the wrapped sink (passing `signal` on). Idempotent. */
   close(options: CloseOptions = {}): Promise<void> {
-    return this.#close.close(this.#sink, options.signal);
+    return this.#life.close(options, (signal) => closeWith(this.#sink, signal));
   }
 
   /** Same as `close()`, for `await using`. */

@@ -1,5 +1,6 @@
 import { SinkClosedError } from './errors/SinkClosedError.js';
-import { WrappedClose } from './internal/close.js';
+import { closeWith } from './internal/close.js';
+import { Lifecycle } from './internal/Lifecycle.js';
 import { expectSink } from './internal/validate.js';
 import type { CloseOptions, Sink } from './Sink.js';
 import { isThenable } from './internal/thenable.js';
@@ -23,7 +24,7 @@ import { isThenable } from './internal/thenable.js';
  */
 export class UnbatchingSink<E> implements Sink<readonly E[]> {
   readonly #dst: Sink<E>;
-  readonly #close = new WrappedClose();
+  readonly #life = new Lifecycle();
 
   /**
    * @param dst - receives every element.
@@ -39,7 +40,7 @@ export class UnbatchingSink<E> implements Sink<readonly E[]> {
    * @throws SinkClosedError after `close()`; TypeError if `events` is not an array.
    */
   write(events: readonly E[]): void | Promise<void> {
-    if (this.#close.closed) throw new SinkClosedError('UnbatchingSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('UnbatchingSink is closed');
     if (!Array.isArray(events)) {
       throw new TypeError(`Expected an array of events, got ${typeof events}`);
     }
@@ -68,7 +69,7 @@ export class UnbatchingSink<E> implements Sink<readonly E[]> {
 
   /** Closes `dst` (passing `signal` on). Idempotent. */
   close(options: CloseOptions = {}): Promise<void> {
-    return this.#close.close(this.#dst, options.signal);
+    return this.#life.close(options, (signal) => closeWith(this.#dst, signal));
   }
 
   /** Same as `close()`, for `await using`. */

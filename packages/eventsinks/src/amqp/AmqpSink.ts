@@ -1,6 +1,6 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
-import { untilAborted } from '../internal/abort.js';
+import { Lifecycle } from '../internal/Lifecycle.js';
 import { stableId } from '../internal/messageId.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
@@ -9,7 +9,6 @@ import {
   expectNonNegative,
   expectTimeout,
   expectOptionalFunction,
-  expectSignal,
 } from '../internal/validate.js';
 import type { CloseOptions, Sink } from '../Sink.js';
 import {
@@ -156,9 +155,7 @@ export class AmqpSink<E> implements Sink<E> {
   #channel: ConfirmChannel | undefined;
   #connecting: Promise<void> | undefined;
   #lastChannelError: unknown;
-  #closed = false;
-  #closing: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
+  readonly #life = new Lifecycle();
 
   /**
    * @param options - see {@link AmqpSinkOptions}.
@@ -242,7 +239,7 @@ export class AmqpSink<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -252,7 +249,7 @@ export class AmqpSink<E> implements Sink<E> {
    * what `encode`/`idOf`/`routingKey` threw.
    */
   write(event: E): Promise<void> {
-    if (this.#closed) throw new SinkClosedError('AmqpSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('AmqpSink is closed');
     return new Promise<void>((resolve, reject) => {
       // A throwing idOf() rejects this promise: the executor turns throws into rejections.
       const id = this.#messageId(event);
@@ -269,11 +266,12 @@ export class AmqpSink<E> implements Sink<E> {
    * connection is closed at once and unconfirmed writes reject with `AmqpConnectionError`.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
-    if (this.#closing) return this.#closing;
-    this.#closed = true;
-    this.#closing = this.#close(options.signal);
-    return this.#closing;
+    // A later close's signal cuts the wait short too.
+    return this.#life.close(
+      options,
+      () => (this.#busy() ? this.#life.untilIdle() : undefined),
+      () => this.#release(),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -281,11 +279,7 @@ export class AmqpSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#inFlight > 0 || this.#waiting.length > 0 || this.#connecting) {
-      await untilAborted(new Promise<void>((resolve) => (this.#idle = resolve)), signal);
-      this.#idle = undefined;
-    }
+  async #release(): Promise<void> {
     const error = new SinkClosedError('AmqpSink closed before the event was published');
     for (const pending of this.#waiting.drain()) this.#settle(pending, error);
     const model = this.#model;
@@ -309,12 +303,12 @@ export class AmqpSink<E> implements Sink<E> {
     this.#checkIdle();
   }
 
+  #busy(): boolean {
+    return this.#inFlight > 0 || this.#waiting.length > 0 || this.#connecting !== undefined;
+  }
+
   #checkIdle(): void {
-    if (this.#inFlight === 0 && this.#waiting.length === 0 && !this.#connecting) {
-      const idle = this.#idle;
-      this.#idle = undefined;
-      idle?.();
-    }
+    if (!this.#busy()) this.#life.idle();
   }
 
   #connect(): void {
@@ -349,7 +343,7 @@ export class AmqpSink<E> implements Sink<E> {
         this.#connectFactory,
       );
       // close() gave up (its deadline passed) while this connection was being opened.
-      if (this.#closed && this.#waiting.length === 0) {
+      if (this.#life.closed && this.#waiting.length === 0) {
         await closeQuietly(model);
         throw new SinkClosedError('AmqpSink is closed');
       }

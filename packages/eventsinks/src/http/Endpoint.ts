@@ -3,6 +3,7 @@ import { BatchingSink } from '../BatchingSink.js';
 import { Filter, type Matcher } from '../Filter.js';
 import { noop } from '../internal/close.js';
 import { markAcceptsBeforeDelivery } from '../internal/durable.js';
+import { Lifecycle } from '../internal/Lifecycle.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import { isThenable } from '../internal/thenable.js';
 import {
@@ -191,7 +192,8 @@ export class Endpoint<E> implements Sink<E> {
   readonly #top: Sink<E>;
   readonly #queue: Queue<E>;
   readonly #filter: Filter<E> | undefined;
-  #closing: Promise<void> | undefined;
+  // A later close's deadline reaches the queue's drain through here (the first's is handed on).
+  readonly #life = new Lifecycle(() => void this.#queue.close({ signal: AbortSignal.abort() }));
 
   /**
    * @param url - the receiver's absolute http(s) URL.
@@ -377,7 +379,7 @@ export class Endpoint<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closing !== undefined;
+    return this.#life.closed;
   }
 
   /**
@@ -409,7 +411,7 @@ export class Endpoint<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`; QueueFullError when full under `'reject'`.
    */
   write(event: E): void | Promise<void> {
-    if (this.#closing !== undefined) throw new SinkClosedError('Endpoint is closed');
+    if (this.#life.closed) throw new SinkClosedError('Endpoint is closed');
     return this.#top.write(event);
   }
 
@@ -422,16 +424,12 @@ export class Endpoint<E> implements Sink<E> {
    * yet delivered goes to `onDrop` with reason `'closed'`.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.#closing !== undefined) {
-      // A later deadline still applies to a drain in progress.
-      if (options.signal) void this.#queue.close(options);
-      return this.#closing.then(noop, noop);
-    }
-    // The queue first, with the deadline: Filter.close() takes no options and would flush
-    // without one. The filter's own close then finds the queue already closing.
-    const queueClosed = this.#queue.close(options);
-    this.#closing = Promise.all([queueClosed, this.#filter?.close()]).then(noop);
-    return this.#closing;
+    return this.#life.close(options, async (signal) => {
+      // The queue first, with the deadline: the filter closes the queue without one. The
+      // filter's own close then finds the queue already closing.
+      const queueClosed = this.#queue.close({ signal });
+      await Promise.all([queueClosed, this.#filter?.close()]);
+    });
   }
 
   /** Same as `close()`, for `await using`. */
@@ -462,7 +460,7 @@ export class Endpoint<E> implements Sink<E> {
         extra.statuses[key] = (extra.statuses[key] ?? 0) + count(payload);
       },
     });
-    const metered: Sink<P> & { close(options?: CloseOptions): void } = {
+    const metered: Sink<P> = {
       write: (payload) =>
         sink.write(payload).then(
           () => {
@@ -491,7 +489,7 @@ export class Endpoint<E> implements Sink<E> {
    * is reported as dropped and absorbed, so the queue has nothing left to report.
    */
   #settling(
-    dst: Sink<E> & { close(options?: CloseOptions): void | Promise<void> },
+    dst: Sink<E>,
     dropped: (event: E, reason: unknown, deadLettered: boolean) => void,
   ): Sink<E> {
     const counters = this.sinkMetrics;

@@ -1,6 +1,7 @@
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import { noop } from '../internal/close.js';
 import { getStoredId } from '../internal/durable.js';
+import { Lifecycle } from '../internal/Lifecycle.js';
 import { callHook } from '../internal/report.js';
 import {
   describe,
@@ -156,7 +157,7 @@ export class HttpSink<E> implements Sink<E> {
   // what a RetryingSink writes next when it retries.
   #lastFailed: { value: unknown; id: string } | undefined;
   readonly #inflight = new Set<AbortController>();
-  #closed = false;
+  readonly #life = new Lifecycle();
 
   /**
    * @param url - the receiver: an absolute http(s) URL, a string or a `URL`.
@@ -251,7 +252,7 @@ export class HttpSink<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -261,14 +262,13 @@ export class HttpSink<E> implements Sink<E> {
    *   description; SinkClosedError after `close()` or when `close()` aborts the request.
    */
   write(event: E): Promise<void> {
-    if (this.#closed) return Promise.reject(new SinkClosedError('HttpSink is closed'));
+    if (this.#life.closed) return Promise.reject(new SinkClosedError('HttpSink is closed'));
     return this.#send(event);
   }
 
   /** Aborts requests in flight (their writes reject with `SinkClosedError`). Idempotent. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.#life.end()) return;
     for (const controller of this.#inflight) controller.abort();
     this.#inflight.clear();
   }
@@ -308,7 +308,7 @@ export class HttpSink<E> implements Sink<E> {
       headers['webhook-signature'] = `v1,${base64Encode(signature)}`;
     }
     // Checked again after the await: close() may have come while signing.
-    if (this.#closed) throw new SinkClosedError('HttpSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('HttpSink is closed');
 
     const controller = new AbortController();
     let timedOut = false;
@@ -329,7 +329,7 @@ export class HttpSink<E> implements Sink<E> {
           signal: controller.signal,
         });
       } catch (error) {
-        if (this.#closed) throw new SinkClosedError('HttpSink was closed', { cause: error });
+        if (this.#life.closed) throw new SinkClosedError('HttpSink was closed', { cause: error });
         throw new HttpTransportError(this.#method, this.url, timedOut ? this.#timeout : undefined, {
           cause: error,
           messageId: id,

@@ -5,7 +5,8 @@
 import { isSinkClosedError } from '../errors/SinkClosedError.js';
 import { ExponentialBackoff } from '../retry/ExponentialBackoff.js';
 import type { CloseOptions, Sink } from '../Sink.js';
-import { onAbort, untilAborted } from './abort.js';
+import { onAbort } from './abort.js';
+import { Lifecycle } from './Lifecycle.js';
 import { RingBuffer } from './RingBuffer.js';
 import { expectFunction, expectInteger, expectNonNegative } from './validate.js';
 
@@ -141,12 +142,11 @@ export class BrokerSourceEngine<M, E> {
   #writing = 0;
   #waiting = 0;
   #stopping = false;
-  #aborted = false;
-  #closing: Promise<void> | undefined;
+  // A close deadline: the writes still running are never acknowledged.
+  readonly #life = new Lifecycle(() => this.#abort());
   #loop: Promise<void> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #wake: (() => void) | undefined;
-  #idle: (() => void) | undefined;
   #resolveReady!: () => void;
   #rejectReady!: (error: unknown) => void;
   #removeSignal: () => void = noop;
@@ -184,7 +184,7 @@ export class BrokerSourceEngine<M, E> {
 
   /** True once the close deadline passed: nothing may be acknowledged any more. */
   get aborted(): boolean {
-    return this.#aborted;
+    return this.#life.aborted;
   }
 
   /** Writes in progress plus messages waiting for a retry timer. */
@@ -265,12 +265,14 @@ export class BrokerSourceEngine<M, E> {
    * down. Idempotent; never rejects.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.#closing) {
-      if (options.signal) onAbort(options.signal, () => this.#abort());
-      return this.#closing;
-    }
-    this.#closing = this.#shutdown(options.signal);
-    return this.#closing;
+    return this.#life.close(
+      options,
+      () => this.#drain(),
+      async (signal) => {
+        this.#rejectReady(this.#options.closedBeforeReady());
+        await this.#driver.shutdown(this.#life.aborted, signal).catch(noop);
+      },
+    );
   }
 
   async #run(): Promise<void> {
@@ -400,7 +402,7 @@ export class BrokerSourceEngine<M, E> {
       if (!keep) this.#held.delete(held);
       this.#pump();
       this.#wake?.();
-      if (this.#writing === 0) this.#idle?.();
+      if (this.#writing === 0) this.#life.idle();
     }
   }
 
@@ -431,7 +433,7 @@ export class BrokerSourceEngine<M, E> {
     event: E | undefined,
     failures: number,
   ): Promise<void> {
-    if (this.#aborted) return;
+    if (this.#life.aborted) return;
     this.#counted.delete(held.key);
     try {
       await this.#driver.deadLetter(held.message, error, event, failures);
@@ -472,42 +474,29 @@ export class BrokerSourceEngine<M, E> {
     this.#wake?.();
   }
 
-  async #shutdown(signal: AbortSignal | undefined): Promise<void> {
-    const cleanup = onAbort(signal, () => this.#abort());
-    try {
-      this.#stop();
-      // Fetched but never started, and retries still waiting: back to the group at once.
-      const unstarted: M[] = [];
-      for (const held of [...this.#buffer.drain(), ...this.#due.splice(0)]) {
-        this.#held.delete(held);
-        unstarted.push(held.message);
-      }
-      for (const held of this.#held) {
-        if (held.timer === undefined) continue;
-        clearTimeout(held.timer);
-        held.timer = undefined;
-        this.#waiting--;
-        this.#held.delete(held);
-        unstarted.push(held.message);
-      }
-      await untilAborted(this.#handBack(unstarted), signal);
-      await untilAborted(this.#loop ?? Promise.resolve(), signal);
-      if (this.#writing > 0 && !this.#aborted) {
-        const idle = new Promise<void>((resolve) => (this.#idle = resolve));
-        await untilAborted(idle, signal);
-      }
-      this.#idle = undefined;
-    } finally {
-      cleanup();
-      this.#rejectReady(this.#options.closedBeforeReady());
-      await this.#driver.shutdown(this.#aborted, signal).catch(noop);
+  async #drain(): Promise<void> {
+    this.#stop();
+    // Fetched but never started, and retries still waiting: back to the group at once.
+    const unstarted: M[] = [];
+    for (const held of [...this.#buffer.drain(), ...this.#due.splice(0)]) {
+      this.#held.delete(held);
+      unstarted.push(held.message);
     }
+    for (const held of this.#held) {
+      if (held.timer === undefined) continue;
+      clearTimeout(held.timer);
+      held.timer = undefined;
+      this.#waiting--;
+      this.#held.delete(held);
+      unstarted.push(held.message);
+    }
+    await this.#life.until(this.#handBack(unstarted));
+    await this.#life.until(this.#loop ?? Promise.resolve());
+    if (this.#writing > 0) await this.#life.untilIdle();
   }
 
   // close()'s deadline passed: the writes still running are never acknowledged.
   #abort(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
     const abandoned: M[] = [];
     for (const held of this.#held) {
       if (!held.writing || held.abandoned) continue;
@@ -516,7 +505,6 @@ export class BrokerSourceEngine<M, E> {
     }
     this.#held.clear();
     if (abandoned.length > 0) this.#driver.abandon?.(abandoned);
-    this.#idle?.();
   }
 }
 

@@ -1,7 +1,7 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
-import { onAbort } from '../internal/abort.js';
 import { noop } from '../internal/close.js';
+import { Lifecycle } from '../internal/Lifecycle.js';
 import { stableId } from '../internal/messageId.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
@@ -10,7 +10,6 @@ import {
   expectInteger,
   expectTimeout,
   expectOptionalFunction,
-  expectSignal,
 } from '../internal/validate.js';
 import type { CloseOptions, Sink } from '../Sink.js';
 import { SinkMetrics } from '../SinkMetrics.js';
@@ -148,10 +147,8 @@ export class JetStreamSink<E> implements Sink<E> {
   #resolved: ResolvedConnection | undefined;
   #js: JetStreamClient | undefined;
   #watch: ConnectionWatch | undefined;
-  #closed = false;
+  readonly #life = new Lifecycle(() => this.#abort());
   #pumping = false;
-  #closing: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
   #duplicates = 0;
 
   /**
@@ -222,7 +219,7 @@ export class JetStreamSink<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -232,7 +229,7 @@ export class JetStreamSink<E> implements Sink<E> {
    *   acknowledged.
    */
   write(event: E): Promise<void> {
-    if (this.#closed) throw new SinkClosedError('JetStreamSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('JetStreamSink is closed');
     // Computed before anything is queued, so a bad event fails alone and at once.
     const subject = this.#subject(event);
     const msgId = this.#idOf(event);
@@ -268,14 +265,11 @@ export class JetStreamSink<E> implements Sink<E> {
    * and the promise resolves.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
-    if (this.#closing) {
-      if (options.signal) onAbort(options.signal, () => this.#abort());
-      return this.#closing;
-    }
-    this.#closed = true;
-    this.#closing = this.#close(options.signal);
-    return this.#closing;
+    return this.#life.close(
+      options,
+      () => (this.pending > 0 ? this.#life.untilIdle() : undefined),
+      () => this.#release(),
+    );
   }
 
   /** Same as `close()`, for `await using`. */
@@ -283,13 +277,7 @@ export class JetStreamSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
-    const cleanup = onAbort(signal, () => this.#abort());
-    try {
-      if (this.pending > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
-    } finally {
-      cleanup();
-    }
+  async #release(): Promise<void> {
     // A connection still being opened for writes that an abort rejected must be closed too.
     await this.#ready?.catch(noop);
     this.#watch?.stop();
@@ -431,11 +419,7 @@ export class JetStreamSink<E> implements Sink<E> {
       pending.reject(error);
     }
     if (this.#js !== undefined) this.#pump();
-    if (this.#idle !== undefined && this.pending === 0) {
-      const idle = this.#idle;
-      this.#idle = undefined;
-      idle();
-    }
+    if (this.pending === 0) this.#life.idle();
   }
 }
 

@@ -1,5 +1,5 @@
 import { SinkClosedError } from '../errors/SinkClosedError.js';
-import { onAbort } from '../internal/abort.js';
+import { Lifecycle } from '../internal/Lifecycle.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import { stableId } from '../internal/messageId.js';
 import {
@@ -7,7 +7,6 @@ import {
   expectInteger,
   expectTimeout,
   expectOptionalFunction,
-  expectSignal,
 } from '../internal/validate.js';
 import type { CloseOptions, Sink } from '../Sink.js';
 import { DATA_FIELD, ID_FIELD, isErrorReply, type RedisStreamClient } from './client.js';
@@ -115,9 +114,7 @@ export class RedisStreamSink<E> implements Sink<E> {
   readonly #sent = new RingBuffer<Waiting>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inFlight = 0;
-  #closed = false;
-  #closing: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
+  readonly #life = new Lifecycle(() => this.#abort());
 
   /**
    * @param client - a connected node-redis client (see {@link RedisStreamClient}).
@@ -187,7 +184,7 @@ export class RedisStreamSink<E> implements Sink<E> {
    * Rejects with {@link RedisStreamPublishError} when Redis did not acknowledge the entry.
    */
   write(event: E): Promise<void> {
-    if (this.#closed) throw new SinkClosedError('RedisStreamSink is closed');
+    if (this.#life.closed) throw new SinkClosedError('RedisStreamSink is closed');
     const id = this.#idOf(event);
     const data = this.#encode(event);
     if (typeof data !== 'string') {
@@ -208,14 +205,7 @@ export class RedisStreamSink<E> implements Sink<E> {
    * still settle their own writes, by reply or timeout). Idempotent. The client stays open.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
-    if (this.#closing) {
-      if (options.signal) onAbort(options.signal, () => this.#abort());
-      return this.#closing;
-    }
-    this.#closed = true;
-    this.#closing = this.#drain(options.signal);
-    return this.#closing;
+    return this.#life.close(options, () => this.#drain());
   }
 
   /** Same as `close()`, for `await using`. */
@@ -223,23 +213,15 @@ export class RedisStreamSink<E> implements Sink<E> {
     await this.close();
   }
 
-  async #drain(signal: AbortSignal | undefined): Promise<void> {
+  async #drain(): Promise<void> {
     if (this.#inFlight === 0 && this.#waiting.length === 0) return;
-    const cleanup = onAbort(signal, () => this.#abort());
-    try {
-      await new Promise<void>((resolve) => (this.#idle = resolve));
-    } finally {
-      cleanup();
-    }
+    await this.#life.untilIdle();
   }
 
   #abort(): void {
     for (const write of this.#waiting.drain()) {
       write.reject(new SinkClosedError('RedisStreamSink closed before the event was sent'));
     }
-    const idle = this.#idle;
-    this.#idle = undefined;
-    idle?.();
   }
 
   #send(write: Waiting): void {
@@ -312,11 +294,7 @@ export class RedisStreamSink<E> implements Sink<E> {
     while (this.#waiting.length > 0 && this.#inFlight < this.#maxInFlight) {
       this.#send(this.#waiting.shift());
     }
-    if (this.#idle !== undefined && this.#inFlight === 0 && this.#waiting.length === 0) {
-      const idle = this.#idle;
-      this.#idle = undefined;
-      idle();
-    }
+    if (this.#inFlight === 0 && this.#waiting.length === 0) this.#life.idle();
   }
 
   #classify(error: unknown, id: string): RedisStreamPublishError {

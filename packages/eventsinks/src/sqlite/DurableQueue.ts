@@ -1,15 +1,11 @@
 import { SinkClosedError, isSinkClosedError } from '../errors/SinkClosedError.js';
-import { onAbort } from '../internal/abort.js';
 import { abandonOptions } from '../internal/abandon.js';
+import { closeWith } from '../internal/close.js';
+import { Lifecycle } from '../internal/Lifecycle.js';
 import { acceptsBeforeDelivery, setStoredId } from '../internal/durable.js';
 import { callHook, reportDefault } from '../internal/report.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
-import {
-  expectInteger,
-  expectOptionalFunction,
-  expectSignal,
-  expectSink,
-} from '../internal/validate.js';
+import { expectInteger, expectOptionalFunction, expectSink } from '../internal/validate.js';
 import type { DropReason } from '../Queue.js';
 import { isThenable, type CloseOptions, type Sink } from '../Sink.js';
 import { encodeWith, expectCodec, jsonCodec, type Codec } from './codec.js';
@@ -155,9 +151,8 @@ export class DurableQueue<E> implements Sink<E> {
   #seals: Seal[];
   // Delivery stopped for good: close() hit its deadline, or dst reported SinkClosedError.
   #stopped = false;
-  #closed = false;
-  #closing: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
+  // A close deadline stops delivery; what is undelivered stays in the file.
+  readonly #life = new Lifecycle(() => this.#stop());
 
   /**
    * Opens (or creates) the queue file and starts delivering what an earlier run left in it.
@@ -217,7 +212,7 @@ export class DurableQueue<E> implements Sink<E> {
 
   /** True once `close()` was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -281,7 +276,7 @@ export class DurableQueue<E> implements Sink<E> {
    *   commit fails (disk full, I/O error): then no write of that group was stored.
    */
   write(event: E): Promise<void> {
-    if (this.#closed) throw new SinkClosedError('DurableQueue is closed');
+    if (this.#life.closed) throw new SinkClosedError('DurableQueue is closed');
     const data = encodeWith(this.#codec, event);
     this.#batch.push(data);
     // One promise and one scheduled commit per group, not per event.
@@ -300,15 +295,12 @@ export class DurableQueue<E> implements Sink<E> {
    * @throws rejects with the error of `dst.close()`, on the first call only.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    expectSignal('signal', options.signal);
-    if (this.#closing) {
-      if (options.signal) onAbort(options.signal, () => this.#stop());
-      return this.#closing.then(noop, noop);
-    }
-    this.#closed = true;
-    if (this.#batch.length > 0) this.#commit();
-    this.#closing = this.#close(options.signal);
-    return this.#closing;
+    // A later close's deadline applies to the drain in progress too.
+    return this.#life.close(
+      options,
+      () => this.#drain(),
+      (signal) => this.#release(signal),
+    );
   }
 
   /**
@@ -321,7 +313,7 @@ export class DurableQueue<E> implements Sink<E> {
    * @throws SinkClosedError after `close()`; TypeError when `count` is not a non-negative integer.
    */
   evict(count: number, keep: (events: E[]) => void): number {
-    if (this.#closed) throw new SinkClosedError('DurableQueue is closed');
+    if (this.#life.closed) throw new SinkClosedError('DurableQueue is closed');
     expectInteger('count', count, 0);
     if (count === 0) return 0;
     // The oldest waiting rows are those in memory, then those after #loadedUpTo in the file.
@@ -361,13 +353,13 @@ export class DurableQueue<E> implements Sink<E> {
     await this.close();
   }
 
-  async #close(signal: AbortSignal | undefined): Promise<void> {
-    const cleanup = onAbort(signal, () => this.#stop());
-    try {
-      if (this.#running) await new Promise<void>((resolve) => (this.#idle = resolve));
-    } finally {
-      cleanup();
-    }
+  async #drain(): Promise<void> {
+    if (this.#batch.length > 0) this.#commit();
+    // Until idle, or until a deadline aborts (#stop, through the lifecycle).
+    if (this.#running) await this.#life.untilIdle();
+  }
+
+  async #release(signal: AbortSignal | undefined): Promise<void> {
     if (this.#deleteTimer !== undefined) clearTimeout(this.#deleteTimer);
     this.#deleteTimer = undefined;
     try {
@@ -375,13 +367,12 @@ export class DurableQueue<E> implements Sink<E> {
     } finally {
       this.#store.close();
     }
-    const dst = this.#dst as { close(options?: CloseOptions): void | Promise<void> };
     // Past the deadline what is undelivered stays in the file, so the destination is told to
     // abandon it: a BatchingSink stops waiting for its batches, a RetryingSink stops retrying
     // and rejects what it holds (no dead letter, no onDrop: the file keeps those events), and
     // any other sink sees an aborted signal. Closing it without one would wait out every retry.
-    if (this.#stopped) await dst.close(abandonOptions());
-    else await (signal ? dst.close({ signal }) : dst.close());
+    if (this.#stopped) await this.#dst.close(abandonOptions());
+    else await closeWith(this.#dst, signal);
   }
 
   #stop(): void {
@@ -392,9 +383,7 @@ export class DurableQueue<E> implements Sink<E> {
 
   #becomeIdle(): void {
     this.#running = false;
-    const idle = this.#idle;
-    this.#idle = undefined;
-    idle?.();
+    this.#life.idle();
   }
 
   #newBatch(): Promise<void> {
@@ -568,5 +557,3 @@ export class DurableQueue<E> implements Sink<E> {
     }
   }
 }
-
-function noop(): void {}
