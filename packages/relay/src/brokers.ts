@@ -87,7 +87,7 @@ async function openSink(
       return new JetStreamSink<Envelope>({
         servers: config.servers,
         subject: config.subject,
-        msgId: messageId,
+        idOf: messageId,
         encode,
         // A server that accepts and never speaks fails the attempt after this, not nats.js's 20 s.
         connectOptions: { timeout: CONNECT_TIMEOUT },
@@ -95,7 +95,12 @@ async function openSink(
     }
     case 'amqp': {
       const { AmqpSink } = await import('eventsinks/amqp');
-      return new AmqpSink<Envelope>({ url: config.url, queue: config.queue, messageId, encode });
+      return new AmqpSink<Envelope>({
+        url: config.url,
+        queue: config.queue,
+        idOf: messageId,
+        encode,
+      });
     }
   }
 }
