@@ -43,10 +43,11 @@ export class Lifecycle {
     return this.#state;
   }
 
-  /** True once `close()` was called (closing or closed): writes must fail. */
-  get closed(): boolean {
-    return this.#state !== 'open';
-  }
+  /**
+   * True once `close()` was called (closing or closed): writes must fail. A plain field, not a
+   * getter over the state, because every write of every class reads it on the hot path.
+   */
+  closed = false;
 
   /** True once a close signal aborted (or `abort()` was called). */
   get aborted(): boolean {
@@ -80,6 +81,7 @@ export class Lifecycle {
       return this.#closing.then(noop, noop);
     }
     this.#state = 'closing';
+    this.closed = true;
     this.#draining = true;
     this.#closing = this.#run(signal, drain, release);
     // After drain's synchronous part: an already-aborted signal then finds what it waits for.
@@ -93,6 +95,7 @@ export class Lifecycle {
   end(): boolean {
     if (this.#state !== 'open') return false;
     this.#state = 'closed';
+    this.closed = true;
     this.#closing = Promise.resolve();
     return true;
   }
