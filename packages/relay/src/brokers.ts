@@ -3,14 +3,13 @@
 // names a broker (an install with --omit=optional runs every other configuration).
 import type { Logger } from 'pino';
 import { errorText } from './logger.js';
-import { SinkClosedError, type Sink } from 'eventsinks';
+import { SinkClosedError, type CloseOptions, type Sink } from 'eventsinks';
 import type { Envelope } from './envelope.js';
 import type { DestinationConfig, SourceConfig } from './schema.js';
 
 type Payload = Envelope | Envelope[];
 type BrokerDestination = Extract<DestinationConfig, { type: 'redis' | 'nats' | 'amqp' }>;
 type BrokerSource = Extract<SourceConfig, { type: 'redis' | 'nats' | 'amqp' }>;
-type Closable = { close(options?: { signal?: AbortSignal }): void | Promise<void> };
 
 const encode = (envelope: Envelope): string => JSON.stringify(envelope.event);
 const messageId = (envelope: Envelope): string => envelope.id;
@@ -18,10 +17,7 @@ const messageId = (envelope: Envelope): string => envelope.id;
 // How long a broker client waits for a connection to be established before an attempt fails.
 const CONNECT_TIMEOUT = 5_000;
 
-async function openSink(
-  config: BrokerDestination,
-  closing: AbortSignal,
-): Promise<Sink<Envelope> & Closable> {
+async function openSink(config: BrokerDestination, closing: AbortSignal): Promise<Sink<Envelope>> {
   switch (config.type) {
     case 'redis': {
       const { createClient } = await import('redis');
@@ -73,7 +69,7 @@ async function openSink(
       });
       return {
         write: (envelope) => sink.write(envelope),
-        async close(options?: { signal?: AbortSignal }) {
+        async close(options?: CloseOptions) {
           try {
             await sink.close(options);
           } finally {
@@ -112,13 +108,13 @@ async function openSink(
  * deadline to the broker sink (which then stops waiting for acknowledgements) and gives up a
  * connection still being opened.
  */
-export function brokerSink(config: DestinationConfig): Sink<Payload> & Closable {
+export function brokerSink(config: DestinationConfig): Sink<Payload> {
   if (config.type !== 'redis' && config.type !== 'nats' && config.type !== 'amqp') {
     throw new TypeError(`not a broker destination: ${config.type}`);
   }
   const closing = new AbortController();
-  let opening: Promise<Sink<Envelope> & Closable> | undefined;
-  const sink = (): Promise<Sink<Envelope> & Closable> => {
+  let opening: Promise<Sink<Envelope>> | undefined;
+  const sink = (): Promise<Sink<Envelope>> => {
     opening ??= openSink(config, closing.signal).catch((error: unknown) => {
       opening = undefined;
       throw error;
@@ -133,7 +129,7 @@ export function brokerSink(config: DestinationConfig): Sink<Payload> & Closable 
         await target.write(envelope);
       }
     },
-    async close(options?: { signal?: AbortSignal }) {
+    async close(options?: CloseOptions) {
       const pending = opening;
       closing.abort();
       const target = await pending?.catch(() => undefined);
