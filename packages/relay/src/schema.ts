@@ -36,6 +36,34 @@ const size = z
   )
   .transform((value) => (typeof value === 'number' ? value : parseSize(value)!));
 
+/** `50/s`, `3000/m`, `10000/h`: requests per interval, for a token bucket. */
+const RATE_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*/\\s*(s|m|h)\\s*$';
+const RATE_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000 };
+const rateLimit = z
+  .string({ error: 'expected a rate such as "50/s", "3000/m" or "10000/h"' })
+  .regex(new RegExp(RATE_PATTERN), {
+    error: (issue) =>
+      `expected a rate such as "50/s", "3000/m" or "10000/h"; got ${JSON.stringify(issue.input)}`,
+  })
+  .transform((text, ctx) => {
+    const [count, unit] = text.replace(/\s+/g, '').split('/') as [string, string];
+    const perSecond = (Number(count) * 1000) / RATE_MS[unit]!;
+    if (!(perSecond > 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `a rate of ${text} sends nothing: use a rate above 0`,
+      });
+      return z.NEVER;
+    }
+    return { perSecond, text: text.trim() };
+  });
+
+/** A field path with dots for nesting (`customer.id`). */
+const fieldPath = z.string().regex(/^[^.\s]+(\.[^.\s]+)*$/, {
+  error: (issue) =>
+    `expected a field path such as "customer.id" (names joined by dots); got ${JSON.stringify(issue.input)}`,
+});
+
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, {
   error: 'expected a name of letters, digits, "-" and "_" (at most 64)',
 });
@@ -82,8 +110,23 @@ const batch = z.strictObject({
   maxDelay: duration,
 });
 
+/** Requests in flight at once, per destination. */
+const concurrency = (fallback: number) => z.int().min(1).max(4096).default(fallback);
+
 const common = {
   name,
+  /**
+   * Events with the same value of this field are delivered one at a time, in ingest order;
+   * different values go in parallel up to `concurrency`. Without it, no order is promised.
+   */
+  orderingKey: fieldPath.optional(),
+  /** At most this many requests per second (`50/s`), per minute (`3000/m`) or hour. */
+  rateLimit: rateLimit.optional(),
+  /**
+   * A destination that fails for this long without a single success is disabled: its events
+   * stay stored until it is enabled again (`POST /admin/destinations/{name}/enable`).
+   */
+  disableAfter: duration.optional(),
   /** A disabled destination keeps its events on disk until it is enabled again. */
   enabled: z.boolean().default(true),
   match: fieldMatch.optional(),
@@ -106,6 +149,8 @@ const common = {
 const webhookDestination = z.strictObject({
   type: z.literal('webhook'),
   ...common,
+  // Receivers answer in 50–500 ms: one request at a time would be 2–20 events/s.
+  concurrency: concurrency(16),
   url: httpUrl,
   method: z.enum(['POST', 'PUT', 'PATCH']).default('POST'),
   headers: z.record(z.string(), z.string()).default({}),
@@ -121,17 +166,25 @@ const webhookDestination = z.strictObject({
   maxRetryAfter: duration.prefault('5m'),
 });
 
-const stdoutDestination = z.strictObject({ type: z.literal('stdout'), ...common });
+// One stream or file: writes are appended in turn, more in flight would only reorder them.
+const stdoutDestination = z.strictObject({
+  type: z.literal('stdout'),
+  ...common,
+  concurrency: concurrency(1),
+});
 
 const fileDestination = z.strictObject({
   type: z.literal('file'),
   ...common,
+  concurrency: concurrency(1),
   path: z.string().min(1),
 });
 
 const redisDestination = z.strictObject({
   type: z.literal('redis'),
   ...common,
+  // Broker clients pipeline publishes on one connection: 16 in flight hides the round trip.
+  concurrency: concurrency(16),
   url: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   stream: z.string().min(1),
   maxLen: z.int().positive().optional(),
@@ -140,6 +193,8 @@ const redisDestination = z.strictObject({
 const natsDestination = z.strictObject({
   type: z.literal('nats'),
   ...common,
+  // Broker clients pipeline publishes on one connection: 16 in flight hides the round trip.
+  concurrency: concurrency(16),
   servers: z.union([z.string(), z.array(z.string())]).default('127.0.0.1:4222'),
   subject: z.string().min(1),
 });
@@ -147,6 +202,8 @@ const natsDestination = z.strictObject({
 const amqpDestination = z.strictObject({
   type: z.literal('amqp'),
   ...common,
+  // Broker clients pipeline publishes on one connection: 16 in flight hides the round trip.
+  concurrency: concurrency(16),
   url: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
   queue: z.string().min(1),
 });
@@ -213,6 +270,23 @@ export const relayConfigSchema = z
     server,
     dataDir,
     durability,
+    /** The store: the embedded SQLite database `<dataDir>/relay.db` by default. */
+    store: z
+      .discriminatedUnion('type', [
+        z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).optional() }),
+      ])
+      .prefault({ type: 'sqlite' }),
+    /**
+     * How long every accepted event is kept with its deliveries and attempts once delivered
+     * (the message log); `0s` deletes it on delivery. Also the window of `idField` and
+     * `Idempotency-Key` deduplication.
+     */
+    retention: duration.prefault('24h'),
+    /**
+     * A field path whose value, when an event carries it, is the event's relay id: an id
+     * accepted before (within `retention`) is acknowledged again and not stored twice.
+     */
+    idField: fieldPath.optional(),
     /** On SIGTERM/SIGINT: how long to keep delivering before leaving the rest on disk. */
     drainTimeout: duration.prefault('20s'),
     log: z
