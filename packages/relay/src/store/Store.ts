@@ -206,14 +206,15 @@ export interface Store {
 
   /**
    * Moves up to `count` of the oldest pending deliveries of `destination` that are not in
-   * `busy` (being sent) to dead, with the error `reason`; returns how many moved.
+   * `busy` (being sent) to dead, with the error `reason` (an attempt record says so); returns
+   * the seq of each delivery moved.
    */
   overflow(
     destination: string,
     count: number,
     busy: ReadonlySet<number>,
     reason: string,
-  ): Promise<number>;
+  ): Promise<number[]>;
 
   listMessages(query: MessageQuery): Promise<{ items: MessageSummary[]; next: string | null }>;
   /** Undefined when there is no such message (never stored, or purged). */
