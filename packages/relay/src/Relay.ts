@@ -16,6 +16,7 @@ import { createLogger } from './logger.js';
 import { RelayMetrics } from './metrics.js';
 import type { RelayConfig } from './schema.js';
 import { createHandler } from './server.js';
+import { parseSinceParam, type AdminHandler } from './admin.js';
 import { startStdin } from './stdin.js';
 
 export interface RelayOptions {
@@ -122,7 +123,7 @@ export class Relay {
         ready: () => this.#state === 'ready',
         draining: () => this.#state === 'draining' || this.#state === 'stopped',
         ingest: (events, source, options) => this.ingest(events, source, options),
-        destination: (name) => this.#destinations.find((d) => d.name === name),
+        admin: legacyDlqAdmin(() => this.#destinations),
       }),
     );
     this.#server = server;
@@ -407,4 +408,36 @@ export function splitHostPort(listen: string): [string, number] {
   const index = listen.lastIndexOf(':');
   const host = listen.slice(0, index).replace(/^\[(.*)\]$/, '$1');
   return [host, Number(listen.slice(index + 1))];
+}
+
+/**
+ * The dead-letter routes over the per-destination queue files, until the delivery engine's
+ * store backs admin.ts's createAdminHandler here (issue 14); other admin routes answer 503.
+ */
+function legacyDlqAdmin(destinations: () => readonly Destination[]): AdminHandler {
+  return async (req, res, url, reply) => {
+    const match = /^\/admin\/dlq\/([^/]+)(\/replay)?$/.exec(url.pathname);
+    if (!match) return reply(res, 503, { error: `${url.pathname} needs the message store` });
+    const name = decodeURIComponent(match[1]!);
+    const destination = destinations().find((d) => d.name === name);
+    if (!destination) return reply(res, 404, { error: `no destination named "${name}"` });
+    if (match[2] === undefined && req.method === 'GET') {
+      const limit = Number(url.searchParams.get('limit') ?? 1000);
+      const entries = destination.listDead({
+        limit: Number.isInteger(limit) && limit > 0 ? limit : 1000,
+      });
+      return reply(
+        res,
+        200,
+        entries.map(({ id, event }) => ({ id, ...event })),
+      );
+    }
+    if (match[2] !== undefined && req.method === 'POST') {
+      const text = url.searchParams.get('since');
+      const since = text === null || text === '' ? 0 : parseSinceParam(text);
+      if (since === undefined) return reply(res, 400, { error: `since: bad value "${text}"` });
+      return reply(res, 200, { replayed: await destination.replay(since) });
+    }
+    return reply(res, 405, { error: 'method not allowed' }, { allow: match[2] ? 'POST' : 'GET' });
+  };
 }

@@ -1,9 +1,9 @@
 // The relay's HTTP server: the http source (POST /events), /metrics, /healthz, /readyz, and
-// admin endpoints for dead letters (used by `eventsinks dlq` while the relay runs).
+// and the admin API (admin.ts; used by `eventsinks dlq` and `messages` while the relay runs).
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Destination } from './destinations.js';
+import type { AdminHandler } from './admin.js';
 import type { Envelope } from './envelope.js';
 import { isSinkClosedError } from 'eventsinks';
 import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
@@ -24,7 +24,8 @@ export interface ServerContext {
     source: string,
     options?: { checked?: boolean },
   ): Promise<Envelope[]>;
-  destination(name: string): Destination | undefined;
+  /** Answers an authenticated `/admin/` request (admin.ts). */
+  admin: AdminHandler;
 }
 
 function send(
@@ -163,15 +164,6 @@ function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
-function parseSince(value: string | null): number | undefined {
-  if (value === null || value === '') return 0;
-  const date = Date.parse(value);
-  if (!Number.isNaN(date)) return date;
-  const number = Number(value);
-  if (Number.isFinite(number)) return number;
-  return undefined;
-}
-
 /**
  * The request handler; errors are answered with 500 and logged, never thrown.
  *
@@ -197,14 +189,6 @@ export function createHandler(context: ServerContext) {
     if (!res.req.complete) lingeringClose(res.req);
     send(res, status, body, { connection: 'close', ...headers });
   };
-
-  const stopping = (res: ServerResponse): void =>
-    reply(
-      res,
-      503,
-      { error: 'the relay is stopping; run the command again once it has stopped' },
-      { 'retry-after': '5' },
-    );
 
   const authorized = (req: IncomingMessage): boolean =>
     source?.token === undefined ? true : tokenMatches(req.headers.authorization, source.token);
@@ -300,41 +284,7 @@ export function createHandler(context: ServerContext) {
     const allowed =
       source?.token !== undefined ? authorized(req) : isLoopback(req.socket.remoteAddress);
     if (!allowed) return reply(res, 401, { error: 'admin requests need the bearer token' });
-    const match = /^\/admin\/dlq\/([^/]+)(\/replay)?$/.exec(url.pathname);
-    const destination = match ? context.destination(decodeURIComponent(match[1]!)) : undefined;
-    if (!match || !destination) return reply(res, 404, { error: 'no such destination' });
-    if (match[2] === undefined && req.method === 'GET') {
-      const limit = Number(url.searchParams.get('limit') ?? 1000);
-      let entries;
-      try {
-        entries = destination.listDead({
-          limit: Number.isInteger(limit) && limit > 0 ? limit : 1000,
-        });
-      } catch (error) {
-        if (isSinkClosedError(error)) return stopping(res);
-        throw error;
-      }
-      return reply(
-        res,
-        200,
-        entries.map(({ id, event }) => ({ id, ...event })),
-      );
-    }
-    if (match[2] !== undefined && req.method === 'POST') {
-      const since = parseSince(url.searchParams.get('since'));
-      if (since === undefined)
-        return reply(res, 400, { error: 'since: expected a date or ms since the epoch' });
-      let replayed;
-      try {
-        replayed = await destination.replay(since);
-      } catch (error) {
-        if (isSinkClosedError(error)) return stopping(res);
-        throw error;
-      }
-      log.info({ destination: destination.name, replayed }, 'replayed dead letters');
-      return reply(res, 200, { replayed });
-    }
-    return reply(res, 405, { error: 'method not allowed' });
+    return context.admin(req, res, url, reply);
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {
