@@ -375,15 +375,10 @@ export function createAdminHandler(context: AdminContext): AdminHandler {
     error: `no destination named ${JSON.stringify(name)} (have: ${names()})`,
   });
 
-  async function route(
-    found: Route,
-    res: ServerResponse,
-    url: URL,
-    reply: Reply,
-  ): Promise<void> {
+  async function route(found: Route, res: ServerResponse, url: URL, reply: Reply): Promise<void> {
     switch (found.kind) {
       case 'destinations': {
-        const items = await Promise.all(context.destinations.map((d) => d.status()));
+        const items = await Promise.all(context.destinations.map(async (d) => d.status()));
         return reply(res, 200, { items });
       }
       case 'destination': {
