@@ -842,9 +842,7 @@ function split(args: readonly string[]): [string, string[]] {
     if (action === 'list' || action === 'show' || action === 'resend') {
       return [`messages ${action}`, args.slice(2)];
     }
-    if (action === undefined || action === '--help' || action === '-h') {
-      return ['messages', args.slice(1)];
-    }
+    if (action === undefined || action.startsWith('-')) return ['messages', args.slice(1)];
     throw new UsageError(`unknown action "${action}" (expected list, show or resend)`, 'messages');
   }
   return [first, args.slice(1)];
