@@ -5,7 +5,6 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { SinkClosedError, type Sink } from 'eventsinks';
@@ -20,6 +19,7 @@ import type { RelayConfig } from './schema.js';
 import { createHandler } from './server.js';
 import { startStdin } from './stdin.js';
 import { migrateQueueFiles } from './store/migrate.js';
+import { storePath } from './store/openStore.js';
 import { SqliteStore } from './store/SqliteStore.js';
 import type { NewMessage, PendingDelivery, Store } from './store/Store.js';
 
@@ -49,11 +49,6 @@ export interface AcceptOptions {
   idempotencyKey?: string;
   /** The answer to keep for `idempotencyKey`, from the events' ids. */
   answer?: (envelopes: readonly Envelope[]) => string;
-}
-
-/** The store a configuration names: `<dataDir>/relay.db` unless `store.path` says otherwise. */
-export function storePath(config: Pick<RelayConfig, 'dataDir' | 'store'>): string {
-  return config.store.path ?? join(config.dataDir, 'relay.db');
 }
 
 /** The relay; `start()` opens the store, the server and the sources, `stop()` drains. */

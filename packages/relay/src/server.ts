@@ -210,14 +210,6 @@ export function createHandler(context: ServerContext) {
     send(res, status, body, { connection: 'close', ...headers });
   };
 
-  const stopping = (res: ServerResponse): void =>
-    reply(
-      res,
-      503,
-      { error: 'the relay is stopping; run the command again once it has stopped' },
-      { 'retry-after': '5' },
-    );
-
   const authorized = (req: IncomingMessage): boolean =>
     source?.token === undefined ? true : tokenMatches(req.headers.authorization, source.token);
 
