@@ -22,6 +22,7 @@ import {
 import { HttpSink, httpRetryStrategy } from 'eventsinks/http';
 import { DurableQueue, QueueFile, type QueueEntry } from 'eventsinks/sqlite';
 import { brokerSink } from './brokers.js';
+import { BATCH_ID_FIELD } from './delivery/targets.js';
 import type { DeadRecord, Envelope } from './envelope.js';
 import { makePredicate } from './envelope.js';
 import { DeliveryHealth } from './health.js';
@@ -76,11 +77,8 @@ function fileTarget(path: string): Sink<Payload> {
   };
 }
 
-/**
- * The field of each element of a batch that carries the event's own relay id (the
- * `webhook-id` it has when sent alone), so a receiver can also drop duplicates per event.
- */
-export const BATCH_ID_FIELD = 'webhook-id';
+/** Moved to delivery/targets.ts; re-exported for the modules that import it from here. */
+export { BATCH_ID_FIELD };
 
 /** A batch's body: the events as received, each with its relay id under BATCH_ID_FIELD. */
 function batchBody(payload: readonly Envelope[]): Record<string, unknown>[] {
