@@ -5,7 +5,7 @@
 // in use or not local, the data files are held by another relay, the running relay cannot be
 // reached); 66 no such message (`messages show`, `messages resend`); 70 internal error (a bug: the stack is printed at --log-level debug); 77 permission
 // denied; 78 configuration (invalid, unreadable, or an unset variable).
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
@@ -753,9 +753,13 @@ async function runRelay(
   const relayFile = join(config.dataDir, RELAY_FILE);
   if (address) {
     const url = `http://${connectable(address.address)}:${address.port}`;
+    // So that `eventsinks dlq` finds this relay even when it listens on port 0. Written before
+    // the announcement, which is what scripts wait for, and renamed into place so that a reader
+    // polling for the file never sees it half written.
+    const partial = `${relayFile}.${process.pid}.tmp`;
+    writeFileSync(partial, `${JSON.stringify({ pid: process.pid, url })}\n`);
+    renameSync(partial, relayFile);
     io.err(`eventsinks relay listening on http://${address.address}:${address.port}\n`);
-    // So that `eventsinks dlq` finds this relay even when it listens on port 0.
-    writeFileSync(relayFile, `${JSON.stringify({ pid: process.pid, url })}\n`);
   }
   const statusTimer = process.stderr.isTTY
     ? setInterval(() => io.err(`${relay.status().join('\n')}\n`), 5000)
