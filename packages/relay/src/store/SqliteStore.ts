@@ -328,6 +328,56 @@ function prepare(db: Database.Database) {
   };
 }
 
+/** The SQL of one {@link SqliteStore.listMessages} page (one row more than `limit`). */
+function pageQuery(query: MessageQuery): { sql: string; params: (string | number)[] } {
+  const { destination, status, since, limit, cursor } = query;
+  const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(cursor);
+  const params: (string | number)[] = [];
+  let sql: string;
+  // Each shape walks one index backwards from the cursor and stops after `limit` rows.
+  if (destination !== undefined) {
+    sql = `SELECT m.seq, m.id, m.received_at, m.source FROM deliveries d
+             JOIN messages m ON m.seq = d.seq WHERE d.destination = ? AND d.seq < ?`;
+    params.push(destination, before);
+    if (status !== undefined) {
+      sql += ' AND d.status = ?';
+      params.push(status);
+    }
+    if (since !== undefined) {
+      sql += ' AND m.received_at >= ?';
+      params.push(since);
+    }
+    sql += ' ORDER BY d.seq DESC LIMIT ?';
+  } else if (status === 'pending' || status === 'dead') {
+    // The deliveries_open index condition is spelled out, so the planner may use it.
+    sql = `SELECT m.seq, m.id, m.received_at, m.source FROM deliveries d
+             JOIN messages m ON m.seq = d.seq
+             WHERE d.status != 'delivered' AND d.status = ? AND d.seq < ?`;
+    params.push(status, before);
+    if (since !== undefined) {
+      sql += ' AND m.received_at >= ?';
+      params.push(since);
+    }
+    sql += ' GROUP BY d.seq ORDER BY d.seq DESC LIMIT ?';
+  } else {
+    sql = 'SELECT m.seq, m.id, m.received_at, m.source FROM messages m WHERE m.seq < ?';
+    params.push(before);
+    if (status !== undefined) {
+      sql += ` AND EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = m.seq AND d.status = ?)`;
+      params.push(status);
+    }
+    if (since !== undefined) {
+      sql += ' AND m.received_at >= ?';
+      params.push(since);
+    }
+    sql += ' ORDER BY m.seq DESC LIMIT ?';
+  }
+  // One more than asked: whether there is a next page, without an empty last page.
+  // One more than asked: whether there is a next page, without an empty last page.
+  params.push(limit + 1);
+  return { sql, params };
+}
+
 function toPending(row: PendingRow): PendingDelivery {
   return {
     seq: row.seq,
@@ -381,6 +431,7 @@ export class SqliteStore implements Store {
   readonly #options: SqliteStoreOptions;
   #db: Database.Database | undefined;
   #s: Statements | undefined;
+  readonly #pages = new Map<string, Database.Statement<(string | number)[], SummaryRow>>();
   #closed = false;
 
   /** @throws TypeError naming a bad option. Nothing is opened before {@link SqliteStore.open}. */
@@ -421,6 +472,7 @@ export class SqliteStore implements Store {
     if (this.#db?.open) this.#db.close();
     this.#db = undefined;
     this.#s = undefined;
+    this.#pages.clear();
     return Promise.resolve();
   }
 
@@ -602,60 +654,24 @@ export class SqliteStore implements Store {
 
   listMessages(query: MessageQuery): Promise<{ items: MessageSummary[]; next: string | null }> {
     return this.#run(() => {
-      const { destination, status, since, limit, cursor } = query;
+      const { status, limit } = query;
       expectLimit('limit', limit, 1000);
       if (status !== undefined && !STATUSES.includes(status)) {
         throw new RangeError(
           `Expected \`status\` to be one of ${STATUSES.join(', ')}, got ${JSON.stringify(status)}`,
         );
       }
-      const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(cursor);
       const db = this.#database();
-      const params: (string | number)[] = [];
-      let sql: string;
-      // Each shape walks one index backwards from the cursor and stops after `limit` rows.
-      if (destination !== undefined) {
-        sql = `SELECT m.seq, m.id, m.received_at, m.source FROM deliveries d
-               JOIN messages m ON m.seq = d.seq WHERE d.destination = ? AND d.seq < ?`;
-        params.push(destination, before);
-        if (status !== undefined) {
-          sql += ' AND d.status = ?';
-          params.push(status);
-        }
-        if (since !== undefined) {
-          sql += ' AND m.received_at >= ?';
-          params.push(since);
-        }
-        sql += ' ORDER BY d.seq DESC LIMIT ?';
-      } else if (status === 'pending' || status === 'dead') {
-        // The deliveries_open index condition is spelled out, so the planner may use it.
-        sql = `SELECT m.seq, m.id, m.received_at, m.source FROM deliveries d
-               JOIN messages m ON m.seq = d.seq
-               WHERE d.status != 'delivered' AND d.status = ? AND d.seq < ?`;
-        params.push(status, before);
-        if (since !== undefined) {
-          sql += ' AND m.received_at >= ?';
-          params.push(since);
-        }
-        sql += ' GROUP BY d.seq ORDER BY d.seq DESC LIMIT ?';
-      } else {
-        sql = 'SELECT m.seq, m.id, m.received_at, m.source FROM messages m WHERE m.seq < ?';
-        params.push(before);
-        if (status !== undefined) {
-          sql += ` AND EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = m.seq AND d.status = ?)`;
-          params.push(status);
-        }
-        if (since !== undefined) {
-          sql += ' AND m.received_at >= ?';
-          params.push(since);
-        }
-        sql += ' ORDER BY m.seq DESC LIMIT ?';
-      }
-      // One more than asked: whether there is a next page, without an empty last page.
-      params.push(limit + 1);
+      const { sql, params } = pageQuery(query);
       const s = this.#statements();
       return db.transaction(() => {
-        const rows = db.prepare<(string | number)[], SummaryRow>(sql).all(...params);
+        let statement = this.#pages.get(sql);
+        if (!statement) {
+          // A dozen shapes at most (which filters are set): each prepared once.
+          statement = db.prepare<(string | number)[], SummaryRow>(sql);
+          this.#pages.set(sql, statement);
+        }
+        const rows = statement.all(...params);
         const page = rows.slice(0, limit);
         const items = page.map((row) => ({
           id: row.id,
@@ -730,7 +746,8 @@ export class SqliteStore implements Store {
   }
 
   /** @internal The query plan of a {@link SqliteStore.listMessages} page, for measurements. */
-  explain(sql: string, params: readonly (string | number)[]): string[] {
+  explainListMessages(query: MessageQuery): string[] {
+    const { sql, params } = pageQuery(query);
     return this.#database()
       .prepare<(string | number)[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
       .all(...params)
