@@ -102,6 +102,14 @@ const MIGRATIONS: readonly string[] = [
     created_at INTEGER NOT NULL
   );
   CREATE INDEX idempotency_created_at ON idempotency (created_at);
+  -- Deliveries per destination and status, kept with every change: counting a million
+  -- delivered rows on each call would take most of a second.
+  CREATE TABLE delivery_counts (
+    destination TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (destination, status)
+  ) WITHOUT ROWID;
   CREATE TABLE destinations (
     name TEXT PRIMARY KEY,
     state TEXT,
@@ -209,7 +217,10 @@ function prepare(db: Database.Database) {
       '',
     ),
     pending: db.prepare<[string, number, number], PendingRow>(
-      `SELECT ${PENDING_COLUMNS} FROM deliveries d JOIN messages m ON m.seq = d.seq
+      // INDEXED BY: without statistics the planner may walk the primary key instead, through
+      // every delivered row of the destination (a second with a million of them).
+      `SELECT ${PENDING_COLUMNS} FROM deliveries d INDEXED BY deliveries_pending
+       JOIN messages m ON m.seq = d.seq
        WHERE d.destination = ? AND d.status = 'pending' AND d.seq > ? ORDER BY d.seq LIMIT ?`,
     ),
     pendingOne: db.prepare<[string, number], PendingRow>(
@@ -227,15 +238,17 @@ function prepare(db: Database.Database) {
     ),
     toDelivered: db.prepare<[number, string, number]>(
       `UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, next_at = 0,
-       batch_id = NULL, dead_at = NULL, updated_at = ? WHERE destination = ? AND seq = ?`,
+       batch_id = NULL, dead_at = NULL, updated_at = ?
+       WHERE destination = ? AND seq = ? AND status = 'pending'`,
     ),
     toPending: db.prepare<[number, number, string, number]>(
       `UPDATE deliveries SET status = 'pending', attempts = attempts + 1, next_at = ?,
-       updated_at = ? WHERE destination = ? AND seq = ?`,
+       updated_at = ? WHERE destination = ? AND seq = ? AND status = 'pending'`,
     ),
     toDead: db.prepare<[number, number, string, number]>(
       `UPDATE deliveries SET status = 'dead', attempts = attempts + 1, next_at = 0,
-       batch_id = NULL, dead_at = ?, updated_at = ? WHERE destination = ? AND seq = ?`,
+       batch_id = NULL, dead_at = ?, updated_at = ?
+       WHERE destination = ? AND seq = ? AND status = 'pending'`,
     ),
     // overflow: moved without an attempt at the destination, so the count stays.
     overflowDead: db.prepare<[number, number, string, number]>(
@@ -243,7 +256,7 @@ function prepare(db: Database.Database) {
        updated_at = ? WHERE destination = ? AND seq = ? AND status = 'pending'`,
     ),
     deleteDelivery: db.prepare<[string, number]>(
-      'DELETE FROM deliveries WHERE destination = ? AND seq = ?',
+      "DELETE FROM deliveries WHERE destination = ? AND seq = ? AND status = 'pending'",
     ),
     deleteDeliveryAttempts: db.prepare<[number, string]>(
       'DELETE FROM attempts WHERE seq = ? AND destination = ?',
@@ -259,18 +272,19 @@ function prepare(db: Database.Database) {
     ),
     deadSince: db
       .prepare<[string, number, number], number>(
-        `SELECT seq FROM deliveries WHERE destination = ? AND status = 'dead' AND dead_at >= ?
+        `SELECT seq FROM deliveries INDEXED BY deliveries_dead
+         WHERE destination = ? AND status = 'dead' AND dead_at >= ?
          ORDER BY seq LIMIT ?`,
       )
       .pluck(),
     replay: db.prepare<[number, string, number]>(
       `UPDATE deliveries SET status = 'pending', next_at = 0, batch_id = NULL, dead_at = NULL,
-       updated_at = ? WHERE destination = ? AND seq = ?`,
+       updated_at = ? WHERE destination = ? AND seq = ? AND status = 'dead'`,
     ),
     oldestPending: db
       .prepare<[string, number], number>(
-        `SELECT seq FROM deliveries WHERE destination = ? AND status = 'pending'
-         ORDER BY seq LIMIT ?`,
+        `SELECT seq FROM deliveries INDEXED BY deliveries_pending
+         WHERE destination = ? AND status = 'pending' ORDER BY seq LIMIT ?`,
       )
       .pluck(),
     message: db.prepare<[string], SummaryRow & { event: string }>(
@@ -297,7 +311,16 @@ function prepare(db: Database.Database) {
     ),
     count: db
       .prepare<[string, string], number>(
-        'SELECT count(*) FROM deliveries WHERE destination = ? AND status = ?',
+        'SELECT n FROM delivery_counts WHERE destination = ? AND status = ?',
+      )
+      .pluck(),
+    tally: db.prepare<[string, string, number]>(
+      `INSERT INTO delivery_counts (destination, status, n) VALUES (?, ?, ?)
+       ON CONFLICT (destination, status) DO UPDATE SET n = n + excluded.n`,
+    ),
+    deliveryStatus: db
+      .prepare<[string, number], DeliveryStatus>(
+        'SELECT status FROM deliveries WHERE destination = ? AND seq = ?',
       )
       .pluck(),
     destination: db.prepare<[string], DestinationRow>(
@@ -319,7 +342,9 @@ function prepare(db: Database.Database) {
       )
       .pluck(),
     purgeAttempts: db.prepare<[number]>('DELETE FROM attempts WHERE seq = ?'),
-    purgeDeliveries: db.prepare<[number]>('DELETE FROM deliveries WHERE seq = ?'),
+    purgeDeliveries: db.prepare<[number], { destination: string; status: DeliveryStatus }>(
+      'DELETE FROM deliveries WHERE seq = ? RETURNING destination, status',
+    ),
     purgeMessage: db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
     purgeKeys: db.prepare<[number, number]>(
       `DELETE FROM idempotency WHERE key IN
@@ -376,6 +401,29 @@ function pageQuery(query: MessageQuery): { sql: string; params: (string | number
   // One more than asked: whether there is a next page, without an empty last page.
   params.push(limit + 1);
   return { sql, params };
+}
+
+/** Changes to delivery_counts within one transaction, written once at its end. */
+class Tally {
+  readonly #deltas = new Map<string, Map<DeliveryStatus, number>>();
+
+  add(destination: string, status: DeliveryStatus, delta: number): void {
+    let byStatus = this.#deltas.get(destination);
+    if (!byStatus) this.#deltas.set(destination, (byStatus = new Map<DeliveryStatus, number>()));
+    byStatus.set(status, (byStatus.get(status) ?? 0) + delta);
+  }
+
+  move(destination: string, from: DeliveryStatus, to: DeliveryStatus): void {
+    this.add(destination, from, -1);
+    this.add(destination, to, 1);
+  }
+
+  flush(s: Statements): void {
+    for (const [destination, byStatus] of this.#deltas) {
+      for (const [status, delta] of byStatus)
+        if (delta !== 0) s.tally.run(destination, status, delta);
+    }
+  }
 }
 
 function toPending(row: PendingRow): PendingDelivery {
@@ -523,6 +571,7 @@ export class SqliteStore implements Store {
         const stored: StoredMessage[] = [];
         const duplicates: string[] = [];
         const deliveries: Values = [];
+        const tally = new Tally();
         for (const { id, receivedAt, source, deliveries: targets } of messages) {
           const seq = inserted.get(id);
           if (seq === undefined) {
@@ -533,10 +582,12 @@ export class SqliteStore implements Store {
           inserted.delete(id);
           for (const delivery of targets) {
             deliveries.push(delivery.destination, seq, delivery.key ?? null, receivedAt);
+            tally.add(delivery.destination, 'pending', 1);
           }
           stored.push({ id, seq, receivedAt, source });
         }
         runChunked(s.insertDeliveries, deliveries, 4);
+        tally.flush(s);
         return { stored, duplicates };
       })();
     });
@@ -563,13 +614,17 @@ export class SqliteStore implements Store {
       const s = this.#statements();
       const keep = this.#options.retention > 0;
       this.#database().transaction(() => {
+        const tally = new Tally();
         for (const attempt of attempts) {
           const { destination, at, durationMs, outcome } = attempt;
           const end = at + durationMs;
           for (const seq of attempt.seqs) {
+            // Only pending deliveries move: one resent, replayed or moved by overflow meanwhile
+            // keeps what the operator did.
             if (outcome === 'delivered' && !keep) {
+              if (s.deleteDelivery.run(destination, seq).changes === 0) continue;
+              tally.add(destination, 'pending', -1);
               s.deleteDeliveryAttempts.run(seq, destination);
-              s.deleteDelivery.run(destination, seq);
               s.deleteOrphan.run(seq, seq);
               continue;
             }
@@ -579,8 +634,8 @@ export class SqliteStore implements Store {
                 : outcome === 'dead'
                   ? s.toDead.run(end, end, destination, seq)
                   : s.toPending.run(attempt.nextAt ?? 0, end, destination, seq);
-            // A delivery purged or deleted meanwhile: nothing left to attach the attempt to.
             if (changed.changes === 0) continue;
+            if (outcome !== 'pending') tally.move(destination, 'pending', outcome);
             s.insertAttempt.run(
               destination,
               seq,
@@ -593,6 +648,7 @@ export class SqliteStore implements Store {
             );
           }
         }
+        tally.flush(s);
       })();
     });
   }
@@ -603,7 +659,12 @@ export class SqliteStore implements Store {
       return this.#database().transaction(() => {
         const seq = s.messageSeq.get(id);
         if (seq === undefined) return undefined;
+        const was = s.deliveryStatus.get(destination, seq);
         s.resend.run(destination, seq, Date.now());
+        const tally = new Tally();
+        if (was === undefined) tally.add(destination, 'pending', 1);
+        else if (was !== 'pending') tally.move(destination, was, 'pending');
+        tally.flush(s);
         const row = s.pendingOne.get(destination, seq);
         return row && toPending(row);
       })();
@@ -617,11 +678,15 @@ export class SqliteStore implements Store {
       return this.#database().transaction(() => {
         const now = Date.now();
         const replayed: PendingDelivery[] = [];
+        const tally = new Tally();
         for (const seq of s.deadSince.all(destination, since, limit)) {
-          s.replay.run(now, destination, seq);
+          if (s.replay.run(now, destination, seq).changes > 0) {
+            tally.move(destination, 'dead', 'pending');
+          }
           const row = s.pendingOne.get(destination, seq);
           if (row) replayed.push(toPending(row));
         }
+        tally.flush(s);
         return replayed;
       })();
     });
@@ -647,6 +712,9 @@ export class SqliteStore implements Store {
           s.insertAttempt.run(destination, seq, now, 0, null, reason, null, null);
           moved.push(seq);
         }
+        const tally = new Tally();
+        for (let i = 0; i < moved.length; i++) tally.move(destination, 'pending', 'dead');
+        tally.flush(s);
         return moved;
       })();
     });
@@ -707,6 +775,7 @@ export class SqliteStore implements Store {
       return db.transaction(() => {
         let pending = 0;
         let dead = 0;
+        const tally = new Tally();
         for (const m of messages) {
           insertMessage.run(m.id, m.receivedAt, m.source, JSON.stringify(m.event));
           const seq = s.messageSeq.get(m.id)!;
@@ -723,6 +792,7 @@ export class SqliteStore implements Store {
               deadAt ?? m.receivedAt,
             );
             if (added.changes === 0) continue;
+            tally.add(d.destination, d.status, 1);
             if (d.status === 'pending') {
               pending++;
               continue;
@@ -740,6 +810,7 @@ export class SqliteStore implements Store {
             );
           }
         }
+        tally.flush(s);
         return { pending, dead };
       })();
     });
@@ -847,11 +918,13 @@ export class SqliteStore implements Store {
       // One short transaction of at most `limit` messages: ingest waits for it, not for a purge.
       return this.#database().transaction(() => {
         const seqs = s.purgeable.all(before, limit);
+        const tally = new Tally();
         for (const seq of seqs) {
           s.purgeAttempts.run(seq);
-          s.purgeDeliveries.run(seq);
+          for (const d of s.purgeDeliveries.all(seq)) tally.add(d.destination, d.status, -1);
           s.purgeMessage.run(seq);
         }
+        tally.flush(s);
         s.purgeKeys.run(before, limit);
         return seqs.length;
       })();
