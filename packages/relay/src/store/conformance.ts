@@ -293,6 +293,33 @@ export function storeConformance(
         );
       });
 
+      it('moves only pending deliveries: an attempt on a dead one leaves it dead', async () => {
+        const store = await fresh();
+        const { stored } = await store.ingest({ messages: [message(['a'])] });
+        const seq = stored[0]!.seq;
+        await store.record([
+          { destination: 'a', seqs: [seq], at: 1, durationMs: 1, error: 'e', outcome: 'dead' },
+        ]);
+        await store.record([
+          {
+            destination: 'a',
+            seqs: [seq],
+            at: 2,
+            durationMs: 1,
+            status: 200,
+            outcome: 'delivered',
+          },
+          { destination: 'nowhere', seqs: [seq], at: 2, durationMs: 1, outcome: 'delivered' },
+        ]);
+        assert.deepEqual(await store.counts('a'), { pending: 0, delivered: 0, dead: 1 });
+        assert.deepEqual(await store.counts('nowhere'), { pending: 0, delivered: 0, dead: 0 });
+        const detail = await store.getMessage(stored[0]!.id);
+        assert.deepEqual(
+          detail?.deliveries.map((d) => [d.destination, d.status, d.attempts.length]),
+          [['a', 'dead', 1]],
+        );
+      });
+
       it('keeps a sealed batch id until the batch is delivered', async () => {
         const store = await fresh();
         const { stored } = await store.ingest({
