@@ -580,7 +580,12 @@ export class SqliteStore implements Store {
           }
           // The first message with this id took it; a repeat later in the batch is a duplicate.
           inserted.delete(id);
-          for (const delivery of targets) {
+          for (let i = 0; i < targets.length; i++) {
+            const delivery = targets[i]!;
+            // A destination listed twice gets one delivery (the first), not a constraint error.
+            if (i > 0 && targets.findIndex((t) => t.destination === delivery.destination) < i) {
+              continue;
+            }
             deliveries.push(delivery.destination, seq, delivery.key ?? null, receivedAt);
             tally.add(delivery.destination, 'pending', 1);
           }

@@ -113,6 +113,20 @@ export function storeConformance(
         assert.equal((await store.counts('other')).pending, 0);
       });
 
+      it('gives a destination listed twice for a message one delivery', async () => {
+        const m = {
+          ...message([]),
+          deliveries: [{ destination: 'twice', key: 'k' }, { destination: 'twice' }],
+        };
+        const { stored } = await store.ingest({ messages: [m] });
+        assert.equal(stored.length, 1);
+        assert.deepEqual(
+          (await store.pending('twice', 0, 10)).map((p) => [p.id, p.key]),
+          [[m.id, 'k']],
+        );
+        assert.equal((await store.counts('twice')).pending, 1);
+      });
+
       it('stores nothing of a batch that fails midway', async () => {
         const before = await store.counts('atomic');
         const good = message(['atomic']);
