@@ -135,22 +135,19 @@ export class Relay {
     }
     this.#store = store;
     try {
-      const names = config.destinations.map((d) => d.name);
-      const migrated = await migrateQueueFiles(store, config.dataDir, names, logger);
+      for (const destination of config.destinations) {
+        this.#destinations.push(
+          new Destination(destination, { config, metrics, logger, stdout: this.#stdout, store }),
+        );
+      }
+      const byName = new Map(this.#destinations.map((d) => [d.name, d]));
+      const migrated = await migrateQueueFiles(store, config.dataDir, [...byName.keys()], logger, {
+        keyOf: (name, event) => byName.get(name)?.keyOf(event),
+      });
       if (migrated.migrated + migrated.dead > 0) {
         logger.info(migrated, "moved the previous release's queue files into the store");
       }
-      for (const destination of config.destinations) {
-        const d = new Destination(destination, {
-          config,
-          metrics,
-          logger,
-          stdout: this.#stdout,
-          store,
-        });
-        this.#destinations.push(d);
-        await d.start();
-      }
+      for (const d of this.#destinations) await d.start();
     } catch (error) {
       await Promise.allSettled(this.#destinations.map((d) => d.close(AbortSignal.abort())));
       await store.close().catch(() => undefined);
@@ -560,7 +557,7 @@ export class Relay {
 const FULL_RETRY_MS = 250;
 
 // Messages deleted per purge transaction.
-const PURGE_PAGE = 1000;
+const PURGE_PAGE = 200;
 
 /** `127.0.0.1:8080` → ['127.0.0.1', 8080]; `[::1]:80` → ['::1', 80]. */
 export function splitHostPort(listen: string): [string, number] {
