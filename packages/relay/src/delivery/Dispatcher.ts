@@ -429,7 +429,7 @@ export class Dispatcher {
   /** Clears a disable (by an operator or disableAfter) and resumes; persisted. */
   async enable(): Promise<void> {
     this.#disabled = false;
-    this.#failing = false;
+    // Still `failing` until a success (which then saves lastSuccessAt); disableAfter counts anew.
     this.#failingSince = undefined;
     await this.#update({ state: 'enabled', failingSince: 0 });
     this.#log.info(
@@ -757,8 +757,9 @@ export class Dispatcher {
     }
     const nextLater = this.#later.peek();
     if (nextLater !== undefined) this.#wake(nextLater.at);
+    // A due one that could not start (all slots busy) starts when an attempt ends.
     const nextWaiting = this.#waiting.peek();
-    if (nextWaiting !== undefined) this.#wake(nextWaiting.at);
+    if (nextWaiting !== undefined && nextWaiting.at > now) this.#wake(nextWaiting.at);
   }
 
   #dueWaiting(now: number): Unit | undefined {
@@ -967,8 +968,7 @@ export class Dispatcher {
   #failed(error: string, now: number): void {
     this.#lastError = error;
     this.#health.failed(error);
-    if (!this.#failing) {
-      this.#failing = true;
+    if (this.#failingSince === undefined) {
       this.#failingSince = now;
       const change: Parameters<Store['updateDestination']>[1] = {
         failingSince: now,
@@ -977,6 +977,9 @@ export class Dispatcher {
       if (this.#lastSuccessAt !== undefined) change.lastSuccessAt = this.#lastSuccessAt;
       this.#successUnsaved = false;
       void this.#update(change);
+    }
+    if (!this.#failing) {
+      this.#failing = true;
       if (!this.#disabled) this.#emitState();
     }
     const { disableAfter } = this.#o;
