@@ -735,3 +735,53 @@ test('close waits for in-flight attempts, then closes the target and flushes', a
   assert.equal(store.records.flat().length, 2);
   assert.equal(target.sent.length, 2, 'nothing new after close');
 });
+
+test('after a restart the stored attempts and nextAt count: not before nextAt, dead at maxAttempts', async () => {
+  const clock = new FakeClock();
+  const store = fakeStore();
+  store.add(2);
+  Object.assign(store.rows.get(1) as Row, { attempts: 4, nextAt: clock.now() + 1000 });
+  Object.assign(store.rows.get(2) as Row, { attempts: 2, nextAt: 0 });
+  const target = fakeTarget(clock, () => ({ ok: false, retryable: true, error: 'down' }));
+  const d = dispatcher(store, target, clock); // maxAttempts 5
+  await d.start(2);
+  assert.deepEqual(
+    target.sent.map((s) => seqOf(s.envelopes[0] as Envelope)),
+    [2],
+  );
+  await clock.advance(999);
+  assert.ok(!target.sent.some((s) => seqOf(s.envelopes[0] as Envelope) === 1), 'waits for nextAt');
+  await clock.advance(100);
+  assert.equal(target.sent.filter((s) => seqOf(s.envelopes[0] as Envelope) === 1).length, 1);
+  await clock.advance(100);
+  assert.equal((store.rows.get(1) as Row).status, 'dead', 'its 5th attempt was the last');
+  // 2 had 2 attempts: its 3rd, 4th and 5th were made here, then it was given up on.
+  assert.equal(target.sent.filter((s) => seqOf(s.envelopes[0] as Envelope) === 2).length, 3);
+  assert.equal((store.rows.get(2) as Row).status, 'dead');
+  const retry = store.records.flat().find((r) => r.seqs[0] === 2);
+  // attempt 3 failed: 0.5 × min(100 + 100·2², 1000) = 250
+  assert.equal(retry?.nextAt, (retry?.at ?? 0) + 50 + 250);
+  await d.close();
+});
+
+test('overflow counts as dead for the hooks; pending follows offers and requeues', async () => {
+  const clock = new FakeClock();
+  const store = fakeStore();
+  const dead: [number, string | undefined][] = [];
+  const target = fakeTarget(clock, undefined, () => undefined); // hangs
+  const d = dispatcher(store, target, clock, {
+    concurrency: 1,
+    hooks: { dead: (n, outcome) => dead.push([n, outcome.error]) },
+  });
+  await d.start(0);
+  d.offer(store.add(4));
+  assert.equal(d.pending, 4);
+  assert.equal(d.inFlight, 1);
+  assert.equal(await d.overflow(2, 'full'), 2);
+  assert.deepEqual(dead, [[2, 'full']]);
+  assert.equal(d.pending, 2);
+  assert.equal(d.deadLettered, 2);
+  const controller = new AbortController();
+  controller.abort();
+  await d.close({ signal: controller.signal });
+});

@@ -416,6 +416,8 @@ export class Dispatcher {
     this.#pending = Math.max(0, this.#pending - moved.length);
     this.#deadLettered += moved.length;
     if (moved.length > 0) {
+      const outcome: AttemptOutcome = { ok: false, retryable: false, error: reason };
+      this.#call('dead', () => this.#o.hooks?.dead?.(moved.length, outcome));
       this.#log.warn(
         { destination: this.#name, count: moved.length, reason },
         `destination ${this.#name}: ${moved.length} pending deliveries dead-lettered: ${reason}`,
