@@ -124,7 +124,7 @@ export class Destination implements AdminDestination {
 
   /** Events given up on since the relay started (overflow included). */
   get deadLettered(): number {
-    return this.#dispatcher.deadLettered + this.overflowed;
+    return this.#dispatcher.deadLettered;
   }
 
   /** Events stored and not yet delivered. */
@@ -230,8 +230,8 @@ export class Destination implements AdminDestination {
       count,
       `overflow: more than maxPending (${this.config.maxPending}) events were waiting`,
     );
+    // The dispatcher counts them as dead letters (its `dead` hook), this as overflow.
     this.overflowed += moved;
-    this.#dead += moved;
     return moved;
   }
 

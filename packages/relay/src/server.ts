@@ -321,12 +321,7 @@ export function createHandler(context: ServerContext) {
     const allowed =
       source?.token !== undefined ? authorized(req) : isLoopback(req.socket.remoteAddress);
     if (!allowed) return reply(res, 401, { error: 'admin requests need the bearer token' });
-    try {
-      await context.admin(req, res, url, reply);
-    } catch (error) {
-      if (isSinkClosedError(error)) return stopping(res);
-      throw error;
-    }
+    return context.admin(req, res, url, reply);
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {
