@@ -175,6 +175,9 @@ function aborted(signal: AbortSignal | undefined): { promise: Promise<void>; dis
  * await dispatcher.start(counts.pending);
  * ```
  */
+// The key every delivery without one shares at concurrency 1 (no field path can produce it).
+const STRICT_KEY = '\u0000strict';
+
 export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #name: string;
@@ -203,6 +206,7 @@ export class Dispatcher {
 
   #pending = 0;
   #cursor = 0;
+  readonly #strict: boolean;
   #caughtUp = false;
   #loading = false;
   #offeredDuringLoad = false;
@@ -236,6 +240,7 @@ export class Dispatcher {
   /** @throws RangeError naming a bad `concurrency`, `window`, `batch` or `rateLimit` value. */
   constructor(options: DispatcherOptions) {
     const { concurrency, batch } = options;
+    this.#strict = concurrency === 1;
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new RangeError(
         `destination ${options.name}: expected \`concurrency\` to be a positive integer, got ${concurrency}`,
@@ -376,8 +381,12 @@ export class Dispatcher {
     }
     this.#pending++;
     if (this.#closing) return;
-    // Above the cursor it is in a page still to come.
-    if (delivery.seq > this.#cursor) return;
+    // Above the cursor it is in a page still to come, unless every page was read already (a
+    // replay of what died before this start, whose seqs are above a cursor that never moved).
+    if (delivery.seq > this.#cursor && !this.#caughtUp) {
+      this.#maybeLoad();
+      return;
+    }
     this.#add({ ...delivery, nextAt: 0, batchId: undefined });
     this.#pump();
   }
@@ -509,7 +518,11 @@ export class Dispatcher {
 
   // ---- memory -------------------------------------------------------------------------------
 
-  #add(d: PendingDelivery): void {
+  #add(delivery: PendingDelivery): void {
+    // concurrency 1 is strict order: every delivery without a key of its own shares one, so a
+    // retry holds back all that come after it (the relay's order before concurrency existed).
+    const d =
+      this.#strict && delivery.key === undefined ? { ...delivery, key: STRICT_KEY } : delivery;
     const item: Item = {
       d,
       env: { id: d.id, receivedAt: d.receivedAt, source: d.source, event: d.event },
