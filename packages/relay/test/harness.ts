@@ -215,3 +215,52 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/** One delivery as a stopped relay left it in its store: the event and what became of it. */
+export interface StoredDelivery {
+  id: string;
+  event: Record<string, unknown>;
+  status: 'pending' | 'delivered' | 'dead';
+  attempts: { status?: number; error?: string }[];
+}
+
+/**
+ * The deliveries to `destination` with `status` in the store of a STOPPED relay whose dataDir is
+ * `dataDir` (the relay holds the database while it runs), oldest first.
+ */
+export async function storedDeliveries(
+  dataDir: string,
+  destination: string,
+  status: 'pending' | 'delivered' | 'dead',
+): Promise<StoredDelivery[]> {
+  const { openSqliteStore } = await import('../src/store/SqliteStore.js');
+  const store = await openSqliteStore({
+    path: join(dataDir, 'relay.db'),
+    durability: 'process',
+    retention: 86_400_000,
+  });
+  try {
+    const out: StoredDelivery[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await store.listMessages({
+        destination,
+        status,
+        limit: 1000,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      for (const item of page.items) {
+        const detail = await store.getMessage(item.id);
+        const delivery = detail?.deliveries.find((d) => d.destination === destination);
+        if (detail && delivery)
+          out.push({ id: detail.id, event: detail.event, status, attempts: delivery.attempts });
+      }
+      if (page.next === null) break;
+      cursor = page.next;
+    }
+    // listMessages is newest first.
+    return out.reverse();
+  } finally {
+    await store.close();
+  }
+}

@@ -7,14 +7,13 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { QueueFile } from 'eventsinks/sqlite';
-import type { DeadRecord, Envelope } from '../src/envelope.js';
 import {
   Receiver,
   closeAll,
   freePort,
   post,
   startRelay,
+  storedDeliveries,
   tempDir,
   waitFor,
   writeConfig,
@@ -54,22 +53,14 @@ class Hang {
   }
 }
 
-function queued(dir: string, name: string): Envelope[] {
-  const file = new QueueFile<Envelope>({ path: join(dir, 'data', `${name}.queue.db`) });
-  try {
-    return file.list({ limit: 10_000 }).map((e) => e.event);
-  } finally {
-    file.close();
-  }
+/** The events still pending for `name` in the store of the stopped relay run in `dir`. */
+async function queued(dir: string, name: string): Promise<Record<string, unknown>[]> {
+  return (await storedDeliveries(join(dir, 'data'), name, 'pending')).map((d) => d.event);
 }
 
-function deadLetters(dir: string, name: string): DeadRecord[] {
-  const file = new QueueFile<DeadRecord>({ path: join(dir, 'data', `${name}.dead.db`) });
-  try {
-    return file.list({ limit: 10_000 }).map((e) => e.event);
-  } finally {
-    file.close();
-  }
+/** The dead letters of `name` in the store of the stopped relay run in `dir`. */
+async function deadLetters(dir: string, name: string): Promise<Record<string, unknown>[]> {
+  return (await storedDeliveries(join(dir, 'data'), name, 'dead')).map((d) => d.event);
 }
 
 /**
@@ -134,8 +125,8 @@ destinations:
     );
     await term(relay);
     for (const name of names) {
-      assert.equal(queued(dir, name).length, EVENTS, `${name}: undelivered events stay on disk`);
-      assert.equal(deadLetters(dir, name).length, 0, `${name}: nothing dead-lettered`);
+      assert.equal((await queued(dir, name)).length, EVENTS, `${name}: undelivered events stay on disk`);
+      assert.equal((await deadLetters(dir, name)).length, 0, `${name}: nothing dead-lettered`);
     }
 
     // The next start, with the webhooks and the file reachable, delivers what was left.
@@ -178,8 +169,8 @@ destinations:
       await hang.close();
     }
     for (const name of ['hook', 'batched', 'redis', 'nats', 'amqp']) {
-      assert.equal(queued(dir, name).length, EVENTS, `${name}: undelivered events stay on disk`);
-      assert.equal(deadLetters(dir, name).length, 0, `${name}: nothing dead-lettered`);
+      assert.equal((await queued(dir, name)).length, EVENTS, `${name}: undelivered events stay on disk`);
+      assert.equal((await deadLetters(dir, name)).length, 0, `${name}: nothing dead-lettered`);
     }
   });
 
@@ -203,8 +194,8 @@ destinations:
     await waitFor(() => failing.requests >= 4, 30_000, 'failing attempts');
     await term(relay);
     for (const name of ['hook', 'batched']) {
-      assert.equal(queued(dir, name).length, EVENTS, `${name}: undelivered events stay on disk`);
-      assert.equal(deadLetters(dir, name).length, 0, `${name}: nothing dead-lettered`);
+      assert.equal((await queued(dir, name)).length, EVENTS, `${name}: undelivered events stay on disk`);
+      assert.equal((await deadLetters(dir, name)).length, 0, `${name}: nothing dead-lettered`);
     }
   });
 });
@@ -222,6 +213,7 @@ destinations:
   - name: batched
     type: webhook
     url: "${url}"
+    concurrency: 1
     batch: { maxSize: 5, maxDelay: 20ms }
     # A batch gives up after about a second: some die before the signal, one is in flight at
     # the deadline (and would die after it, while its events are still in the queue file).
@@ -232,8 +224,8 @@ destinations:
     assert.equal((await post(relay.url, JSON.stringify(all))).status, 202);
     await waitFor(() => failing.requests >= 3, 30_000, 'failing attempts');
     await term(relay);
-    const dead = deadLetters(dir, 'batched').map((d) => (d.envelope.event as { seq: number }).seq);
-    const left = queued(dir, 'batched').map((e) => (e.event as { seq: number }).seq);
+    const dead = (await deadLetters(dir, 'batched')).map((e) => (e as { seq: number }).seq);
+    const left = (await queued(dir, 'batched')).map((e) => (e as { seq: number }).seq);
     assert.deepEqual(
       dead.filter((s) => left.includes(s)),
       [],
@@ -252,6 +244,6 @@ destinations:
     await new Promise((r) => setTimeout(r, 300));
     await term(next);
     assert.deepEqual(receiver.seqs(), left);
-    assert.equal(deadLetters(dir, 'batched').length, dead.length);
+    assert.equal((await deadLetters(dir, 'batched')).length, dead.length);
   });
 });
