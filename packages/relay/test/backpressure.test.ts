@@ -45,6 +45,7 @@ server: { listen: 127.0.0.1:0 }
 destinations:
   - name: hook
     type: webhook
+    concurrency: 1
     url: ${hook.url}
     maxPending: 5${FAST_RETRY}
   - { name: archive, type: file, path: ${archive} }
@@ -104,6 +105,7 @@ sources: [{ type: stdin }]
 destinations:
   - name: hook
     type: webhook
+    concurrency: 1
     url: ${hook.url}
     maxPending: 3${FAST_RETRY}
 `,
@@ -142,6 +144,7 @@ server: { listen: 127.0.0.1:0 }
 destinations:
   - name: hook
     type: webhook
+    concurrency: 1
     url: ${hook.url}
     maxPending: 3
     whenFull: dead-letter${FAST_RETRY}

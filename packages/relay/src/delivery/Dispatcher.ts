@@ -175,6 +175,9 @@ function aborted(signal: AbortSignal | undefined): { promise: Promise<void>; dis
  * await dispatcher.start(counts.pending);
  * ```
  */
+// How often a drain looks whether everything is delivered.
+const DRAIN_POLL_MS = 25;
+
 // The key every delivery without one shares at concurrency 1 (no field path can produce it).
 const STRICT_KEY = '\u0000strict';
 
@@ -470,6 +473,11 @@ export class Dispatcher {
    */
   async close(options: { signal?: AbortSignal } = {}): Promise<void> {
     const { signal } = options;
+    // A drain: with a deadline, delivery (retries included) goes on until nothing is pending
+    // or the deadline comes; what is left stays pending in the store for the next start.
+    if (signal !== undefined && !signal.aborted && !this.#closing && this.state !== 'disabled') {
+      await this.#drained(signal);
+    }
     this.#closing = true;
     this.#clearTimer();
     const abort = aborted(signal);
@@ -514,6 +522,31 @@ export class Dispatcher {
       abort.dispose();
       clearTimeout(graceTimer);
     }
+  }
+
+  /** Resolves once nothing is pending nor in flight, or `signal` aborts. */
+  #drained(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const check = (): void => {
+        if (
+          (this.#pending <= 0 && this.#inFlightUnits.size === 0) ||
+          this.state === 'disabled'
+        ) {
+          done();
+          return;
+        }
+        timer = setTimeout(check, DRAIN_POLL_MS);
+        timer.unref?.();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      check();
+    });
   }
 
   // ---- memory -------------------------------------------------------------------------------
