@@ -399,7 +399,12 @@ export class Dispatcher {
    * (`store.overflow`), drops them from memory and returns how many it moved.
    */
   async overflow(count: number, reason: string): Promise<number> {
-    const moved = await this.#store.overflow(this.#name, count, this.#busy, reason);
+    // Being delivered: in flight, or tried and waiting for its next attempt (as before the
+    // store, when a retry's wait was part of the delivery). Only untried events make room.
+    const busy = new Set(this.#busy);
+    for (const [seq, item] of this.#items)
+      if (item.unit !== undefined || item.d.attempts > 0) busy.add(seq);
+    const moved = await this.#store.overflow(this.#name, count, busy, reason);
     for (const seq of moved) {
       const item = this.#items.get(seq);
       if (item === undefined) continue;
@@ -419,7 +424,8 @@ export class Dispatcher {
           if (state !== undefined) {
             const at = state.queue.indexOf(item);
             if (at >= 0) state.queue.splice(at, 1);
-            if (at === 0) this.#releaseKey(key);
+            // The next one may go, unless the key is held by a request of its own (a retry).
+            if (at === 0 && state.unit === undefined) this.#releaseKey(key);
           }
         }
         this.#drop(item);
@@ -534,10 +540,7 @@ export class Dispatcher {
         resolve();
       };
       const check = (): void => {
-        if (
-          (this.#pending <= 0 && this.#inFlightUnits.size === 0) ||
-          this.state === 'disabled'
-        ) {
+        if ((this.#pending <= 0 && this.#inFlightUnits.size === 0) || this.state === 'disabled') {
           done();
           return;
         }
