@@ -21,7 +21,15 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', '*.mjs', 'scripts/*.mjs', '.ci/*.mjs'] },
+        projectService: {
+          allowDefaultProject: [
+            '*.js',
+            '*.mjs',
+            'scripts/*.mjs',
+            '.ci/*.mjs',
+            'packages/*/ui/*.mjs',
+          ],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },
