@@ -412,3 +412,49 @@ describe('dashboard (fake admin API)', () => {
     }
   });
 });
+
+describe('dashboard on a phone (fake admin API)', () => {
+  it('fits the width, and disables and enables a destination from the keyboard', async () => {
+    const fake = await fakeRelay();
+    const { page, problems, close } = await open(fake.base, 390, 844);
+    try {
+      fake.ingest({ type: 'invoice.paid', invoice: 'inv_2001' });
+      // Wide tables scroll inside their own region; the page itself must not.
+      const overflowing = () =>
+        page.evaluate(() =>
+          document.documentElement.scrollWidth <= window.innerWidth
+            ? []
+            : [
+                `page ${document.documentElement.scrollWidth} px wide`,
+                ...Array.from(document.querySelectorAll<HTMLElement>('body *'))
+                  .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+                  .filter((e) => !e.closest('.table-wrap'))
+                  .map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
+              ],
+        );
+      await page.getByRole('link', { name: 'billing' }).waitFor(SLOW);
+      assert.deepEqual(await overflowing(), [], 'the overview scrolls sideways on a phone');
+      await page.getByRole('searchbox', { name: 'Message id' }).waitFor();
+
+      await page.getByRole('link', { name: 'billing' }).press('Enter');
+      await page
+        .getByRole('heading', { level: 1, name: /^Destination billing failing$/ })
+        .waitFor();
+      // Focus moved to the new view's heading, for a screen reader to announce it.
+      assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'H1');
+      assert.deepEqual(await overflowing(), [], 'the destination view scrolls sideways');
+
+      await page.getByRole('button', { name: 'Disable billing' }).press('Enter');
+      await page.getByRole('heading', { level: 1, name: /disabled$/ }).waitFor(SLOW);
+      await page.getByRole('status').filter({ hasText: 'billing is disabled' }).waitFor();
+      assert.equal(fake.billing.enabled, false);
+      await page.getByRole('button', { name: 'Enable billing' }).press('Enter');
+      await page.getByRole('heading', { level: 1, name: /failing$/ }).waitFor(SLOW);
+      assert.equal(fake.billing.enabled, true);
+      assert.deepEqual(problems, []);
+    } finally {
+      await close();
+      await fake.close();
+    }
+  });
+});
