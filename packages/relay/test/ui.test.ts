@@ -555,3 +555,37 @@ describe('dashboard on a phone (fake admin API)', () => {
     }
   });
 });
+
+describe('dashboard auth', () => {
+  it('is behind the admin check: with a token set, loopback needs it too', async () => {
+    const dir = tempDir();
+    const file = writeConfig(
+      dir,
+      `server: { listen: 127.0.0.1:0 }
+dataDir: ./data
+sources:
+  - type: http
+    token: s3cret
+destinations:
+  - name: out
+    type: stdout
+`,
+    );
+    const relay = await startRelay(file, { cwd: dir });
+    const without = await fetch(`${relay.url}/ui/`);
+    assert.equal(without.status, 401);
+    assert.match(await without.text(), /bearer token/);
+    const wrong = await fetch(`${relay.url}/ui/app.js`, {
+      headers: { authorization: 'Bearer nope' },
+    });
+    assert.equal(wrong.status, 401);
+    const page = await fetch(`${relay.url}/ui/`, { headers: { authorization: 'Bearer s3cret' } });
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    assert.match(await page.text(), /<script type="module" src="app\.js\?v=/);
+    const unknown = await fetch(`${relay.url}/ui/relay.json`, {
+      headers: { authorization: 'Bearer s3cret' },
+    });
+    assert.equal(unknown.status, 404);
+  });
+});
