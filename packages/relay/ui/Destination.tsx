@@ -47,10 +47,17 @@ async function detailOrNone(id: string) {
 
 /** An attempt's outcome in words: the HTTP status, the error, or both. */
 export function outcome(attempt: Attempt): string {
-  const parts: string[] = [];
-  if (attempt.status !== undefined) parts.push(String(attempt.status));
-  if (attempt.error !== undefined) parts.push(attempt.error);
-  return parts.length ? parts.join(' — ') : 'ok';
+  const status = attempt.status === undefined ? undefined : String(attempt.status);
+  const error = attempt.error;
+  if (error === undefined) return status ?? 'ok';
+  // The engine's error often starts with the status already ("500 Internal Server Error").
+  return status === undefined || error.startsWith(status) ? error : `${status} — ${error}`;
+}
+
+/** A response snippet, or a dash when there was none (or it was empty). */
+export function snippet(response: string | undefined, max: number) {
+  if (response === undefined || response.trim() === '') return '—';
+  return <code class="snippet">{clip(response, max)}</code>;
 }
 
 function failed(attempt: Attempt): boolean {
@@ -370,13 +377,7 @@ export function Destination({
                     </td>
                     <td class={failed(a) ? 'error-text' : undefined}>{clip(outcome(a), 160)}</td>
                     <td class="num">{duration(a.durationMs)}</td>
-                    <td>
-                      {a.response === undefined ? (
-                        '—'
-                      ) : (
-                        <code class="snippet">{clip(a.response, 120)}</code>
-                      )}
-                    </td>
+                    <td>{snippet(a.response, 120)}</td>
                   </tr>
                 ))}
               </tbody>

@@ -2,7 +2,7 @@
 // delivery with every attempt and a "resend" button.
 import { useState } from 'preact/hooks';
 import { ApiError, api, errorText } from './api.js';
-import { outcome } from './Destination.js';
+import { outcome, snippet } from './Destination.js';
 import { duration, time } from './format.js';
 import { href, usePoll } from './hooks.js';
 
@@ -138,13 +138,7 @@ export function Message({ id, onChanged }: { id: string; onChanged: () => void }
                           </td>
                           <td>{outcome(a)}</td>
                           <td class="num">{duration(a.durationMs)}</td>
-                          <td>
-                            {a.response === undefined ? (
-                              '—'
-                            ) : (
-                              <code class="snippet">{a.response}</code>
-                            )}
-                          </td>
+                          <td>{snippet(a.response, 4000)}</td>
                           <td>
                             {a.nextAt === undefined ? (
                               '—'

@@ -53,10 +53,14 @@ export function Overview({
                   In flight
                 </th>
                 <th scope="col" class="num">
-                  Delivered ({span})
+                  Delivered
+                  <br />
+                  <small>{span}</small>
                 </th>
                 <th scope="col" class="num">
-                  Failed ({span})
+                  Failed
+                  <br />
+                  <small>{span}</small>
                 </th>
                 <th scope="col" class="num">
                   Success rate
