@@ -1,11 +1,12 @@
 // The relay's HTTP server: the http source (POST /events), /metrics, /healthz, /readyz, the
-// admin API (admin.ts; used by `eventsinks dlq` and `messages` while the relay runs) and its
-// dashboard at /ui (ui/serve.ts).
+// admin API (admin.ts; used by `eventsinks messages` and `eventsinks dlq` while the relay runs)
+// and its dashboard at /ui (ui/serve.ts).
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AdminHandler } from './admin.js';
 import type { Envelope } from './envelope.js';
+import type { Accepted, AcceptOptions } from './Relay.js';
 import { isSinkClosedError } from 'eventsinks';
 import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
 import type { RejectReason, RelayMetrics } from './metrics.js';
@@ -21,12 +22,12 @@ export interface ServerContext {
   ready(): boolean;
   /** True from the start of a drain: every response then carries `connection: close`. */
   draining(): boolean;
-  ingest(
+  accept(
     events: Record<string, unknown>[],
     source: string,
-    options?: { checked?: boolean },
-  ): Promise<Envelope[]>;
-  /** Answers an authenticated `/admin/` request (admin.ts). */
+    options?: AcceptOptions,
+  ): Promise<Accepted>;
+  /** The admin API, called once a request to `/admin/…` is authorized. */
   admin: AdminHandler;
 }
 
@@ -153,6 +154,25 @@ function invalidUtf8At(bytes: Uint8Array): number {
   return i;
 }
 
+/** The longest `Idempotency-Key` accepted. */
+export const MAX_IDEMPOTENCY_KEY = 255;
+
+/**
+ * The request's `Idempotency-Key`: undefined without one, else the key, or a message saying why
+ * it cannot be one (1–255 visible ASCII characters).
+ */
+function idempotencyKeyOf(req: IncomingMessage): { key: string } | { problem: string } | undefined {
+  const value = req.headers['idempotency-key'];
+  if (value === undefined) return undefined;
+  const key = Array.isArray(value) ? value.join(',') : value;
+  if (key === '' || key.length > MAX_IDEMPOTENCY_KEY || !/^[\x21-\x7e]+$/.test(key)) {
+    return {
+      problem: `Idempotency-Key ${JSON.stringify(key.slice(0, 40))} is not a key: expected 1 to ${MAX_IDEMPOTENCY_KEY} visible ASCII characters`,
+    };
+  }
+  return { key };
+}
+
 /** Ids listed in a 202 unless the request asks for all of them with `?ids=all`. */
 export const MAX_IDS = 100;
 
@@ -225,6 +245,11 @@ export function createHandler(context: ServerContext) {
         'www-authenticate': 'Bearer',
       });
     }
+    const idempotency = idempotencyKeyOf(req);
+    if (idempotency !== undefined && 'problem' in idempotency) {
+      req.resume();
+      return reject(400, 'invalid', idempotency.problem);
+    }
     const body = await readBody(req, config.maxBodySize);
     if ('tooLarge' in body) {
       lingeringClose(req);
@@ -254,9 +279,17 @@ export function createHandler(context: ServerContext) {
         parsed.status === 413 ? 'too_many_events' : 'invalid',
         parsed.error,
       );
-    let envelopes: Envelope[];
+    const all = url.searchParams.get('ids') === 'all';
+    const answer = (envelopes: readonly Envelope[]): string => {
+      const shown = all || envelopes.length <= MAX_IDS ? envelopes : envelopes.slice(0, MAX_IDS);
+      return `${JSON.stringify({ accepted: envelopes.length, ids: shown.map((e) => e.id) })}\n`;
+    };
+    let accepted: Accepted;
     try {
-      envelopes = await context.ingest(parsed.events, 'http', { checked: true });
+      accepted = await context.accept(parsed.events, 'http', {
+        checked: true,
+        ...(idempotency !== undefined ? { idempotencyKey: idempotency.key, answer } : {}),
+      });
     } catch (error) {
       if (error instanceof IngestRefusedError) {
         return reject(
@@ -277,9 +310,13 @@ export function createHandler(context: ServerContext) {
           : 'could not store the events; nothing was accepted';
       return reject(503, 'store_failed', message, { 'retry-after': '1' });
     }
-    const all = url.searchParams.get('ids') === 'all';
-    const shown = all || envelopes.length <= MAX_IDS ? envelopes : envelopes.slice(0, MAX_IDS);
-    reply(res, 202, { accepted: envelopes.length, ids: shown.map((e) => e.id) });
+    if (accepted.replayed !== undefined) {
+      // Stripe's header: the client can tell a replayed answer from a new one.
+      return reply(res, 202, JSON.parse(accepted.replayed) as unknown, {
+        'idempotent-replayed': 'true',
+      });
+    }
+    reply(res, 202, JSON.parse(answer(accepted.envelopes)) as unknown);
   }
 
   const adminAllowed = (req: IncomingMessage): boolean =>
