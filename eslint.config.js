@@ -28,6 +28,7 @@ export default tseslint.config(
             'scripts/*.mjs',
             '.ci/*.mjs',
             'packages/*/ui/*.mjs',
+            'packages/*/test/fixtures/*.mjs',
           ],
         },
         tsconfigRootDir: import.meta.dirname,
