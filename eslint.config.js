@@ -21,7 +21,16 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', '*.mjs', 'scripts/*.mjs', '.ci/*.mjs'] },
+        projectService: {
+          allowDefaultProject: [
+            '*.js',
+            '*.mjs',
+            'scripts/*.mjs',
+            '.ci/*.mjs',
+            'packages/*/ui/*.mjs',
+            'packages/*/test/fixtures/*.mjs',
+          ],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },

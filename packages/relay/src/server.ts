@@ -1,5 +1,6 @@
-// The relay's HTTP server: the http source (POST /events), /metrics, /healthz, /readyz, and
-// the admin API (admin.ts; used by `eventsinks messages` and `eventsinks dlq` while the relay runs).
+// The relay's HTTP server: the http source (POST /events), /metrics, /healthz, /readyz, the
+// admin API (admin.ts; used by `eventsinks messages` and `eventsinks dlq` while the relay runs)
+// and its dashboard at /ui (ui/serve.ts).
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -10,6 +11,7 @@ import { isSinkClosedError } from 'eventsinks';
 import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
 import type { RejectReason, RelayMetrics } from './metrics.js';
 import type { SourceConfig } from './schema.js';
+import { createUiHandler } from './ui/serve.js';
 
 type HttpSourceConfig = Extract<SourceConfig, { type: 'http' }>;
 
@@ -317,11 +319,23 @@ export function createHandler(context: ServerContext) {
     reply(res, 202, JSON.parse(answer(accepted.envelopes)) as unknown);
   }
 
+  const adminAllowed = (req: IncomingMessage): boolean =>
+    source?.token !== undefined ? authorized(req) : isLoopback(req.socket.remoteAddress);
+
   async function admin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const allowed =
-      source?.token !== undefined ? authorized(req) : isLoopback(req.socket.remoteAddress);
-    if (!allowed) return reply(res, 401, { error: 'admin requests need the bearer token' });
+    if (!adminAllowed(req))
+      return reply(res, 401, { error: 'admin requests need the bearer token' });
     return context.admin(req, res, url, reply);
+  }
+
+  // The dashboard (ui/serve.ts) is a view of the admin API, so it is behind the same check.
+  const ui = createUiHandler();
+  async function dashboard(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (!adminAllowed(req)) {
+      req.resume();
+      return reply(res, 401, { error: 'the dashboard needs the admin bearer token' });
+    }
+    if (!(await ui(req, res, url))) reply(res, 404, { error: 'not found' });
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {
@@ -329,6 +343,8 @@ export function createHandler(context: ServerContext) {
     const handle = async (): Promise<void> => {
       if (source && url.pathname === source.path) return ingest(req, res, source, url);
       if (url.pathname.startsWith('/admin/')) return admin(req, res, url);
+      if (url.pathname === '/ui' || url.pathname.startsWith('/ui/'))
+        return dashboard(req, res, url);
       if (req.method !== 'GET' && req.method !== 'HEAD')
         return reply(res, 405, { error: 'method not allowed' });
       switch (url.pathname) {
