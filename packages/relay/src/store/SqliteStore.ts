@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { QueueLockedError } from 'eventsinks/sqlite';
+import { LocalLeases } from './LocalLeases.js';
 import type {
   Attempt,
   AttemptRecord,
@@ -317,6 +318,8 @@ export class SqliteStore implements Store {
   #db: Database.Database | undefined;
   #s: Statements | undefined;
   #closed = false;
+  // One owner per file: leases and wake-ups need not leave the process.
+  readonly #leases = new LocalLeases((d, after, limit) => this.pending(d, after, limit));
 
   /** @throws TypeError naming a bad option. Nothing is opened before {@link SqliteStore.open}. */
   constructor(options: SqliteStoreOptions) {
@@ -407,6 +410,11 @@ export class SqliteStore implements Store {
         }
         return { stored, duplicates };
       })();
+    }).then((outcome) => {
+      if (outcome.stored.length > 0) {
+        this.#leases.wake(batch.messages.flatMap((m) => m.deliveries.map((d) => d.destination)));
+      }
+      return outcome;
     });
   }
 
@@ -462,6 +470,8 @@ export class SqliteStore implements Store {
           }
         }
       })();
+    }).then(() => {
+      for (const a of attempts) this.#leases.release(a.destination, a.seqs);
     });
   }
 
@@ -475,6 +485,9 @@ export class SqliteStore implements Store {
         const row = s.pendingOne.get(destination, seq);
         return row && toPending(row);
       })();
+    }).then((resent) => {
+      if (resent) this.#leases.wake([destination]);
+      return resent;
     });
   }
 
@@ -492,6 +505,9 @@ export class SqliteStore implements Store {
         }
         return replayed;
       })();
+    }).then((replayed) => {
+      if (replayed.length > 0) this.#leases.wake([destination]);
+      return replayed;
     });
   }
 
@@ -699,6 +715,26 @@ export class SqliteStore implements Store {
         return seqs.length;
       })();
     });
+  }
+
+  /** Leases in memory (this process owns the file); see {@link Store.claim}. */
+  claim(destination: string, limit: number): Promise<PendingDelivery[]> {
+    return this.#leases.claim(destination, limit);
+  }
+
+  /** See {@link Store.renew}: a lease here lasts until its attempt is recorded. */
+  renew(destination: string, seqs: readonly number[]): Promise<number[]> {
+    return Promise.resolve(this.#leases.renew(destination, seqs));
+  }
+
+  /** Wake-ups on ingest, resend and replay, within this process; see {@link Store.subscribe}. */
+  subscribe(listener: (destination: string) => void): () => void {
+    return this.#leases.subscribe(listener);
+  }
+
+  /** True while open: the file is local. */
+  healthy(): boolean {
+    return this.#db?.open === true;
   }
 
   #database(): Database.Database {
