@@ -70,7 +70,8 @@ export interface PostgresStoreOptions extends StoreOptions {
   now?: () => number;
   /**
    * Hears what the store survives without failing a call: the LISTEN connection lost (it
-   * reconnects), a subscriber that threw, leases it could not release at close.
+   * reconnects), a subscriber that threw, leases it could not release at close. Default: a
+   * process warning.
    */
   onError?: (error: unknown, context: string) => void;
 }
@@ -166,16 +167,24 @@ const INT8_OID = 20;
 // SQLSTATE classes that mean the server is not there for us (connection exception, operator
 // intervention such as a shutdown, insufficient resources such as too many connections).
 const UNREACHABLE_SQLSTATE = /^(08|57|53)/;
+// What pg says when it loses or cannot get a connection (these errors carry no code).
+const PG_CONNECTION_MESSAGE =
+  /Connection terminated|timeout exceeded when trying to connect|connection error|Connection ended|not queryable/i;
 
 /** True when `error` says the server could not be reached, not that a query was wrong. */
 function isUnreachable(error: unknown): boolean {
+  if (error instanceof AggregateError && error.errors.length > 0) {
+    return isUnreachable(error.errors[0]);
+  }
   if (typeof error !== 'object' || error === null) return false;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code))
-    return UNREACHABLE_SQLSTATE.test(code);
-  // Node socket errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT, …) and pg's own
-  // "Connection terminated", "timeout exceeded when trying to connect".
-  return true;
+  if (typeof code === 'string') {
+    if (/^[0-9A-Z]{5}$/.test(code)) return UNREACHABLE_SQLSTATE.test(code);
+    // Node's socket errors: ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, EAI_AGAIN, …
+    if (/^E[A-Z_]+$/.test(code)) return true;
+  }
+  const message = (error as { message?: unknown }).message;
+  return typeof message === 'string' && PG_CONNECTION_MESSAGE.test(message);
 }
 
 function messageOf(error: unknown): string {
@@ -224,6 +233,23 @@ function toPending(row: PendingRow): PendingDelivery {
     nextAt: row.next_at,
     batchId: row.batch_id ?? undefined,
   };
+}
+
+const STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'dead'];
+
+// Opaque to clients (base64url of the last seq), so nobody builds cursors by hand.
+function encodeCursor(seq: number): string {
+  return Buffer.from(String(seq)).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const seq = Number(Buffer.from(cursor, 'base64url').toString());
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor) || !Number.isSafeInteger(seq) || seq < 1) {
+    throw new RangeError(
+      `Expected \`cursor\` to be the \`next\` of a previous page, got ${JSON.stringify(cursor)}`,
+    );
+  }
+  return seq;
 }
 
 function bySeq(a: { seq: number }, b: { seq: number }): number {
@@ -290,7 +316,11 @@ export class PostgresStore implements Store {
     this.#poolSize = options.poolSize ?? 10;
     this.#connectTimeout = options.connectTimeout ?? 5_000;
     this.#now = options.now ?? Date.now;
-    this.#onError = options.onError ?? (() => undefined);
+    // Unless told where, these are printed as process warnings, not lost.
+    this.#onError =
+      options.onError ??
+      ((error, context) =>
+        process.emitWarning(`PostgreSQL store: ${context}: ${messageOf(error)}`));
   }
 
   /** This store's id in leases. */
@@ -474,6 +504,10 @@ export class PostgresStore implements Store {
     } catch (error) {
       throw this.#error(what, error);
     }
+    // A checked-out connection that breaks emits 'error' on itself (the pool listens only to
+    // idle ones); the failing query rejects with it as well, which is where it is handled.
+    const onBroken = (): void => undefined;
+    client.on('error', onBroken);
     let broken: unknown;
     try {
       await client.query('BEGIN');
@@ -482,15 +516,20 @@ export class PostgresStore implements Store {
       this.#healthy = true;
       return result;
     } catch (error) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollback) {
-        broken = rollback;
+      if (isUnreachable(error)) {
+        broken = error;
+      } else {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollback) {
+          broken = rollback;
+        }
       }
       throw this.#error(what, error);
     } finally {
-      // A connection whose rollback failed is in an unknown state: destroyed, not reused.
-      client.release(broken === undefined ? undefined : (broken as Error));
+      client.off('error', onBroken);
+      // A connection that broke, or whose rollback failed, is destroyed, not reused.
+      client.release(broken === undefined ? undefined : true);
     }
   }
 
@@ -498,6 +537,21 @@ export class PostgresStore implements Store {
   async ingest(batch: IngestBatch): Promise<IngestOutcome> {
     const s = this.#s;
     const now = this.#now();
+    // Before the transaction: an event that is not JSON fails the request without a round trip.
+    const events = batch.messages.map((m) => {
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(m.event);
+      } catch (error) {
+        throw new TypeError(`cannot store message ${JSON.stringify(m.id)}: ${String(error)}`, {
+          cause: error,
+        });
+      }
+      if (typeof json !== 'string') {
+        throw new TypeError(`cannot store message ${JSON.stringify(m.id)}: it is not JSON`);
+      }
+      return json;
+    });
     return this.#tx('ingest', async (c) => {
       const key = batch.idempotencyKey;
       if (key !== undefined) {
@@ -531,7 +585,7 @@ export class PostgresStore implements Store {
           messages.map((m) => m.id),
           messages.map((m) => m.receivedAt),
           messages.map((m) => m.source),
-          messages.map((m) => JSON.stringify(m.event)),
+          events,
         ],
       );
       const seqOf = new Map(inserted.rows.map((r) => [r.id, r.seq]));
@@ -655,6 +709,7 @@ export class PostgresStore implements Store {
       response: [] as (string | null)[],
       nextAt: [] as (number | null)[],
       outcome: [] as DeliveryStatus[],
+      ended: [] as number[],
     };
     for (const a of attempts) {
       for (const seq of a.seqs) {
@@ -667,6 +722,7 @@ export class PostgresStore implements Store {
         col.response.push(a.response ?? null);
         col.nextAt.push(a.outcome === 'pending' ? (a.nextAt ?? 0) : null);
         col.outcome.push(a.outcome);
+        col.ended.push(a.at + col.duration[col.duration.length - 1]!);
       }
     }
     if (col.seq.length === 0) return;
@@ -699,16 +755,17 @@ export class PostgresStore implements Store {
         `UPDATE ${s}.deliveries d SET
            status = u.outcome,
            attempts = d.attempts + 1,
-           next_at = COALESCE(u.next_at, d.next_at),
-           dead_at = CASE WHEN u.outcome = 'dead' THEN $5::bigint ELSE NULL END,
+           next_at = COALESCE(u.next_at, 0),
+           batch_id = CASE WHEN u.outcome = 'pending' THEN d.batch_id ELSE NULL END,
+           dead_at = CASE WHEN u.outcome = 'dead' THEN u.ended ELSE NULL END,
            lease_owner = NULL,
            lease_until = NULL
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])
-           AS u(destination, seq, outcome, next_at)
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $7::bigint[])
+           AS u(destination, seq, outcome, next_at, ended)
          WHERE d.destination = u.destination AND d.seq = u.seq AND d.status = 'pending'
            AND (u.outcome = 'delivered' OR d.lease_owner IS NULL OR d.lease_owner = $6
              OR d.lease_until <= $5)`,
-        [col.destination, col.seq, col.outcome, col.nextAt, now, this.#owner],
+        [col.destination, col.seq, col.outcome, col.nextAt, now, this.#owner, col.ended],
       );
       if (this.#retention === 0 && col.outcome.includes('delivered')) {
         await this.#deleteDelivered(c, col.destination, col.seq);
@@ -743,8 +800,8 @@ export class PostgresStore implements Store {
         `INSERT INTO ${s}.deliveries (destination, seq)
          SELECT $2, m.seq FROM ${s}.messages m WHERE m.id = $1
          ON CONFLICT (destination, seq) DO UPDATE SET
-           status = 'pending', next_at = 0, dead_at = NULL, lease_owner = NULL,
-           lease_until = NULL
+           status = 'pending', next_at = 0, batch_id = NULL, dead_at = NULL,
+           lease_owner = NULL, lease_until = NULL
          RETURNING seq`,
         [id, destination],
       );
@@ -773,8 +830,8 @@ export class PostgresStore implements Store {
            ORDER BY seq LIMIT $3
            FOR UPDATE SKIP LOCKED
          )
-         UPDATE ${s}.deliveries d SET status = 'pending', next_at = 0, dead_at = NULL,
-           lease_owner = NULL, lease_until = NULL
+         UPDATE ${s}.deliveries d SET status = 'pending', next_at = 0, batch_id = NULL,
+           dead_at = NULL, lease_owner = NULL, lease_until = NULL
          FROM r, ${s}.messages m
          WHERE d.destination = $1 AND d.seq = r.seq AND m.seq = d.seq
          RETURNING ${PENDING_COLUMNS}`,
@@ -805,8 +862,8 @@ export class PostgresStore implements Store {
            ORDER BY seq LIMIT $3
            FOR UPDATE SKIP LOCKED
          )
-         UPDATE ${s}.deliveries d SET status = 'dead', dead_at = $5, lease_owner = NULL,
-           lease_until = NULL
+         UPDATE ${s}.deliveries d SET status = 'dead', next_at = 0, batch_id = NULL,
+           dead_at = $5, lease_owner = NULL, lease_until = NULL
          FROM o WHERE d.destination = $1 AND d.seq = o.seq
          RETURNING d.seq`,
         [destination, [...busy], count, this.#owner, now],
@@ -828,7 +885,15 @@ export class PostgresStore implements Store {
     query: MessageQuery,
   ): Promise<{ items: MessageSummary[]; next: string | null }> {
     const s = this.#s;
-    const limit = Math.min(1000, Math.max(1, Math.trunc(query.limit)));
+    const limit = query.limit;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new RangeError(`Expected \`limit\` to be an integer from 1 to 1000, got ${limit}`);
+    }
+    if (query.status !== undefined && !STATUSES.includes(query.status)) {
+      throw new RangeError(
+        `Expected \`status\` to be one of ${STATUSES.join(', ')}, got ${JSON.stringify(query.status)}`,
+      );
+    }
     const where: string[] = [];
     const values: unknown[] = [];
     const param = (value: unknown): string => {
@@ -836,10 +901,7 @@ export class PostgresStore implements Store {
       return `$${values.length}`;
     };
     if (query.cursor !== undefined) {
-      const before = Number(query.cursor);
-      if (!Number.isSafeInteger(before)) {
-        throw new PostgresStoreError(`invalid message cursor "${query.cursor}"`);
-      }
+      const before = decodeCursor(query.cursor);
       where.push(`m.seq < ${param(before)}`);
     }
     if (query.since !== undefined) where.push(`m.received_at >= ${param(query.since)}`);
@@ -875,7 +937,7 @@ export class PostgresStore implements Store {
         source: r.source,
         deliveries: r.deliveries ?? [],
       })),
-      next: rows.length > limit && last !== undefined ? String(last.seq) : null,
+      next: rows.length > limit && last !== undefined ? encodeCursor(last.seq) : null,
     };
   }
 
