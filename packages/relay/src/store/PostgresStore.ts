@@ -53,6 +53,7 @@ import type {
   MessageDetail,
   MessageQuery,
   MessageSummary,
+  NewMessage,
   PendingDelivery,
   Store,
   StoreOptions,
@@ -570,7 +571,7 @@ export class PostgresStore implements Store {
         if (d.key !== undefined) keyed.set(`${d.destination}:${d.key}`, [d.destination, d.key]);
       }
     }
-    return this.#tx('ingest', async (c) => {
+    const work = async (c: PoolClient): Promise<IngestOutcome> => {
       // Before anything gets a seq: ingests of one key commit one after the other, so their
       // seqs are in commit order and each sees the other's deliveries when it picks the head.
       if (keyed.size > 0) await this.#lockKeys(c, [...keyed.values()]);
@@ -592,56 +593,94 @@ export class PostgresStore implements Store {
           return { replayed: rows[0]?.answer ?? '', stored: [], duplicates: [] };
         }
       }
-      const messages = batch.messages;
-      if (messages.length === 0) return { stored: [], duplicates: [] };
-      const inserted = await c.query<{ seq: number; id: string }>(
-        `INSERT INTO ${s}.messages (id, received_at, source, event)
-         SELECT id, received_at, source, event
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::json[])
-           WITH ORDINALITY AS u(id, received_at, source, event, n)
-         ORDER BY n
-         ON CONFLICT (id) DO NOTHING
-         RETURNING seq, id`,
-        [
-          messages.map((m) => m.id),
-          messages.map((m) => m.receivedAt),
-          messages.map((m) => m.source),
-          events,
-        ],
-      );
-      const seqOf = new Map(inserted.rows.map((r) => [r.id, r.seq]));
-      const stored: StoredMessage[] = [];
-      const duplicates: string[] = [];
-      const destinations: string[] = [];
-      const seqs: number[] = [];
-      const keys: (string | null)[] = [];
-      for (const m of messages) {
-        const seq = seqOf.get(m.id);
-        if (seq === undefined) {
-          duplicates.push(m.id);
-          continue;
-        }
-        // A second message with the same id in one request is a duplicate of the first.
-        seqOf.delete(m.id);
-        stored.push({ id: m.id, seq, receivedAt: m.receivedAt, source: m.source });
-        for (const d of m.deliveries) {
-          destinations.push(d.destination);
-          seqs.push(seq);
-          keys.push(d.key ?? null);
-        }
+      const outcome = await this.#store(c, batch.messages, events);
+      if (keyed.size > 0) await this.#promote(c, [...keyed.values()]);
+      return outcome;
+    };
+    // The common request (no idempotency key, no ordering key) is one statement, atomic by
+    // itself: one round trip instead of five.
+    if (batch.idempotencyKey === undefined && keyed.size === 0) {
+      const pool = this.#poolOrThrow('ingest');
+      try {
+        const outcome = await this.#store(pool, batch.messages, events);
+        this.#healthy = true;
+        return outcome;
+      } catch (error) {
+        throw this.#error('ingest', error);
       }
-      if (destinations.length > 0) {
-        await c.query(
-          `INSERT INTO ${s}.deliveries (destination, seq, key)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
-           ON CONFLICT DO NOTHING`,
-          [destinations, seqs, keys],
-        );
-        if (keyed.size > 0) await this.#promote(c, [...keyed.values()]);
-        await this.#notify(c, destinations);
+    }
+    return this.#tx('ingest', work);
+  }
+
+  /**
+   * Inserts messages (new ids only; the first of a repeated id), their deliveries (head
+   * false; #promote follows for keys) and the notifications, in one statement.
+   */
+  async #store(
+    c: Pool | PoolClient,
+    messages: readonly NewMessage[],
+    events: readonly string[],
+  ): Promise<IngestOutcome> {
+    if (messages.length === 0) return { stored: [], duplicates: [] };
+    const s = this.#s;
+    const destinations: string[] = [];
+    const of: number[] = [];
+    const keys: (string | null)[] = [];
+    messages.forEach((m, i) => {
+      for (const d of m.deliveries) {
+        destinations.push(d.destination);
+        of.push(i + 1);
+        keys.push(d.key ?? null);
       }
-      return { stored, duplicates };
     });
+    // The notify CTE runs only when the final SELECT reads it, which it does for any row.
+    const inserted = await c.query<{ seq: number; id: string }>(
+      `WITH u AS (
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::json[])
+           WITH ORDINALITY AS u(id, received_at, source, event, n)
+       ), ins AS (
+         INSERT INTO ${s}.messages (id, received_at, source, event)
+         SELECT id, received_at, source, event FROM u ORDER BY n
+         ON CONFLICT (id) DO NOTHING
+         RETURNING seq, id
+       ), first AS (
+         SELECT ins.seq, min(u.n) AS n FROM ins JOIN u ON u.id = ins.id GROUP BY ins.seq
+       ), dl AS (
+         INSERT INTO ${s}.deliveries (destination, seq, key)
+         SELECT x.destination, first.seq, x.key
+         FROM unnest($5::text[], $6::bigint[], $7::text[]) AS x(destination, n, key)
+         JOIN first ON first.n = x.n
+         ON CONFLICT DO NOTHING
+         RETURNING destination
+       ), nt AS (
+         SELECT pg_notify($8, destination) FROM (SELECT DISTINCT destination FROM dl) d
+       )
+       SELECT seq, id, (SELECT count(*) FROM nt) AS notified FROM ins`,
+      [
+        messages.map((m) => m.id),
+        messages.map((m) => m.receivedAt),
+        messages.map((m) => m.source),
+        events,
+        destinations,
+        of,
+        keys,
+        this.#channel,
+      ],
+    );
+    const seqOf = new Map(inserted.rows.map((r) => [r.id, r.seq]));
+    const stored: StoredMessage[] = [];
+    const duplicates: string[] = [];
+    for (const m of messages) {
+      const seq = seqOf.get(m.id);
+      if (seq === undefined) {
+        duplicates.push(m.id);
+        continue;
+      }
+      // A second message with the same id in one request is a duplicate of the first.
+      seqOf.delete(m.id);
+      stored.push({ id: m.id, seq, receivedAt: m.receivedAt, source: m.source });
+    }
+    return { stored, duplicates };
   }
 
   // Per-key order rests on one invariant: each key with pending deliveries has exactly one
@@ -676,15 +715,18 @@ export class PostgresStore implements Store {
     const s = this.#s;
     await c.query(
       `UPDATE ${s}.deliveries d SET head = true
-       FROM unnest($1::text[], $2::text[]) AS k(destination, key)
-       WHERE d.destination = k.destination AND d.seq = (
-           SELECT e.seq FROM ${s}.deliveries e
-           WHERE e.destination = k.destination AND e.key = k.key AND e.status = 'pending'
-           ORDER BY e.seq LIMIT 1)
-         AND NOT EXISTS (
+       FROM (
+         SELECT k.destination, (
+             SELECT e.seq FROM ${s}.deliveries e
+             WHERE e.destination = k.destination AND e.key = k.key AND e.status = 'pending'
+             ORDER BY e.seq LIMIT 1) AS seq
+         FROM unnest($1::text[], $2::text[]) AS k(destination, key)
+         WHERE NOT EXISTS (
            SELECT 1 FROM ${s}.deliveries h
            WHERE h.destination = k.destination AND h.key = k.key AND h.status = 'pending'
-             AND h.head)`,
+             AND h.head)
+       ) m
+       WHERE d.destination = m.destination AND d.seq = m.seq`,
       [keys.map(([d]) => d), keys.map(([, k]) => k)],
     );
   }
