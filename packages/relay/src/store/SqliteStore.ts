@@ -22,6 +22,25 @@ import type {
   StoredMessage,
 } from './Store.js';
 
+/** @internal A message as migrate.ts hands it to {@link SqliteStore.importMessages}. */
+export interface ImportedMessage {
+  id: string;
+  receivedAt: number;
+  source: string;
+  event: Record<string, unknown>;
+  deliveries: {
+    destination: string;
+    status: 'pending' | 'dead';
+    attempts: number;
+    key?: string;
+    batchId?: string;
+    /** Dead letters: when it was given up on, the error and HTTP status of the last attempt. */
+    deadAt?: number;
+    error?: string;
+    httpStatus?: number;
+  }[];
+}
+
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions extends StoreOptions {
   /** The database file; created if missing. Its directory must exist. */
@@ -84,6 +103,14 @@ const MIGRATIONS: readonly string[] = [
     created_at INTEGER NOT NULL
   );
   CREATE INDEX idempotency_created_at ON idempotency (created_at);
+  -- Deliveries per destination and status, kept with every change: counting a million
+  -- delivered rows on each call would take most of a second.
+  CREATE TABLE delivery_counts (
+    destination TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (destination, status)
+  ) WITHOUT ROWID;
   CREATE TABLE destinations (
     name TEXT PRIMARY KEY,
     state TEXT,
@@ -130,6 +157,45 @@ const PENDING_COLUMNS = `m.seq AS seq, m.id AS id, m.received_at AS received_at,
 
 type Statements = ReturnType<typeof prepare>;
 
+// Multi-row INSERTs of 1, 4, 16 and 64 rows: one statement call per 64 rows instead of one per
+// row roughly halves the cost of a large ingest (as QueueFile does for its appends).
+const CHUNKS = [64, 16, 4, 1] as const;
+
+type Values = (string | number | null)[];
+
+function chunked(
+  db: Database.Database,
+  head: string,
+  row: string,
+  tail: string,
+): Map<number, Database.Statement<Values>> {
+  return new Map(
+    CHUNKS.map((n) => [
+      n,
+      db.prepare<Values>(`${head} ${new Array<string>(n).fill(row).join(', ')} ${tail}`),
+    ]),
+  );
+}
+
+/** Runs `rows` (each `width` values, flattened in `values`) through the chunked statements. */
+function runChunked(
+  statements: Map<number, Database.Statement<Values>>,
+  values: Values,
+  width: number,
+  each?: (result: unknown[]) => void,
+): void {
+  const rows = values.length / width;
+  let done = 0;
+  for (const n of CHUNKS) {
+    const statement = statements.get(n)!;
+    for (; rows - done >= n; done += n) {
+      const slice = values.slice(done * width, (done + n) * width);
+      if (each) each(statement.all(...slice));
+      else statement.run(...slice);
+    }
+  }
+}
+
 function prepare(db: Database.Database) {
   return {
     idempotencyGet: db
@@ -138,14 +204,24 @@ function prepare(db: Database.Database) {
     idempotencyPut: db.prepare<[string, string, number]>(
       'INSERT INTO idempotency (key, answer, created_at) VALUES (?, ?, ?)',
     ),
-    insertMessage: db.prepare<[string, number, string, string]>(
-      'INSERT INTO messages (id, received_at, source, event) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
+    // RETURNING lists the rows inserted: an id stored before (or earlier in the batch) is not.
+    insertMessages: chunked(
+      db,
+      'INSERT INTO messages (id, received_at, source, event) VALUES',
+      '(?, ?, ?, ?)',
+      'ON CONFLICT (id) DO NOTHING RETURNING seq, id',
     ),
-    insertDelivery: db.prepare<[string, number, string | null, number]>(
-      "INSERT INTO deliveries (destination, seq, status, key, updated_at) VALUES (?, ?, 'pending', ?, ?)",
+    insertDeliveries: chunked(
+      db,
+      'INSERT INTO deliveries (destination, seq, status, key, updated_at) VALUES',
+      "(?, ?, 'pending', ?, ?)",
+      '',
     ),
     pending: db.prepare<[string, number, number], PendingRow>(
-      `SELECT ${PENDING_COLUMNS} FROM deliveries d JOIN messages m ON m.seq = d.seq
+      // INDEXED BY: without statistics the planner may walk the primary key instead, through
+      // every delivered row of the destination (a second with a million of them).
+      `SELECT ${PENDING_COLUMNS} FROM deliveries d INDEXED BY deliveries_pending
+       JOIN messages m ON m.seq = d.seq
        WHERE d.destination = ? AND d.status = 'pending' AND d.seq > ? ORDER BY d.seq LIMIT ?`,
     ),
     pendingOne: db.prepare<[string, number], PendingRow>(
@@ -163,15 +239,17 @@ function prepare(db: Database.Database) {
     ),
     toDelivered: db.prepare<[number, string, number]>(
       `UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, next_at = 0,
-       batch_id = NULL, dead_at = NULL, updated_at = ? WHERE destination = ? AND seq = ?`,
+       batch_id = NULL, dead_at = NULL, updated_at = ?
+       WHERE destination = ? AND seq = ? AND status = 'pending'`,
     ),
     toPending: db.prepare<[number, number, string, number]>(
       `UPDATE deliveries SET status = 'pending', attempts = attempts + 1, next_at = ?,
-       updated_at = ? WHERE destination = ? AND seq = ?`,
+       updated_at = ? WHERE destination = ? AND seq = ? AND status = 'pending'`,
     ),
     toDead: db.prepare<[number, number, string, number]>(
       `UPDATE deliveries SET status = 'dead', attempts = attempts + 1, next_at = 0,
-       batch_id = NULL, dead_at = ?, updated_at = ? WHERE destination = ? AND seq = ?`,
+       batch_id = NULL, dead_at = ?, updated_at = ?
+       WHERE destination = ? AND seq = ? AND status = 'pending'`,
     ),
     // overflow: moved without an attempt at the destination, so the count stays.
     overflowDead: db.prepare<[number, number, string, number]>(
@@ -179,7 +257,7 @@ function prepare(db: Database.Database) {
        updated_at = ? WHERE destination = ? AND seq = ? AND status = 'pending'`,
     ),
     deleteDelivery: db.prepare<[string, number]>(
-      'DELETE FROM deliveries WHERE destination = ? AND seq = ?',
+      "DELETE FROM deliveries WHERE destination = ? AND seq = ? AND status = 'pending'",
     ),
     deleteDeliveryAttempts: db.prepare<[number, string]>(
       'DELETE FROM attempts WHERE seq = ? AND destination = ?',
@@ -195,18 +273,19 @@ function prepare(db: Database.Database) {
     ),
     deadSince: db
       .prepare<[string, number, number], number>(
-        `SELECT seq FROM deliveries WHERE destination = ? AND status = 'dead' AND dead_at >= ?
+        `SELECT seq FROM deliveries INDEXED BY deliveries_dead
+         WHERE destination = ? AND status = 'dead' AND dead_at >= ?
          ORDER BY seq LIMIT ?`,
       )
       .pluck(),
     replay: db.prepare<[number, string, number]>(
       `UPDATE deliveries SET status = 'pending', next_at = 0, batch_id = NULL, dead_at = NULL,
-       updated_at = ? WHERE destination = ? AND seq = ?`,
+       updated_at = ? WHERE destination = ? AND seq = ? AND status = 'dead'`,
     ),
     oldestPending: db
       .prepare<[string, number], number>(
-        `SELECT seq FROM deliveries WHERE destination = ? AND status = 'pending'
-         ORDER BY seq LIMIT ?`,
+        `SELECT seq FROM deliveries INDEXED BY deliveries_pending
+         WHERE destination = ? AND status = 'pending' ORDER BY seq LIMIT ?`,
       )
       .pluck(),
     message: db.prepare<[string], SummaryRow & { event: string }>(
@@ -233,7 +312,16 @@ function prepare(db: Database.Database) {
     ),
     count: db
       .prepare<[string, string], number>(
-        'SELECT count(*) FROM deliveries WHERE destination = ? AND status = ?',
+        'SELECT n FROM delivery_counts WHERE destination = ? AND status = ?',
+      )
+      .pluck(),
+    tally: db.prepare<[string, string, number]>(
+      `INSERT INTO delivery_counts (destination, status, n) VALUES (?, ?, ?)
+       ON CONFLICT (destination, status) DO UPDATE SET n = n + excluded.n`,
+    ),
+    deliveryStatus: db
+      .prepare<[string, number], DeliveryStatus>(
+        'SELECT status FROM deliveries WHERE destination = ? AND seq = ?',
       )
       .pluck(),
     destination: db.prepare<[string], DestinationRow>(
@@ -255,13 +343,88 @@ function prepare(db: Database.Database) {
       )
       .pluck(),
     purgeAttempts: db.prepare<[number]>('DELETE FROM attempts WHERE seq = ?'),
-    purgeDeliveries: db.prepare<[number]>('DELETE FROM deliveries WHERE seq = ?'),
+    purgeDeliveries: db.prepare<[number], { destination: string; status: DeliveryStatus }>(
+      'DELETE FROM deliveries WHERE seq = ? RETURNING destination, status',
+    ),
     purgeMessage: db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
     purgeKeys: db.prepare<[number, number]>(
       `DELETE FROM idempotency WHERE key IN
        (SELECT key FROM idempotency WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
     ),
   };
+}
+
+/** The SQL of one {@link SqliteStore.listMessages} page (one row more than `limit`). */
+function pageQuery(query: MessageQuery): { sql: string; params: (string | number)[] } {
+  const { destination, status, since, limit, cursor } = query;
+  const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(cursor);
+  const params: (string | number)[] = [];
+  let sql: string;
+  // Each shape walks one index backwards from the cursor and stops after `limit` rows.
+  if (destination !== undefined) {
+    sql = `SELECT m.seq, m.id, m.received_at, m.source FROM deliveries d
+             JOIN messages m ON m.seq = d.seq WHERE d.destination = ? AND d.seq < ?`;
+    params.push(destination, before);
+    if (status !== undefined) {
+      sql += ' AND d.status = ?';
+      params.push(status);
+    }
+    if (since !== undefined) {
+      sql += ' AND m.received_at >= ?';
+      params.push(since);
+    }
+    sql += ' ORDER BY d.seq DESC LIMIT ?';
+  } else if (status === 'pending' || status === 'dead') {
+    // The deliveries_open index condition is spelled out, so the planner may use it.
+    sql = `SELECT m.seq, m.id, m.received_at, m.source FROM deliveries d
+             JOIN messages m ON m.seq = d.seq
+             WHERE d.status != 'delivered' AND d.status = ? AND d.seq < ?`;
+    params.push(status, before);
+    if (since !== undefined) {
+      sql += ' AND m.received_at >= ?';
+      params.push(since);
+    }
+    sql += ' GROUP BY d.seq ORDER BY d.seq DESC LIMIT ?';
+  } else {
+    sql = 'SELECT m.seq, m.id, m.received_at, m.source FROM messages m WHERE m.seq < ?';
+    params.push(before);
+    if (status !== undefined) {
+      sql += ` AND EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = m.seq AND d.status = ?)`;
+      params.push(status);
+    }
+    if (since !== undefined) {
+      sql += ' AND m.received_at >= ?';
+      params.push(since);
+    }
+    sql += ' ORDER BY m.seq DESC LIMIT ?';
+  }
+  // One more than asked: whether there is a next page, without an empty last page.
+  // One more than asked: whether there is a next page, without an empty last page.
+  params.push(limit + 1);
+  return { sql, params };
+}
+
+/** Changes to delivery_counts within one transaction, written once at its end. */
+class Tally {
+  readonly #deltas = new Map<string, Map<DeliveryStatus, number>>();
+
+  add(destination: string, status: DeliveryStatus, delta: number): void {
+    let byStatus = this.#deltas.get(destination);
+    if (!byStatus) this.#deltas.set(destination, (byStatus = new Map<DeliveryStatus, number>()));
+    byStatus.set(status, (byStatus.get(status) ?? 0) + delta);
+  }
+
+  move(destination: string, from: DeliveryStatus, to: DeliveryStatus): void {
+    this.add(destination, from, -1);
+    this.add(destination, to, 1);
+  }
+
+  flush(s: Statements): void {
+    for (const [destination, byStatus] of this.#deltas) {
+      for (const [status, delta] of byStatus)
+        if (delta !== 0) s.tally.run(destination, status, delta);
+    }
+  }
 }
 
 function toPending(row: PendingRow): PendingDelivery {
@@ -317,6 +480,7 @@ export class SqliteStore implements Store {
   readonly #options: SqliteStoreOptions;
   #db: Database.Database | undefined;
   #s: Statements | undefined;
+  readonly #pages = new Map<string, Database.Statement<(string | number)[], SummaryRow>>();
   #closed = false;
   // One owner per file: leases and wake-ups need not leave the process.
   readonly #leases = new LocalLeases((d, after, limit) => this.pending(d, after, limit));
@@ -359,6 +523,7 @@ export class SqliteStore implements Store {
     if (this.#db?.open) this.#db.close();
     this.#db = undefined;
     this.#s = undefined;
+    this.#pages.clear();
     return Promise.resolve();
   }
 
@@ -382,10 +547,10 @@ export class SqliteStore implements Store {
           if (answer !== undefined) return { replayed: answer, stored: [], duplicates: [] };
           s.idempotencyPut.run(idempotencyKey, batch.answer ?? '', Date.now());
         }
-        const stored: StoredMessage[] = [];
-        const duplicates: string[] = [];
-        for (const message of batch.messages) {
-          const { id, receivedAt, source, event } = message;
+        const { messages } = batch;
+        const values = new Array<string | number | null>(messages.length * 4);
+        for (let i = 0; i < messages.length; i++) {
+          const { id, receivedAt, source, event } = messages[i]!;
           let json: string | undefined;
           try {
             json = JSON.stringify(event);
@@ -397,17 +562,40 @@ export class SqliteStore implements Store {
           if (typeof json !== 'string') {
             throw new TypeError(`cannot store message ${JSON.stringify(id)}: it is not JSON`);
           }
-          const result = s.insertMessage.run(id, receivedAt, source, json);
-          if (result.changes === 0) {
+          values[i * 4] = id;
+          values[i * 4 + 1] = receivedAt;
+          values[i * 4 + 2] = source;
+          values[i * 4 + 3] = json;
+        }
+        const inserted = new Map<string, number>();
+        runChunked(s.insertMessages, values, 4, (rows) => {
+          for (const row of rows as { seq: number; id: string }[]) inserted.set(row.id, row.seq);
+        });
+        const stored: StoredMessage[] = [];
+        const duplicates: string[] = [];
+        const deliveries: Values = [];
+        const tally = new Tally();
+        for (const { id, receivedAt, source, deliveries: targets } of messages) {
+          const seq = inserted.get(id);
+          if (seq === undefined) {
             duplicates.push(id);
             continue;
           }
-          const seq = Number(result.lastInsertRowid);
-          for (const delivery of message.deliveries) {
-            s.insertDelivery.run(delivery.destination, seq, delivery.key ?? null, receivedAt);
+          // The first message with this id took it; a repeat later in the batch is a duplicate.
+          inserted.delete(id);
+          for (let i = 0; i < targets.length; i++) {
+            const delivery = targets[i]!;
+            // A destination listed twice gets one delivery (the first), not a constraint error.
+            if (i > 0 && targets.findIndex((t) => t.destination === delivery.destination) < i) {
+              continue;
+            }
+            deliveries.push(delivery.destination, seq, delivery.key ?? null, receivedAt);
+            tally.add(delivery.destination, 'pending', 1);
           }
           stored.push({ id, seq, receivedAt, source });
         }
+        runChunked(s.insertDeliveries, deliveries, 4);
+        tally.flush(s);
         return { stored, duplicates };
       })();
     }).then((outcome) => {
@@ -439,13 +627,17 @@ export class SqliteStore implements Store {
       const s = this.#statements();
       const keep = this.#options.retention > 0;
       this.#database().transaction(() => {
+        const tally = new Tally();
         for (const attempt of attempts) {
           const { destination, at, durationMs, outcome } = attempt;
           const end = at + durationMs;
           for (const seq of attempt.seqs) {
+            // Only pending deliveries move: one resent, replayed or moved by overflow meanwhile
+            // keeps what the operator did.
             if (outcome === 'delivered' && !keep) {
+              if (s.deleteDelivery.run(destination, seq).changes === 0) continue;
+              tally.add(destination, 'pending', -1);
               s.deleteDeliveryAttempts.run(seq, destination);
-              s.deleteDelivery.run(destination, seq);
               s.deleteOrphan.run(seq, seq);
               continue;
             }
@@ -455,8 +647,8 @@ export class SqliteStore implements Store {
                 : outcome === 'dead'
                   ? s.toDead.run(end, end, destination, seq)
                   : s.toPending.run(attempt.nextAt ?? 0, end, destination, seq);
-            // A delivery purged or deleted meanwhile: nothing left to attach the attempt to.
             if (changed.changes === 0) continue;
+            if (outcome !== 'pending') tally.move(destination, 'pending', outcome);
             s.insertAttempt.run(
               destination,
               seq,
@@ -469,6 +661,7 @@ export class SqliteStore implements Store {
             );
           }
         }
+        tally.flush(s);
       })();
     }).then(() => {
       for (const a of attempts) this.#leases.release(a.destination, a.seqs);
@@ -481,7 +674,12 @@ export class SqliteStore implements Store {
       return this.#database().transaction(() => {
         const seq = s.messageSeq.get(id);
         if (seq === undefined) return undefined;
+        const was = s.deliveryStatus.get(destination, seq);
         s.resend.run(destination, seq, Date.now());
+        const tally = new Tally();
+        if (was === undefined) tally.add(destination, 'pending', 1);
+        else if (was !== 'pending') tally.move(destination, was, 'pending');
+        tally.flush(s);
         const row = s.pendingOne.get(destination, seq);
         return row && toPending(row);
       })();
@@ -498,11 +696,15 @@ export class SqliteStore implements Store {
       return this.#database().transaction(() => {
         const now = Date.now();
         const replayed: PendingDelivery[] = [];
+        const tally = new Tally();
         for (const seq of s.deadSince.all(destination, since, limit)) {
-          s.replay.run(now, destination, seq);
+          if (s.replay.run(now, destination, seq).changes > 0) {
+            tally.move(destination, 'dead', 'pending');
+          }
           const row = s.pendingOne.get(destination, seq);
           if (row) replayed.push(toPending(row));
         }
+        tally.flush(s);
         return replayed;
       })();
     }).then((replayed) => {
@@ -531,6 +733,9 @@ export class SqliteStore implements Store {
           s.insertAttempt.run(destination, seq, now, 0, null, reason, null, null);
           moved.push(seq);
         }
+        const tally = new Tally();
+        for (let i = 0; i < moved.length; i++) tally.move(destination, 'pending', 'dead');
+        tally.flush(s);
         return moved;
       })();
     });
@@ -538,60 +743,24 @@ export class SqliteStore implements Store {
 
   listMessages(query: MessageQuery): Promise<{ items: MessageSummary[]; next: string | null }> {
     return this.#run(() => {
-      const { destination, status, since, limit, cursor } = query;
+      const { status, limit } = query;
       expectLimit('limit', limit, 1000);
       if (status !== undefined && !STATUSES.includes(status)) {
         throw new RangeError(
           `Expected \`status\` to be one of ${STATUSES.join(', ')}, got ${JSON.stringify(status)}`,
         );
       }
-      const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(cursor);
       const db = this.#database();
-      const params: (string | number)[] = [];
-      let sql: string;
-      // Each shape walks one index backwards from the cursor and stops after `limit` rows.
-      if (destination !== undefined) {
-        sql = `SELECT m.seq, m.id, m.received_at, m.source FROM deliveries d
-               JOIN messages m ON m.seq = d.seq WHERE d.destination = ? AND d.seq < ?`;
-        params.push(destination, before);
-        if (status !== undefined) {
-          sql += ' AND d.status = ?';
-          params.push(status);
-        }
-        if (since !== undefined) {
-          sql += ' AND m.received_at >= ?';
-          params.push(since);
-        }
-        sql += ' ORDER BY d.seq DESC LIMIT ?';
-      } else if (status === 'pending' || status === 'dead') {
-        // The deliveries_open index condition is spelled out, so the planner may use it.
-        sql = `SELECT m.seq, m.id, m.received_at, m.source FROM deliveries d
-               JOIN messages m ON m.seq = d.seq
-               WHERE d.status != 'delivered' AND d.status = ? AND d.seq < ?`;
-        params.push(status, before);
-        if (since !== undefined) {
-          sql += ' AND m.received_at >= ?';
-          params.push(since);
-        }
-        sql += ' GROUP BY d.seq ORDER BY d.seq DESC LIMIT ?';
-      } else {
-        sql = 'SELECT m.seq, m.id, m.received_at, m.source FROM messages m WHERE m.seq < ?';
-        params.push(before);
-        if (status !== undefined) {
-          sql += ` AND EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = m.seq AND d.status = ?)`;
-          params.push(status);
-        }
-        if (since !== undefined) {
-          sql += ' AND m.received_at >= ?';
-          params.push(since);
-        }
-        sql += ' ORDER BY m.seq DESC LIMIT ?';
-      }
-      // One more than asked: whether there is a next page, without an empty last page.
-      params.push(limit + 1);
+      const { sql, params } = pageQuery(query);
       const s = this.#statements();
       return db.transaction(() => {
-        const rows = db.prepare<(string | number)[], SummaryRow>(sql).all(...params);
+        let statement = this.#pages.get(sql);
+        if (!statement) {
+          // A dozen shapes at most (which filters are set): each prepared once.
+          statement = db.prepare<(string | number)[], SummaryRow>(sql);
+          this.#pages.set(sql, statement);
+        }
+        const rows = statement.all(...params);
         const page = rows.slice(0, limit);
         const items = page.map((row) => ({
           id: row.id,
@@ -605,8 +774,72 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * @internal For migrate.ts: stores messages with deliveries already pending or dead, keeping
+   * their ids, in one transaction. A message already stored is reused (only its missing
+   * deliveries are added), a delivery already there is skipped: re-running adds nothing.
+   * Returns how many pending and dead deliveries were added.
+   */
+  importMessages(messages: readonly ImportedMessage[]): Promise<{ pending: number; dead: number }> {
+    return this.#run(() => {
+      const db = this.#database();
+      const s = this.#statements();
+      const insertMessage = db.prepare<[string, number, string, string]>(
+        'INSERT INTO messages (id, received_at, source, event) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
+      );
+      const insertDelivery = db.prepare<
+        [string, number, string, number, string | null, string | null, number | null, number]
+      >(
+        `INSERT INTO deliveries (destination, seq, status, attempts, key, batch_id, dead_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination, seq) DO NOTHING`,
+      );
+      return db.transaction(() => {
+        let pending = 0;
+        let dead = 0;
+        const tally = new Tally();
+        for (const m of messages) {
+          insertMessage.run(m.id, m.receivedAt, m.source, JSON.stringify(m.event));
+          const seq = s.messageSeq.get(m.id)!;
+          for (const d of m.deliveries) {
+            const deadAt = d.status === 'dead' ? (d.deadAt ?? m.receivedAt) : null;
+            const added = insertDelivery.run(
+              d.destination,
+              seq,
+              d.status,
+              d.attempts,
+              d.key ?? null,
+              d.batchId ?? null,
+              deadAt,
+              deadAt ?? m.receivedAt,
+            );
+            if (added.changes === 0) continue;
+            tally.add(d.destination, d.status, 1);
+            if (d.status === 'pending') {
+              pending++;
+              continue;
+            }
+            dead++;
+            s.insertAttempt.run(
+              d.destination,
+              seq,
+              deadAt!,
+              0,
+              d.httpStatus ?? null,
+              d.error ?? null,
+              null,
+              null,
+            );
+          }
+        }
+        tally.flush(s);
+        return { pending, dead };
+      })();
+    });
+  }
+
   /** @internal The query plan of a {@link SqliteStore.listMessages} page, for measurements. */
-  explain(sql: string, params: readonly (string | number)[]): string[] {
+  explainListMessages(query: MessageQuery): string[] {
+    const { sql, params } = pageQuery(query);
     return this.#database()
       .prepare<(string | number)[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
       .all(...params)
@@ -706,11 +939,13 @@ export class SqliteStore implements Store {
       // One short transaction of at most `limit` messages: ingest waits for it, not for a purge.
       return this.#database().transaction(() => {
         const seqs = s.purgeable.all(before, limit);
+        const tally = new Tally();
         for (const seq of seqs) {
           s.purgeAttempts.run(seq);
-          s.purgeDeliveries.run(seq);
+          for (const d of s.purgeDeliveries.all(seq)) tally.add(d.destination, d.status, -1);
           s.purgeMessage.run(seq);
         }
+        tally.flush(s);
         s.purgeKeys.run(before, limit);
         return seqs.length;
       })();

@@ -113,6 +113,20 @@ export function storeConformance(
         assert.equal((await store.counts('other')).pending, 0);
       });
 
+      it('gives a destination listed twice for a message one delivery', async () => {
+        const m = {
+          ...message([]),
+          deliveries: [{ destination: 'twice', key: 'k' }, { destination: 'twice' }],
+        };
+        const { stored } = await store.ingest({ messages: [m] });
+        assert.equal(stored.length, 1);
+        assert.deepEqual(
+          (await store.pending('twice', 0, 10)).map((p) => [p.id, p.key]),
+          [[m.id, 'k']],
+        );
+        assert.equal((await store.counts('twice')).pending, 1);
+      });
+
       it('stores nothing of a batch that fails midway', async () => {
         const before = await store.counts('atomic');
         const good = message(['atomic']);
@@ -290,6 +304,33 @@ export function storeConformance(
           (await store.getMessage(one.id))?.deliveries[0]?.status,
           'dead',
           'dead letters stay',
+        );
+      });
+
+      it('moves only pending deliveries: an attempt on a dead one leaves it dead', async () => {
+        const store = await fresh();
+        const { stored } = await store.ingest({ messages: [message(['a'])] });
+        const seq = stored[0]!.seq;
+        await store.record([
+          { destination: 'a', seqs: [seq], at: 1, durationMs: 1, error: 'e', outcome: 'dead' },
+        ]);
+        await store.record([
+          {
+            destination: 'a',
+            seqs: [seq],
+            at: 2,
+            durationMs: 1,
+            status: 200,
+            outcome: 'delivered',
+          },
+          { destination: 'nowhere', seqs: [seq], at: 2, durationMs: 1, outcome: 'delivered' },
+        ]);
+        assert.deepEqual(await store.counts('a'), { pending: 0, delivered: 0, dead: 1 });
+        assert.deepEqual(await store.counts('nowhere'), { pending: 0, delivered: 0, dead: 0 });
+        const detail = await store.getMessage(stored[0]!.id);
+        assert.deepEqual(
+          detail?.deliveries.map((d) => [d.destination, d.status, d.attempts.length]),
+          [['a', 'dead', 1]],
         );
       });
 
