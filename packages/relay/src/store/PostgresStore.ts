@@ -844,8 +844,8 @@ export class PostgresStore implements Store {
           )
         : [];
       // One statement: the UPDATE in the CTE and the INSERT both see the deliveries as they
-      // were, so an attempt is logged for every delivery that exists (one deleted meanwhile by
-      // retention 0 or purge is no error), whether or not its status may change.
+      // were, so an attempt is logged for every delivery that was pending (one deleted or
+      // settled meanwhile is left alone, no error), even a stale owner's that may not move it.
       await c.query(
         `WITH u AS (
            SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[],
@@ -873,6 +873,7 @@ export class PostgresStore implements Store {
          SELECT u.destination, u.seq, u.at, u.duration_ms, u.status, u.error, u.response,
            u.next_at, u.outcome
          FROM u JOIN ${s}.deliveries d ON d.destination = u.destination AND d.seq = u.seq
+           AND d.status = 'pending'
          ORDER BY u.n`,
         [
           col.destination,
