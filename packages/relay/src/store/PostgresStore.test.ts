@@ -326,9 +326,9 @@ describe('PostgresStore (PostgreSQL only)', options, () => {
     const a = store({ schema });
     const b = store({ schema });
     await a.open();
-    await b.open();
     const heard: string[] = [];
-    const unsubscribe = b.subscribe((d) => heard.push(d));
+    const unsubscribe = b.subscribe((d) => heard.push(d)); // before open: listens from open on
+    await b.open();
     // LISTEN is set up in the background: ingest until the first wake-up arrives.
     await until('a notification', async () => {
       await a.ingest({ messages: [message('hooks')] });

@@ -374,6 +374,8 @@ export class PostgresStore implements Store {
     }
     this.#healthy = true;
     this.#opened = true;
+    // Subscribed before open: listening needs the driver, loaded only now.
+    if (this.#listeners.size > 0 && this.#listenClient === undefined) this.#listen();
   }
 
   // bigint columns (seq, ms timestamps) as numbers: they stay far below 2^53.
