@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { QueueLockedError } from 'eventsinks/sqlite';
+import { LocalLeases } from './LocalLeases.js';
 import type {
   Attempt,
   AttemptRecord,
@@ -481,6 +482,8 @@ export class SqliteStore implements Store {
   #s: Statements | undefined;
   readonly #pages = new Map<string, Database.Statement<(string | number)[], SummaryRow>>();
   #closed = false;
+  // One owner per file: leases and wake-ups need not leave the process.
+  readonly #leases = new LocalLeases((d, after, limit) => this.pending(d, after, limit));
 
   /** @throws TypeError naming a bad option. Nothing is opened before {@link SqliteStore.open}. */
   constructor(options: SqliteStoreOptions) {
@@ -595,6 +598,11 @@ export class SqliteStore implements Store {
         tally.flush(s);
         return { stored, duplicates };
       })();
+    }).then((outcome) => {
+      if (outcome.stored.length > 0) {
+        this.#leases.wake(batch.messages.flatMap((m) => m.deliveries.map((d) => d.destination)));
+      }
+      return outcome;
     });
   }
 
@@ -655,6 +663,8 @@ export class SqliteStore implements Store {
         }
         tally.flush(s);
       })();
+    }).then(() => {
+      for (const a of attempts) this.#leases.release(a.destination, a.seqs);
     });
   }
 
@@ -673,6 +683,9 @@ export class SqliteStore implements Store {
         const row = s.pendingOne.get(destination, seq);
         return row && toPending(row);
       })();
+    }).then((resent) => {
+      if (resent) this.#leases.wake([destination]);
+      return resent;
     });
   }
 
@@ -694,6 +707,9 @@ export class SqliteStore implements Store {
         tally.flush(s);
         return replayed;
       })();
+    }).then((replayed) => {
+      if (replayed.length > 0) this.#leases.wake([destination]);
+      return replayed;
     });
   }
 
@@ -934,6 +950,26 @@ export class SqliteStore implements Store {
         return seqs.length;
       })();
     });
+  }
+
+  /** Leases in memory (this process owns the file); see {@link Store.claim}. */
+  claim(destination: string, limit: number): Promise<PendingDelivery[]> {
+    return this.#leases.claim(destination, limit);
+  }
+
+  /** See {@link Store.renew}: a lease here lasts until its attempt is recorded. */
+  renew(destination: string, seqs: readonly number[]): Promise<number[]> {
+    return Promise.resolve(this.#leases.renew(destination, seqs));
+  }
+
+  /** Wake-ups on ingest, resend and replay, within this process; see {@link Store.subscribe}. */
+  subscribe(listener: (destination: string) => void): () => void {
+    return this.#leases.subscribe(listener);
+  }
+
+  /** True while open: the file is local. */
+  healthy(): boolean {
+    return this.#db?.open === true;
   }
 
   #database(): Database.Database {

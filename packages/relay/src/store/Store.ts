@@ -232,6 +232,40 @@ export interface Store {
    * many messages were deleted; the purger calls it again while it returns `limit`.
    */
   purge(before: number, limit: number): Promise<number>;
+
+  // Many relays on one store (PostgreSQL). A relay delivers what it has claimed: a claim is a
+  // lease held by this store's owner (one per relay process) for the store's lease timeout;
+  // `record` ends it. A relay that dies holds nothing once its leases expire. The SQLite store
+  // (one relay per file) has no other owner to exclude, so its leases live in memory.
+
+  /**
+   * Leases up to `limit` deliveries of `destination` to this store's owner and returns them in
+   * `seq` order: pending, due (`nextAt` at or before now), not leased by anyone (or their lease
+   * expired), and, for a delivery with a key, only the lowest-`seq` pending delivery of that
+   * key (so a key has at most one delivery in flight, across every relay). Recording an attempt
+   * (`record`) releases the lease; until then, claim does not return the delivery again.
+   */
+  claim(destination: string, limit: number): Promise<PendingDelivery[]>;
+
+  /**
+   * Extends this owner's leases on `seqs` of `destination` by the lease timeout from now;
+   * returns the seqs still held (one missing was taken over after its lease expired, or is no
+   * longer pending: its attempt's outcome will be a duplicate at worst).
+   */
+  renew(destination: string, seqs: readonly number[]): Promise<number[]>;
+
+  /**
+   * Calls `listener` with a destination's name when it may have new due deliveries (ingest,
+   * resend, replay, from any relay on the store); several changes may arrive as one call. A
+   * hint, not a guarantee: the dispatcher also polls slowly. Returns the unsubscribe function.
+   */
+  subscribe(listener: (destination: string) => void): () => void;
+
+  /**
+   * False while the database is unreachable (the last query failed to reach it and no probe
+   * has succeeded since): `/readyz` answers not ready. Turns true again by itself.
+   */
+  healthy(): boolean;
 }
 
 /** Options common to the store implementations. */

@@ -494,6 +494,81 @@ export function storeConformance(
       });
     });
 
+    describe('claim, renew, subscribe', () => {
+      it('claims pending, due deliveries once, the head of each key only, until recorded', async () => {
+        const store = await fresh();
+        const keyed = (key: string | undefined): NewMessage => ({
+          ...message([]),
+          deliveries: [key === undefined ? { destination: 'c' } : { destination: 'c', key }],
+        });
+        const messages = [keyed('k'), keyed('k'), keyed(undefined), keyed('j'), keyed('k')];
+        const { stored } = await store.ingest({ messages });
+        const [k1, k2, free, j1, k3] = stored.map((m) => m.seq) as [
+          number,
+          number,
+          number,
+          number,
+          number,
+        ];
+        const seqs = (list: readonly { seq: number }[]) => list.map((p) => p.seq);
+        const first = await store.claim('c', 2);
+        assert.deepEqual(seqs(first), [k1, free], 'in seq order, k2 behind k1, up to limit');
+        assert.deepEqual(first[0], (await store.pending('c', 0, 1))[0], 'as pending shows it');
+        assert.deepEqual(seqs(await store.claim('c', 10)), [j1], 'claimed ones are not returned');
+        assert.deepEqual(await store.claim('c', 10), []);
+        assert.deepEqual(await store.renew('c', [k1, free, k2]), [k1, free], 'held ones only');
+        await store.record([
+          {
+            destination: 'c',
+            seqs: [k1],
+            at: 1,
+            durationMs: 1,
+            error: 'e',
+            outcome: 'pending',
+            nextAt: 1e15,
+          },
+        ]);
+        assert.deepEqual(await store.claim('c', 10), [], 'k1 waits for its retry, k2 behind it');
+        await store.record([
+          { destination: 'c', seqs: [free, j1], at: 1, durationMs: 1, outcome: 'delivered' },
+        ]);
+        assert.deepEqual(await store.renew('c', [free]), [], 'recording ends the lease');
+        const resent = await store.resend(messages[0]!.id, 'c');
+        assert.equal(resent?.nextAt, 0);
+        assert.deepEqual(seqs(await store.claim('c', 10)), [k1], 'due again after resend');
+        await store.record([
+          { destination: 'c', seqs: [k1], at: 2, durationMs: 1, outcome: 'delivered' },
+        ]);
+        assert.deepEqual(seqs(await store.claim('c', 10)), [k2]);
+        await store.record([
+          { destination: 'c', seqs: [k2], at: 3, durationMs: 1, outcome: 'dead', error: 'x' },
+        ]);
+        assert.deepEqual(seqs(await store.claim('c', 10)), [k3], 'a dead head unblocks its key');
+        assert.deepEqual(await store.claim('other', 10), []);
+        assert.equal(store.healthy(), true);
+      });
+
+      it('tells subscribers which destinations got new deliveries', async () => {
+        const store = await fresh();
+        const heard = new Set<string>();
+        const unsubscribe = store.subscribe((d) => heard.add(d));
+        const deadline = Date.now() + 10_000;
+        // A store may set up its wake-ups in the background: ingest until the first arrives.
+        while (!heard.has('w1')) {
+          assert.ok(Date.now() < deadline, 'no wake-up for an ingest');
+          await store.ingest({ messages: [message(['w1', 'w2'])] });
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.ok(heard.has('w2'), 'every destination of the request');
+        unsubscribe();
+        heard.clear();
+        await store.ingest({ messages: [message(['w1'])] });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.deepEqual([...heard], [], 'nothing after unsubscribe');
+      });
+    });
+
     describe('listMessages and getMessage', () => {
       let store: Store;
       const ids: string[] = [];
