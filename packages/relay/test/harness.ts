@@ -369,11 +369,11 @@ export function logLines(relay: RelayProcess): Record<string, unknown>[] {
   return relay
     .stderr()
     .split('\n')
-    .flatMap((line) => {
+    .flatMap((line): Record<string, unknown>[] => {
       try {
         const value: unknown = JSON.parse(line);
         return typeof value === 'object' && value !== null
-          ? [value]
+          ? [value as Record<string, unknown>]
           : [];
       } catch {
         return [];
