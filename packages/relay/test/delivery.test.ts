@@ -107,7 +107,16 @@ describe('delivery engine: disableAfter', () => {
     );
     assert.ok(line, `an error line says hooks is disabled:\n${relay.stderr().slice(-3000)}`);
     const metrics = await (await fetch(`${relay.url}/metrics`)).text();
-    assert.match(metrics, /disabled/, 'a metric tells of the disabled destination');
+    const stateLine = metrics
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('eventsinks_relay_destination_state{') &&
+          l.includes('destination="hooks"') &&
+          l.includes('state="disabled"'),
+      );
+    assert.match(stateLine ?? '', / 1$/, `the state metric says disabled:\n${metrics}`);
+    assert.match(metrics, /eventsinks_relay_destination_disabled_total\{destination="hooks"\} 1/);
 
     // Stays pending (not dead), and nothing more is sent while disabled.
     const dead = (await admin(relay.url, '/admin/messages?destination=hooks&status=dead')).json;
