@@ -99,6 +99,25 @@ describe('resend', () => {
     assert.equal(await stop(relay), 0);
   });
 
+  it('messages resend with no relay running: delivered with the same webhook-id at the next start', async () => {
+    const receiver = await new Receiver().start();
+    receiver.status = 400;
+    const { relay, dir } = await relayIn(webhook(receiver));
+    const [id] = idsOf(await post(relay.url, JSON.stringify({ seq: 0 })));
+    await waitFor(async () => (await statusOf(relay.url, id!)) === 'dead', 10_000, 'dead');
+    assert.equal(await stop(relay), 0);
+    const cli = await runCli(
+      ['messages', 'resend', id!, '--destination', 'hooks', '--config', 'relay.yaml'],
+      { cwd: dir },
+    );
+    assert.equal(cli.code, 0, cli.stderr);
+    receiver.status = 200;
+    const { relay: again } = await relayIn(webhook(receiver), dir);
+    await waitFor(() => receiver.received.length >= 1, 10_000, 'the resent delivery');
+    assert.equal(receiver.received[0]!.id, id);
+    assert.equal(await stop(again), 0);
+  });
+
   it('resend of an unknown message or destination is 404', async () => {
     const receiver = await new Receiver().start();
     const { relay } = await relayIn(webhook(receiver));
