@@ -38,9 +38,9 @@ describe('orderingKey', () => {
             failures: fc.integer({ min: 0, max: 2 }),
             latency: fc.integer({ min: 0, max: 30 }),
           }),
-          { minLength: 1, maxLength: 5 },
+          { minLength: 1, maxLength: 4 },
         ),
-        { minLength: 3, maxLength: 8 },
+        { minLength: 2, maxLength: 6 },
       ),
     });
     await fc.assert(
