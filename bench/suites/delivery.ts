@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchOptions, BenchRow, BenchSuite } from '../types.js';
@@ -211,6 +211,9 @@ destinations:
   }
 }
 
+/** The 1-minute load average, for the notes: the box may be shared. */
+const load = (): string => (loadavg()[0] ?? 0).toFixed(1);
+
 const suite: BenchSuite = {
   name: SUITE,
   async run({ quick }: BenchOptions): Promise<BenchRow[]> {
@@ -236,7 +239,7 @@ const suite: BenchSuite = {
           notes:
             `${total} events, one per request, keep-alive; relay at ${((relay / limit) * 100).toFixed(0)}% ` +
             `of the limit (concurrency ÷ 50 ms), fetch pool at ${((raw / limit) * 100).toFixed(0)}%; ` +
-            `timed from enabling the destination with all events stored`,
+            `timed from enabling the destination with all events stored; load ${load()}`,
         });
       }
       const total = quick ? 10_000 : 100_000;
@@ -252,7 +255,7 @@ const suite: BenchSuite = {
           notes:
             `${total} events, batches of ${INGEST_BATCH} from ${INGEST_CLIENTS} clients, one webhook ` +
             `(concurrency 64, receiver answers at once); 24h at ` +
-            `${((kept.ingest / none.ingest) * 100).toFixed(0)}% of 0s`,
+            `${((kept.ingest / none.ingest) * 100).toFixed(0)}% of 0s; load ${load()}`,
         },
         {
           suite: SUITE,
