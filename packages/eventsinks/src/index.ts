@@ -19,7 +19,14 @@ export type { MeteredSinkOptions } from './MeteredSink.js';
 export { SinkMetrics } from './SinkMetrics.js';
 export type { SinkMetricsSnapshot } from './SinkMetrics.js';
 export { toWritableStream, pipeFrom } from './streams.js';
-export type { WritableStreamOptions, PipeFromOptions } from './streams.js';
+export type {
+  WritableStreamOptions,
+  PipeFromOptions,
+  WebWritableStream,
+  WebWritableStreamWriter,
+  WebReadableStream,
+  WebStreamPipeOptions,
+} from './streams.js';
 export type { Matcher } from './Filter.js';
 export type { RetryContext, RetryStrategy } from './retry/RetryStrategy.js';
 export { Breaker } from './retry/Breaker.js';

@@ -1,6 +1,77 @@
 import { expectSink } from './internal/validate.js';
 import type { Sink } from './Sink.js';
 
+// The WHATWG stream types are spelled out here instead of naming the globals: a Node project
+// without the DOM lib (and with an @types/node that predates the global `WritableStream`) has
+// no such globals, and the declarations must compile there too. They match lib.dom's shapes,
+// so the DOM's, Node's (`node:stream/web`), Deno's and Bun's streams are assignable both ways
+// (`closed`/`ready` are `Promise<undefined>` as in Node's types, which lib.dom's `Promise<void>`
+// accepts; the other way round would not be).
+
+/**
+ * The writer of a {@link WebWritableStream}: the same shape as the WHATWG
+ * `WritableStreamDefaultWriter`, declared here so that no DOM lib is needed.
+ *
+ * @example
+ * ```ts
+ * const writer = toWritableStream(sink).getWriter();
+ * await writer.write('hello');
+ * ```
+ */
+export interface WebWritableStreamWriter<W> {
+  readonly closed: Promise<undefined>;
+  readonly desiredSize: number | null;
+  readonly ready: Promise<undefined>;
+  abort(reason?: unknown): Promise<void>;
+  close(): Promise<void>;
+  releaseLock(): void;
+  write(chunk?: W): Promise<void>;
+}
+
+/**
+ * A WHATWG `WritableStream`, structurally: what {@link toWritableStream} returns. Assignable to
+ * the global `WritableStream<W>` wherever one exists, so it can be passed to `pipeTo`.
+ *
+ * @example
+ * ```ts
+ * const writable: WritableStream<string> = toWritableStream(sink);
+ * ```
+ */
+export interface WebWritableStream<W> {
+  readonly locked: boolean;
+  abort(reason?: unknown): Promise<void>;
+  close(): Promise<void>;
+  getWriter(): WebWritableStreamWriter<W>;
+}
+
+/**
+ * The options of `ReadableStream.pipeTo`, structurally (the WHATWG `StreamPipeOptions`).
+ *
+ * @example
+ * ```ts
+ * const options: WebStreamPipeOptions = { preventClose: true };
+ * ```
+ */
+export interface WebStreamPipeOptions {
+  preventAbort?: boolean;
+  preventCancel?: boolean;
+  preventClose?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * The part of a WHATWG `ReadableStream` that {@link pipeFrom} uses: any global
+ * `ReadableStream<R>` (DOM, `node:stream/web`, Deno, Bun) is one.
+ *
+ * @example
+ * ```ts
+ * const readable: WebReadableStream<string> = new ReadableStream<string>();
+ * ```
+ */
+export interface WebReadableStream<R> {
+  pipeTo(destination: WebWritableStream<R>, options?: WebStreamPipeOptions): Promise<void>;
+}
+
 /**
  * Options for {@link toWritableStream}.
  *
@@ -28,9 +99,9 @@ export interface WritableStreamOptions {
 export function toWritableStream<E>(
   sink: Sink<E>,
   options: WritableStreamOptions = {},
-): WritableStream<E> {
+): WebWritableStream<E> {
   expectSink('sink', sink);
-  return new WritableStream<E>(
+  const stream = new WritableStream<E>(
     {
       write: (chunk) => sink.write(chunk),
       close: () => sink.close(),
@@ -38,6 +109,8 @@ export function toWritableStream<E>(
     },
     new CountQueuingStrategy({ highWaterMark: options.highWaterMark ?? 1 }),
   );
+  // lib.dom says the writer's `closed`/`ready` are Promise<void>; they resolve with undefined.
+  return stream as unknown as WebWritableStream<E>;
 }
 
 /**
@@ -67,11 +140,11 @@ export interface PipeFromOptions {
  * @throws TypeError if `sink` is not a sink; rejects with the first write error.
  */
 export function pipeFrom<E>(
-  readable: ReadableStream<E>,
+  readable: WebReadableStream<E>,
   sink: Sink<E>,
   options: PipeFromOptions = {},
 ): Promise<void> {
-  const pipeOptions: StreamPipeOptions = {};
+  const pipeOptions: WebStreamPipeOptions = {};
   if (options.signal !== undefined) pipeOptions.signal = options.signal;
   if (options.preventClose !== undefined) pipeOptions.preventClose = options.preventClose;
   return readable.pipeTo(toWritableStream(sink), pipeOptions);

@@ -56,6 +56,28 @@ import { AmqpSink } from 'eventsinks/amqp';
 export type Adapters = [DurableQueue<string>, RedisStreamSink<string>, JetStreamSink<string>, AmqpSink<string>];
 `;
 
+// The Web Streams interop against the global stream types (a DOM lib, Deno, Bun).
+const domStreams = `
+import { pipeFrom, toWritableStream } from 'eventsinks';
+export async function globalStreams(readable: ReadableStream<string>, sink: Sink<string>): Promise<void> {
+  const writable: WritableStream<string> = toWritableStream(sink, { highWaterMark: 4 });
+  await readable.pipeTo(writable);
+  await pipeFrom(readable, sink, { preventClose: true });
+}
+`;
+
+// The same against Node's own stream types, with no DOM lib.
+const nodeStreams = `
+import { pipeFrom as nodePipeFrom, toWritableStream as nodeToWritable } from 'eventsinks';
+import { ReadableStream as NodeReadable, type WritableStream as NodeWritable } from 'node:stream/web';
+export async function nodeStreams(sink: Sink<string>): Promise<void> {
+  const readable = new NodeReadable<string>();
+  const writable: NodeWritable<string> = nodeToWritable(sink);
+  await readable.pipeTo(writable);
+  await nodePipeFrom(readable, sink);
+}
+`;
+
 // The optional peers (and @types) a Node project using every adapter would have installed.
 const peers = [
   '@types/node',
@@ -92,37 +114,36 @@ const consumers: Consumer[] = [
   {
     name: 'browser: lib ES2022 + DOM, bundler, no Node types',
     compilerOptions: { ...browser, lib: ['ES2022', 'DOM'] },
-    source: portable,
+    source: portable + domStreams,
   },
   {
     name: 'browser: lib ES2023 + DOM, bundler, no Node types',
     compilerOptions: { ...browser, target: 'ES2023', lib: ['ES2023', 'DOM', 'DOM.Iterable'] },
-    source: portable,
+    source: portable + domStreams,
   },
   {
     name: 'browser: lib ESNext + DOM, bundler (the lib already has disposables)',
     compilerOptions: { ...browser, target: 'ESNext', lib: ['ESNext', 'DOM'] },
-    source: portable,
+    source: portable + domStreams,
   },
   {
     name: 'nodenext ESM: lib ES2022 + DOM, no Node types',
     compilerOptions: { ...node, lib: ['ES2022', 'DOM'], types: [] },
-    source: portable,
+    source: portable + domStreams,
   },
   {
     name: 'nodenext ESM: lib ES2023 + DOM + @types/node, every entry point',
     compilerOptions: { ...node, target: 'ES2023', lib: ['ES2023', 'DOM'], types: ['node'] },
-    source: everything,
+    source: everything + domStreams + nodeStreams,
     links: peers,
     ownErrorsOnly: true,
   },
   {
     name: 'nodenext ESM: lib ES2022 + @types/node, no DOM, every entry point',
     compilerOptions: { ...node, lib: ['ES2022'], types: ['node'] },
-    source: everything,
+    source: everything + nodeStreams,
     links: peers,
     ownErrorsOnly: true,
-    todo: 'streams.d.ts names the global WritableStream/ReadableStream, which @types/node 20.9 does not declare',
   },
 ];
 

@@ -1,22 +1,27 @@
-// The relay: sources → one durable queue per destination → destinations. Every event that a
-// source accepted (an http 202, a broker ack) is on disk in each matching destination's queue
-// first; delivery, retries and dead letters follow per destination, so one dead endpoint never
-// holds up another.
+// The relay: sources → the store → one dispatcher per destination. Every event that a source
+// accepted (an http 202, a broker ack) is in the store first, with a delivery for each matching
+// destination, in one transaction; delivery, retries and dead letters follow per destination,
+// so one dead endpoint never holds up another.
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Broadcaster, SinkClosedError, type CloseOptions, type Sink } from 'eventsinks';
+import { SinkClosedError, type Sink } from 'eventsinks';
+import { createAdminHandler } from './admin.js';
 import { startBrokerSource, type RunningSource } from './brokers.js';
 import { Destination } from './destinations.js';
-import { envelop, type Envelope } from './envelope.js';
+import { envelop, idFromField, type Envelope } from './envelope.js';
 import { IngestRefusedError, StoreFailedError, checkEvent } from './ingest.js';
 import { createLogger } from './logger.js';
 import { RelayMetrics } from './metrics.js';
 import type { RelayConfig } from './schema.js';
 import { createHandler } from './server.js';
 import { startStdin } from './stdin.js';
+import { migrateQueueFiles } from './store/migrate.js';
+import { storePath } from './store/openStore.js';
+import { SqliteStore } from './store/SqliteStore.js';
+import type { NewMessage, PendingDelivery, Store } from './store/Store.js';
 
 export interface RelayOptions {
   logger?: Logger;
@@ -26,18 +31,35 @@ export interface RelayOptions {
 
 type State = 'created' | 'starting' | 'ready' | 'draining' | 'stopped';
 
-/** The relay; `start()` opens the queues, the server and the sources, `stop()` drains. */
+/** What {@link Relay.accept} did with a request's events. */
+export interface Accepted {
+  /** Every event of the request, in order, with its relay id (a duplicate keeps the first id). */
+  envelopes: Envelope[];
+  /** How many were already in the store (an `idField` id accepted before): not stored again. */
+  duplicates: number;
+  /** Set when the request's Idempotency-Key was seen before: the first answer, nothing stored. */
+  replayed?: string;
+}
+
+/** Options of {@link Relay.accept}. */
+export interface AcceptOptions {
+  /** The caller checked every event with `checkEvent` already. */
+  checked?: boolean;
+  /** The http source's `Idempotency-Key` header. */
+  idempotencyKey?: string;
+  /** The answer to keep for `idempotencyKey`, from the events' ids. */
+  answer?: (envelopes: readonly Envelope[]) => string;
+}
+
+/** The relay; `start()` opens the store, the server and the sources, `stop()` drains. */
 export class Relay {
   readonly config: RelayConfig;
   readonly logger: Logger;
   readonly metrics: RelayMetrics;
   readonly #stdin: NodeJS.ReadableStream;
   readonly #stdout: NodeJS.WritableStream;
+  #store: Store | undefined;
   #destinations: Destination[] = [];
-  #broadcaster: Broadcaster<readonly Envelope[]> | undefined;
-  // The Broadcaster reports a destination's failure to store a request's events through
-  // onError; keyed by the request's array, the ingest that wrote it finds out and refuses it.
-  readonly #failures = new WeakMap<readonly Envelope[], { error: unknown; failed: string[] }>();
   // Events of requests being stored, per destination, not yet counted in its `pending`: the
   // maxPending check counts them, so that concurrent requests cannot overshoot it together.
   readonly #reserved = new Map<Destination, number>();
@@ -47,6 +69,8 @@ export class Relay {
   #sources: RunningSource[] = [];
   #state: State = 'created';
   #stopping: Promise<void> | undefined;
+  #purger: ReturnType<typeof setTimeout> | undefined;
+  #purging: Promise<void> | undefined;
 
   constructor(config: RelayConfig, options: RelayOptions = {}) {
     this.config = config;
@@ -56,9 +80,15 @@ export class Relay {
     this.metrics = new RelayMetrics(() =>
       this.#destinations.map((d) => ({
         name: d.name,
-        metrics: d.metrics,
+        metrics: {
+          successes: d.delivered,
+          failures: d.failedAttempts,
+          deadLettered: d.deadLettered,
+        },
         overflowed: () => d.overflowed,
         pending: () => d.pending,
+        inFlight: () => d.inFlight,
+        state: () => d.state,
         deadLetters: () => d.deadLetters,
         maxPending: () => d.config.maxPending,
       })),
@@ -75,42 +105,55 @@ export class Relay {
     return this.#destinations;
   }
 
+  /** The store (after `start()`). */
+  get store(): Store | undefined {
+    return this.#store;
+  }
+
   /** Where the HTTP server listens (after `start()`). */
   get address(): AddressInfo | undefined {
     const address = this.#server?.address();
     return typeof address === 'object' && address !== null ? address : undefined;
   }
 
-  /** Opens every destination's queue, starts the server and the sources. */
+  /** Opens the store (migrating the previous release's queue files), starts delivery, the server and the sources. */
   async start(): Promise<void> {
     if (this.#state !== 'created') throw new Error(`relay cannot start when ${this.#state}`);
     this.#state = 'starting';
     const { config, logger, metrics } = this;
     mkdirSync(config.dataDir, { recursive: true });
+    const store = new SqliteStore({
+      path: storePath(config),
+      durability: config.durability,
+      retention: config.retention,
+    });
     try {
-      for (const destination of config.destinations) {
-        this.#destinations.push(
-          new Destination(destination, { config, metrics, logger, stdout: this.#stdout }),
-        );
-      }
+      await store.open();
     } catch (error) {
-      await Promise.allSettled(this.#destinations.map((d) => d.close(AbortSignal.abort())));
       this.#state = 'stopped';
       throw error;
     }
-    const sinks = this.#destinations.map((d) => yieldingBefore(d.ingest));
-    this.#broadcaster = new Broadcaster<readonly Envelope[]>(sinks, {
-      onError: (error, envelopes, sink) => {
-        const name = this.#destinations[sinks.indexOf(sink)]?.name ?? '?';
-        if (envelopes) {
-          const failure = this.#failures.get(envelopes);
-          if (failure) failure.failed.push(name);
-          else this.#failures.set(envelopes, { error, failed: [name] });
-        } else {
-          logger.error({ err: error, destination: name }, 'closing a destination failed');
-        }
-      },
-    });
+    this.#store = store;
+    try {
+      for (const destination of config.destinations) {
+        this.#destinations.push(
+          new Destination(destination, { config, metrics, logger, stdout: this.#stdout, store }),
+        );
+      }
+      const byName = new Map(this.#destinations.map((d) => [d.name, d]));
+      const migrated = await migrateQueueFiles(store, config.dataDir, [...byName.keys()], logger, {
+        keyOf: (name, event) => byName.get(name)?.keyOf(event),
+      });
+      if (migrated.migrated + migrated.dead > 0) {
+        logger.info(migrated, "moved the previous release's queue files into the store");
+      }
+      for (const d of this.#destinations) await d.start();
+    } catch (error) {
+      await Promise.allSettled(this.#destinations.map((d) => d.close(AbortSignal.abort())));
+      await store.close().catch(() => undefined);
+      this.#state = 'stopped';
+      throw error;
+    }
 
     const httpSource = config.sources.find((s) => s.type === 'http');
     const server = createServer(
@@ -121,8 +164,8 @@ export class Relay {
         logger,
         ready: () => this.#state === 'ready',
         draining: () => this.#state === 'draining' || this.#state === 'stopped',
-        ingest: (events, source, options) => this.ingest(events, source, options),
-        destination: (name) => this.#destinations.find((d) => d.name === name),
+        accept: (events, source, options) => this.accept(events, source, options),
+        admin: createAdminHandler({ store, destinations: this.#destinations, logger }),
       }),
     );
     this.#server = server;
@@ -154,6 +197,7 @@ export class Relay {
       };
       this.#sources.push(await startBrokerSource(source, sink, logger));
     }
+    this.#schedulePurge();
     this.#state = 'ready';
     const address = this.address;
     logger.info(
@@ -167,61 +211,136 @@ export class Relay {
   }
 
   /**
-   * Stores `events` in every matching destination's queue; resolves with their envelopes once
-   * all are on disk. All or nothing: every event is checked (see `checkEvent`; skipped with
-   * `checked: true` when the caller did it) and every destination's room (`maxPending`) before
-   * any is written.
-   * @throws IngestRefusedError (400) for an event that cannot be stored, (503) when a
-   *   destination is full and its `whenFull` is `reject`; then nothing was stored.
-   *   StoreFailedError when a destination could not store them (its SQLite error as `cause`):
-   *   the queues are separate files, so those that committed first keep them (`stored`).
+   * Stores `events` with a delivery for every matching destination, in one transaction;
+   * resolves with their envelopes once they are stored. See {@link Relay.accept}.
    */
   async ingest(
     events: Record<string, unknown>[],
     source: string,
     options: { checked?: boolean } = {},
   ): Promise<Envelope[]> {
-    const broadcaster = this.#broadcaster;
-    if (broadcaster === undefined || broadcaster.closed)
+    return (await this.accept(events, source, options)).envelopes;
+  }
+
+  /**
+   * Stores a request's events: all or nothing. Every event is checked (see `checkEvent`;
+   * skipped with `checked: true` when the caller did it, and its `idField`) and every
+   * destination's room (`maxPending`) before anything is written; then the messages and their
+   * deliveries are stored in one transaction. An event whose `idField` id is already stored is
+   * acknowledged with that id and not stored again; a repeated `idempotencyKey` stores nothing
+   * and returns the first answer (`replayed`).
+   * @throws IngestRefusedError (400) for an event that cannot be stored, (503) when a
+   *   destination is full and its `whenFull` is `reject`; StoreFailedError when the store
+   *   failed (its error as `cause`). Either way nothing was stored.
+   */
+  async accept(
+    events: Record<string, unknown>[],
+    source: string,
+    options: AcceptOptions = {},
+  ): Promise<Accepted> {
+    const store = this.#store;
+    if (store === undefined || this.#state === 'stopped' || this.#state === 'created')
       throw new SinkClosedError('relay is not accepting events');
-    if (options.checked !== true) {
-      for (let i = 0; i < events.length; i++) {
-        const problem = checkEvent(events[i]);
-        if (problem !== undefined) {
-          throw new IngestRefusedError(
-            events.length === 1 ? `the event is ${problem}` : `event ${i}: ${problem}`,
-            400,
-            'invalid',
+    const idField = this.config.idField;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      let problem = options.checked === true ? undefined : checkEvent(event);
+      if (problem === undefined && idField !== undefined) {
+        const given = idFromField(event, idField);
+        if (given !== undefined && 'problem' in given) problem = given.problem;
+      }
+      if (problem !== undefined) {
+        throw new IngestRefusedError(
+          events.length === 1 ? `the event is ${problem}` : `event ${i}: ${problem}`,
+          400,
+          'invalid',
+        );
+      }
+    }
+    const envelopes = envelop(events, source, idField);
+    const { counts, over } = this.#room(envelopes);
+    // Reserved before the first await, so that concurrent requests see each other's events.
+    for (const [d, n] of counts) this.#reserved.set(d, (this.#reserved.get(d) ?? 0) + n);
+    const destinations = [...counts.keys()];
+    const messages: NewMessage[] = envelopes.map((e) => ({
+      id: e.id,
+      receivedAt: e.receivedAt,
+      source: e.source,
+      event: e.event,
+      deliveries: destinations
+        .filter((d) => d.takes(e))
+        .map((d) => {
+          const key = d.keyOf(e.event);
+          return key === undefined ? { destination: d.name } : { destination: d.name, key };
+        }),
+    }));
+    let outcome;
+    try {
+      if (over.size > 0) {
+        try {
+          await this.#overflow(over, envelopes.length);
+        } catch (error) {
+          if (error instanceof IngestRefusedError) throw error;
+          throw new StoreFailedError(
+            destinations.map((d) => d.name),
+            [],
+            error,
           );
         }
       }
-    }
-    const envelopes = envelop(events, source);
-    const counts = this.#makeRoom(envelopes);
-    for (const [d, n] of counts) this.#reserved.set(d, (this.#reserved.get(d) ?? 0) + n);
-    try {
-      await broadcaster.write(envelopes);
+      outcome = await store.ingest({
+        messages,
+        ...(options.idempotencyKey !== undefined
+          ? {
+              idempotencyKey: options.idempotencyKey,
+              answer: options.answer?.(envelopes) ?? '',
+            }
+          : {}),
+      });
+    } catch (error) {
+      if (error instanceof IngestRefusedError || error instanceof StoreFailedError) throw error;
+      throw new StoreFailedError(
+        destinations.map((d) => d.name),
+        [],
+        error,
+      );
     } finally {
       for (const [d, n] of counts) this.#reserved.set(d, this.#reserved.get(d)! - n);
     }
-    const failure = this.#failures.get(envelopes);
-    if (failure !== undefined) {
-      this.#failures.delete(envelopes);
-      const stored = [...counts.keys()]
-        .map((d) => d.name)
-        .filter((name) => !failure.failed.includes(name));
-      if (stored.length > 0) {
-        // The events are in these queues already and will be delivered there: a client retry
-        // of the request delivers them to these destinations twice (same events, new ids).
-        this.logger.error(
-          { err: failure.error, failed: failure.failed, stored, events: envelopes.length },
-          'a destination could not store a request that others stored; a retry duplicates it there',
-        );
-      }
-      throw new StoreFailedError(failure.failed, stored, failure.error);
+    if (outcome.replayed !== undefined) {
+      return { envelopes, duplicates: envelopes.length, replayed: outcome.replayed };
     }
-    this.metrics.received.inc({ source }, envelopes.length);
-    return envelopes;
+    // Hand what was stored to the dispatchers, in seq order, without reading it back.
+    const seqs = new Map<string, number>();
+    for (const stored of outcome.stored) seqs.set(stored.id, stored.seq);
+    for (const d of destinations) {
+      const list: PendingDelivery[] = [];
+      for (let i = 0; i < envelopes.length; i++) {
+        const e = envelopes[i]!;
+        const seq = seqs.get(e.id);
+        if (seq === undefined || !messages[i]!.deliveries.some((x) => x.destination === d.name))
+          continue;
+        list.push({
+          seq,
+          id: e.id,
+          receivedAt: e.receivedAt,
+          source: e.source,
+          event: e.event,
+          key: d.keyOf(e.event),
+          attempts: 0,
+          nextAt: 0,
+          batchId: undefined,
+        });
+        // A duplicate id within one request is stored once: offer it once.
+        seqs.delete(e.id);
+      }
+      d.offer(list);
+      for (const delivery of list) seqs.set(delivery.id, delivery.seq);
+    }
+    const duplicates = outcome.duplicates.length;
+    if (duplicates > 0) this.metrics.duplicates.inc({ source }, duplicates);
+    this.metrics.received.inc({ source }, outcome.stored.length);
+    return { envelopes, duplicates };
   }
 
   /**
@@ -273,10 +392,14 @@ export class Relay {
 
   /**
    * Checks every destination's room for `envelopes` (pending + being stored + these ≤
-   * maxPending). Refuses before anything is moved when a `reject` destination is full, then
-   * makes room in the `dead-letter` ones. Returns how many events each destination takes.
+   * maxPending). Refuses before anything is moved when a `reject` destination is full. Returns
+   * how many events each destination takes, and how many must be moved out of each
+   * `dead-letter` one to make room (see {@link Relay.#overflow}).
    */
-  #makeRoom(envelopes: readonly Envelope[]): Map<Destination, number> {
+  #room(envelopes: readonly Envelope[]): {
+    counts: Map<Destination, number>;
+    over: Map<Destination, number>;
+  } {
     const counts = new Map<Destination, number>();
     const over = new Map<Destination, number>();
     for (const d of this.#destinations) {
@@ -288,13 +411,17 @@ export class Relay {
       if (d.config.whenFull === 'reject' || n > d.config.maxPending) throw this.#full(d, n);
       over.set(d, excess);
     }
+    return { counts, over };
+  }
+
+  /** Makes room in the `whenFull: dead-letter` destinations that need it. */
+  async #overflow(over: Map<Destination, number>, events: number): Promise<void> {
     for (const [d, excess] of over) {
-      const moved = d.overflow(excess);
+      const moved = await d.overflow(excess);
       this.#logFull(d, 0, moved);
       // Events being delivered cannot be moved: with a tiny maxPending there may be too few.
-      if (moved < excess) throw this.#full(d, envelopes.length);
+      if (moved < excess) throw this.#full(d, events);
     }
-    return counts;
   }
 
   #full(d: Destination, events: number): IngestRefusedError {
@@ -353,12 +480,18 @@ export class Relay {
     // 503, /healthz, /metrics and the admin endpoints keep answering, every response with
     // `connection: close` (see server.ts). It closes last, once nothing is left to answer for.
     await Promise.allSettled(this.#sources.map((s) => s.close(signal)));
-    await this.#broadcaster?.close({ signal });
+    if (this.#purger !== undefined) clearTimeout(this.#purger);
+    await this.#purging;
     await Promise.allSettled(this.#destinations.map((d) => d.close(signal)));
     if (server) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+    }
+    try {
+      await this.#store?.close();
+    } catch (error) {
+      this.logger.error({ err: error }, 'closing the store failed');
     }
     this.#state = 'stopped';
     this.logger.info(
@@ -370,11 +503,51 @@ export class Relay {
     );
   }
 
-  /** One line per destination: pending, delivered, failed, dead letters, state. */
+  /**
+   * Purges, in the background, what `retention` no longer keeps: delivered messages with their
+   * attempts, and idempotency keys. Small transactions, a turn of the event loop between them,
+   * so ingest is never held up; runs every quarter of `retention` (between 250 ms and 1 min).
+   */
+  #schedulePurge(): void {
+    const retention = this.config.retention;
+    const every = Math.min(60_000, Math.max(250, retention / 4));
+    const run = async (): Promise<void> => {
+      const store = this.#store;
+      if (store === undefined) return;
+      let purged = 0;
+      try {
+        for (;;) {
+          const n = await store.purge(Date.now() - retention, PURGE_PAGE);
+          purged += n;
+          if (n < PURGE_PAGE || this.#state !== 'ready') break;
+          await nextTurn();
+        }
+      } catch (error) {
+        this.logger.error({ err: error }, 'purging the message log failed; trying again later');
+      }
+      if (purged > 0) {
+        this.metrics.purged.inc(purged);
+        this.logger.debug({ purged }, 'purged messages past retention');
+      }
+    };
+    const tick = (): void => {
+      this.#purging = run().finally(() => {
+        this.#purging = undefined;
+        if (this.#state === 'ready' || this.#state === 'starting') {
+          this.#purger = setTimeout(tick, every);
+          this.#purger.unref();
+        }
+      });
+    };
+    this.#purger = setTimeout(tick, every);
+    this.#purger.unref();
+  }
+
+  /** One line per destination: pending, in flight, delivered, failed, dead letters, state. */
   status(): string[] {
     return this.#destinations.map(
       (d) =>
-        `${d.name.padEnd(16)} pending ${String(d.pending).padStart(7)}  delivered ${String(d.delivered).padStart(8)}  ` +
+        `${d.name.padEnd(16)} pending ${String(d.pending).padStart(7)}  in flight ${String(d.inFlight).padStart(4)}  delivered ${String(d.delivered).padStart(8)}  ` +
         `failed ${String(d.failedAttempts).padStart(6)}  dead ${String(d.deadLetters).padStart(5)}  ${d.state}`,
     );
   }
@@ -383,24 +556,8 @@ export class Relay {
 // How often a stdin or broker source waiting for room in a full destination tries again.
 const FULL_RETRY_MS = 250;
 
-// Requests this large are stored in each destination after a turn of the event loop.
-const LARGE_REQUEST = 1000;
-
-/**
- * Wraps a destination's ingest sink so that a large request is stored in it after a turn of
- * the event loop: the destinations' queues commit one after another, and without the turn
- * their encoding and commits would hold the event loop for their sum. Small requests, the
- * common case, stay synchronous.
- */
-function yieldingBefore(sink: Destination['ingest']): Sink<readonly Envelope[]> {
-  return {
-    write: (envelopes) =>
-      envelopes.length < LARGE_REQUEST
-        ? sink.write(envelopes)
-        : nextTurn().then(() => sink.write(envelopes)),
-    close: (options?: CloseOptions) => sink.close(options),
-  };
-}
+// Messages deleted per purge transaction.
+const PURGE_PAGE = 200;
 
 /** `127.0.0.1:8080` → ['127.0.0.1', 8080]; `[::1]:80` → ['::1', 80]. */
 export function splitHostPort(listen: string): [string, number] {

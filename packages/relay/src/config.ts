@@ -146,8 +146,8 @@ export function parseConfig(
 }
 
 /**
- * Like {@link parseConfig}, but checks only what the admin commands (`dlq`) use: the server,
- * `dataDir`, `durability`, the http source's token and the destinations' names. Nothing else is
+ * Like {@link parseConfig}, but checks only what the admin commands (`dlq`, `messages`) use:
+ * the server, `dataDir`, `durability`, `store`, `retention`, the http source's token and the destinations' names. Nothing else is
  * interpolated, so a destination's secret need not be set to list its dead letters.
  * @throws ConfigError listing every problem in those parts.
  */
@@ -167,6 +167,7 @@ export function parseAdminConfig(
 function adminNeeds(path: readonly (string | number)[]): boolean {
   const [top, , key] = path;
   if (top === 'server' || top === 'dataDir' || top === 'durability') return true;
+  if (top === 'store' || top === 'retention') return true;
   if (top === 'sources') return key === undefined || key === 'type' || key === 'token';
   if (top === 'destinations') return key === undefined || key === 'name';
   return false;
@@ -251,6 +252,7 @@ export function loadConfig(
   const config = parseConfig(readConfigText(path), env, path);
   const base = dirname(resolve(path));
   config.dataDir = relativeTo(base, config.dataDir);
+  if (config.store.path !== undefined) config.store.path = relativeTo(base, config.store.path);
   for (const destination of config.destinations) {
     if (destination.type === 'file') destination.path = relativeTo(base, destination.path);
   }
@@ -269,7 +271,9 @@ export function loadAdminConfig(
 ): RelayAdminConfig {
   if (path === undefined) return check(relayAdminSchema, {}, env, undefined, undefined, undefined);
   const config = parseAdminConfig(readConfigText(path), env, path);
-  config.dataDir = relativeTo(dirname(resolve(path)), config.dataDir);
+  const base = dirname(resolve(path));
+  config.dataDir = relativeTo(base, config.dataDir);
+  if (config.store.path !== undefined) config.store.path = relativeTo(base, config.store.path);
   return config;
 }
 

@@ -1,332 +1,210 @@
-// One destination of the relay: its own durable queue (so one dead endpoint never holds up
-// another), a RetryingSink with a cap that ends in a dead letter kept on disk, and the target
-// itself (webhook, stdout, file, or a broker). Built only from the library's own sinks.
-import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import { open, type FileHandle } from 'node:fs/promises';
+// One destination of the relay: its match/ignore filter, the key its events are ordered by, and
+// a Dispatcher that delivers its pending deliveries from the store to its target (webhook,
+// stdout, file or broker) with its concurrency, rate limit, retries and dead letters. Its events
+// live in the relay's one store, so one dead endpoint never holds up another.
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import {
-  BatchingSink,
-  ExponentialBackoff,
-  MapSink,
-  RetryingSink,
-  SinkMetrics,
-  UnbatchingSink,
-  maxAttempts,
-  type CloseOptions,
-  type DeadLetter,
-  type RetryStrategy,
-  type Sink,
-} from 'eventsinks';
-import { HttpSink, httpRetryStrategy } from 'eventsinks/http';
-import { DurableQueue, QueueFile, type QueueEntry } from 'eventsinks/sqlite';
-import { brokerSink } from './brokers.js';
-import type { DeadRecord, Envelope } from './envelope.js';
-import { makePredicate } from './envelope.js';
-import { DeliveryHealth } from './health.js';
-import { errorText } from './logger.js';
+import type { AdminDestination, DestinationStatus } from './admin.js';
+import { Dispatcher } from './delivery/Dispatcher.js';
+import type { Target } from './delivery/Target.js';
+import { createTarget } from './delivery/targets.js';
+import { field, makePredicate, type Envelope } from './envelope.js';
 import type { RelayMetrics } from './metrics.js';
 import type { DestinationConfig, RelayConfig } from './schema.js';
-
-/** What a destination's target receives: one envelope, or an array of them when batching. */
-export type Payload = Envelope | Envelope[];
+import type { DeliveryCounts, PendingDelivery, Store } from './store/Store.js';
 
 export interface DestinationContext {
   config: RelayConfig;
   metrics: RelayMetrics;
   logger: Logger;
   stdout: NodeJS.WritableStream;
+  store: Store;
 }
 
-const envelopes = (payload: Payload): Envelope[] => (Array.isArray(payload) ? payload : [payload]);
-
-function ndjson(payload: Payload): string {
-  let out = '';
-  for (const envelope of envelopes(payload)) out += `${JSON.stringify(envelope.event)}\n`;
-  return out;
-}
-
-/** The queue and dead-letter files of a destination. */
+/**
+ * The queue and dead-letter files a destination had in the previous release (one SQLite file
+ * each); the store migrates them on first start (store/migrate.ts).
+ */
 export function destinationFiles(dataDir: string, name: string): { queue: string; dead: string } {
   return { queue: join(dataDir, `${name}.queue.db`), dead: join(dataDir, `${name}.dead.db`) };
 }
 
-function stdoutTarget(stream: NodeJS.WritableStream): Sink<Payload> {
-  return {
-    write(payload) {
-      // Respect the stream's own backpressure: a slow pipe holds delivery, not memory.
-      if (!stream.write(ndjson(payload))) return once(stream, 'drain').then(() => undefined);
-      return undefined;
-    },
-    close() {},
-  };
-}
-
-function fileTarget(path: string): Sink<Payload> {
-  let handle: Promise<FileHandle> | undefined;
-  return {
-    async write(payload) {
-      handle ??= open(path, 'a');
-      await (await handle).appendFile(ndjson(payload));
-    },
-    async close() {
-      if (handle) await (await handle).close();
-    },
-  };
-}
-
-/**
- * The field of each element of a batch that carries the event's own relay id (the
- * `webhook-id` it has when sent alone), so a receiver can also drop duplicates per event.
- */
-export const BATCH_ID_FIELD = 'webhook-id';
-
-/** A batch's body: the events as received, each with its relay id under BATCH_ID_FIELD. */
-function batchBody(payload: readonly Envelope[]): Record<string, unknown>[] {
-  return payload.map((e) => ({ ...e.event, [BATCH_ID_FIELD]: e.id }));
-}
-
-function webhookTarget(
-  config: Extract<DestinationConfig, { type: 'webhook' }>,
-  batchIds: WeakMap<Envelope[], string>,
-): Sink<Payload> {
-  return new HttpSink<Payload>(config.url, {
-    method: config.method,
-    headers: config.headers,
-    timeout: config.timeout,
-    redirect: config.followRedirects ? 'follow' : 'manual',
-    encode: (payload) => ({
-      body: JSON.stringify(Array.isArray(payload) ? batchBody(payload) : payload.event),
-      contentType: 'application/json',
-    }),
-    ...(config.signing
-      ? {
-          signing: {
-            secret: config.signing.secret,
-            // Stable across retries, restarts and replays, so receivers can drop what they
-            // already have: an event's own id, or the id its batch got when it was sealed
-            // (kept in the queue file with the batch's members, see Destination).
-            id: (payload: Payload) =>
-              Array.isArray(payload)
-                ? (batchIds.get(payload) ?? `batch_${payload[0]?.id ?? 'empty'}`)
-                : payload.id,
-          },
-        }
-      : {}),
-  });
+/** The text of an ordering key: strings as they are, numbers and booleans as JSON. */
+function keyText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return JSON.stringify(value);
+  // An object or array as a key: its JSON, so equal values order together.
+  if (typeof value === 'object' && value !== null) return JSON.stringify(value);
+  return undefined;
 }
 
 /** A running destination. */
-export class Destination {
+export class Destination implements AdminDestination {
   readonly name: string;
   readonly config: DestinationConfig;
-  /**
-   * Accepts each ingested array; resolves once the matching events are on disk. Its `close`
-   * is the destination's {@link Destination.close}, bounded after the deadline.
-   */
-  readonly ingest: Sink<readonly Envelope[]> & {
-    close(options?: CloseOptions): Promise<void>;
-  };
-  readonly #accept: MapSink<readonly Envelope[], readonly Envelope[]> | UnbatchingSink<Envelope>;
-  #closing: Promise<void> | undefined;
-  // Replays bypass the match/ignore filter: those events matched once already.
-  readonly #unbatching: UnbatchingSink<Envelope>;
-  readonly #queue: DurableQueue<Envelope> | QueueFile<Envelope>;
-  readonly #dead: QueueFile<DeadRecord>;
+  readonly #store: Store;
+  readonly #dispatcher: Dispatcher;
   readonly #predicate: ((envelope: Envelope) => boolean) | undefined;
-  /**
-   * The destination's counters, in the library's one shape, counted in events (a batch of 10
-   * delivered adds 10): `successes` delivered, `failures` failed attempts (each retry counts),
-   * `deadLettered` kept in the dead letter (overflow included), with `lastError`,
-   * `lastErrorAt` and `lastSuccessAt`. The relay's Prometheus series are read from it.
-   */
-  readonly metrics = new SinkMetrics();
+  readonly #log: Logger;
   /** Events moved to the dead letter to make room (`whenFull: dead-letter`). */
   overflowed = 0;
-  lastError: string | undefined;
-  #health: DeliveryHealth | undefined;
-  readonly #log: Logger;
-  // The id of each batch in flight, set when it is sealed; the webhook's `webhook-id`.
-  readonly #batchIds = new WeakMap<Envelope[], string>();
+  // Dead deliveries in the store: counted at start, then kept up to date by the hooks.
+  #dead = 0;
 
-  constructor(config: DestinationConfig, context: DestinationContext) {
+  /**
+   * @param target - for tests; by default the target its config names ({@link createTarget}).
+   */
+  constructor(config: DestinationConfig, context: DestinationContext, target?: Target) {
     this.name = config.name;
     this.config = config;
-    const { metrics, logger } = context;
-    const counters = this.metrics;
-    const files = destinationFiles(context.config.dataDir, config.name);
-    const durability = context.config.durability;
-    const labels = { destination: config.name };
-    this.#dead = new QueueFile<DeadRecord>({ path: files.dead, durability });
-    const log = logger.child({ destination: config.name });
+    this.#store = context.store;
+    const log = context.logger.child({ destination: config.name });
     this.#log = log;
-
-    if (!config.enabled) {
-      // A disabled destination only stores: its events wait on disk until it is enabled.
-      this.#queue = new QueueFile<Envelope>({ path: files.queue, durability });
-    } else {
-      const target = this.#target(config, context);
-      const health = new DeliveryHealth(log);
-      this.#health = health;
-      const instrumented: Sink<Payload> = {
-        write: (payload) => {
-          const done = (): void => {
-            const list = envelopes(payload);
-            const now = Date.now();
-            counters.successes += list.length;
-            counters.lastSuccessAt = now;
-            health.succeeded();
-            for (const e of list) metrics.latency.observe(labels, (now - e.receivedAt) / 1000);
-          };
-          const failed = (error: unknown): never => {
-            counters.failures++;
-            counters.lastError = error;
-            counters.lastErrorAt = Date.now();
-            health.failed(error);
-            this.lastError = health.lastError;
-            throw error;
-          };
-          let result: void | Promise<void>;
-          try {
-            result = target.write(payload);
-          } catch (error) {
-            return failed(error);
-          }
-          if (result === undefined) return done();
-          return result.then(done, failed);
+    this.#predicate = makePredicate(config.match, config.ignore);
+    const { metrics } = context;
+    const labels = { destination: config.name };
+    this.#dispatcher = new Dispatcher({
+      name: config.name,
+      store: context.store,
+      target: target ?? createTarget(config, { stdout: context.stdout }),
+      concurrency: config.concurrency,
+      ...(config.batch ? { batch: config.batch } : {}),
+      ...(config.rateLimit ? { rateLimit: { perSecond: config.rateLimit.perSecond } } : {}),
+      retry: config.retry,
+      maxRetryAfter: config.type === 'webhook' ? config.maxRetryAfter : 300_000,
+      ...(config.disableAfter !== undefined ? { disableAfter: config.disableAfter } : {}),
+      enabled: config.enabled,
+      logger: log,
+      hooks: {
+        delivered: (envelopes, now) => {
+          for (const e of envelopes) metrics.latency.observe(labels, (now - e.receivedAt) / 1000);
         },
-        // The deadline (or the abandon of a DurableQueue past it) goes down to the target, so a
-        // broker sink stops waiting for acknowledgements and an opening connection is dropped.
-        close: (options?: CloseOptions) =>
-          (target as { close(options?: CloseOptions): void | Promise<void> }).close(options),
-      };
-      const { retry } = config;
-      let strategy: RetryStrategy<Payload> = new ExponentialBackoff(retry.backoff);
-      if (config.type === 'webhook') {
-        strategy = httpRetryStrategy(strategy, { maxRetryAfter: config.maxRetryAfter });
-      }
-      const deadSink: Sink<DeadLetter<Payload>> = {
-        write: (dead) => {
-          const status = (dead.error as { status?: unknown } | null)?.status;
-          const deadAt = Date.now();
-          for (const envelope of envelopes(dead.event)) {
-            this.#dead.append({
-              envelope,
-              error: errorText(dead.error),
-              ...(typeof status === 'number' ? { status } : {}),
-              attempts: dead.attempts,
-              firstFailedAt: dead.firstFailedAt,
-              deadAt,
-            });
-            counters.deadLettered++;
-          }
-          log.error(
-            { err: dead.error, attempts: dead.attempts, events: envelopes(dead.event).length },
-            'gave up on delivery; kept in the dead letter',
-          );
+        dead: (count) => {
+          this.#dead += count;
         },
-        close() {},
-      };
-      const retrying = new RetryingSink<Payload>(
-        instrumented,
-        maxAttempts(strategy, retry.maxAttempts),
-        {
-          deadLetter: deadSink,
-          onDrop: (payload, reason) =>
-            log.debug(
-              { reason: String(reason), events: envelopes(payload).length },
-              'delivery stopped',
-            ),
-          onError: (error) => log.error({ err: error }, 'writing a dead letter failed'),
+        state: (state) => {
+          if (state === 'disabled') metrics.disabled.inc(labels);
         },
-      );
-      const onError = (error: unknown): void => log.error({ err: error }, 'delivery failed');
-      if (config.batch) {
-        // A batch's members and id are fixed when it is sealed, before its first attempt, and
-        // kept in the queue file with it: after a crash the same events are re-formed into the
-        // same batch under the same id, instead of being regrouped under a new one.
-        const batchIds = this.#batchIds;
-        const batching = new BatchingSink<Envelope>(retrying, {
-          ...config.batch,
-          // Called only once delivery runs, after `queue` below is assigned.
-          keyOf: (envelope) => queue.sealedKey(envelope),
-          onBatch: (batch, key) => {
-            const id = key ?? `batch_${randomUUID()}`;
-            batchIds.set(batch, id);
-            if (key !== undefined) return;
-            try {
-              queue.seal(batch, id);
-            } catch (error) {
-              // Still sent: a crash before it is delivered may then regroup these events.
-              log.error({ err: error, batch: id }, 'recording a batch in the queue file failed');
-            }
-          },
-        });
-        // Two batches in flight: the next one fills from the queue while one is being sent.
-        const queue: DurableQueue<Envelope> = new DurableQueue<Envelope>(batching, {
-          path: files.queue,
-          durability,
-          maxInFlight: config.batch.maxSize * 2,
-          onError,
-        });
-        this.#queue = queue;
-      } else {
-        this.#queue = new DurableQueue<Envelope>(retrying, {
-          path: files.queue,
-          durability,
-          onError,
-        });
-      }
-    }
-
-    const predicate = makePredicate(config.match, config.ignore);
-    this.#predicate = predicate;
-    const unbatching = new UnbatchingSink<Envelope>(this.#queue);
-    this.#unbatching = unbatching;
-    const accept = predicate
-      ? new MapSink<readonly Envelope[], readonly Envelope[]>(unbatching, (list) =>
-          list.filter(predicate),
-        )
-      : unbatching;
-    this.#accept = accept;
-    this.ingest = {
-      write: (list) => accept.write(list),
-      close: (options?: CloseOptions) => this.close(options?.signal),
-    };
+      },
+    });
   }
 
-  #target(config: DestinationConfig, context: DestinationContext): Sink<Payload> {
-    switch (config.type) {
-      case 'webhook':
-        return webhookTarget(config, this.#batchIds);
-      case 'stdout':
-        return stdoutTarget(context.stdout);
-      case 'file':
-        return fileTarget(config.path);
-      default:
-        return brokerSink(config);
-    }
+  /** `webhook`, `stdout`, … */
+  get type(): string {
+    return this.config.type;
   }
 
-  /** Events accepted by the target (`metrics.successes`). */
+  /** Loads what the store holds for this destination and starts delivering it. */
+  async start(): Promise<void> {
+    const counts: DeliveryCounts = await this.#store.counts(this.name);
+    this.#dead = counts.dead;
+    await this.#dispatcher.start(counts.pending);
+  }
+
+  /** The ordering key of `event` for this destination, if it has an `orderingKey`. */
+  keyOf(event: Record<string, unknown>): string | undefined {
+    const path = this.config.orderingKey;
+    return path === undefined ? undefined : keyText(field(event, path));
+  }
+
+  /** Deliveries just stored for this destination, in seq order. */
+  offer(deliveries: readonly PendingDelivery[]): void {
+    if (deliveries.length > 0) this.#dispatcher.offer(deliveries);
+  }
+
+  /** Events accepted by the target since the relay started. */
   get delivered(): number {
-    return this.metrics.successes;
+    return this.#dispatcher.delivered;
   }
 
-  /** Failed delivery attempts, each retry counting (`metrics.failures`). */
+  /** Failed delivery attempts since the relay started, each retry counting. */
   get failedAttempts(): number {
-    return this.metrics.failures;
+    return this.#dispatcher.failedAttempts;
   }
 
-  /** Events kept in the dead letter, overflow included (`metrics.deadLettered`). */
+  /** Events given up on since the relay started (overflow included). */
   get deadLettered(): number {
-    return this.metrics.deadLettered;
+    return this.#dispatcher.deadLettered;
   }
 
   /** Events stored and not yet delivered. */
   get pending(): number {
-    return this.#queue.size;
+    return this.#dispatcher.pending;
+  }
+
+  /** Requests (or batches) being sent. */
+  get inFlight(): number {
+    return this.#dispatcher.inFlight;
+  }
+
+  /** Dead deliveries kept in the store. */
+  get deadLetters(): number {
+    return this.#dead;
+  }
+
+  /** `healthy`, `failing` (the last attempt failed) or `disabled`. */
+  get state(): 'healthy' | 'failing' | 'disabled' {
+    return this.#dispatcher.state;
+  }
+
+  get lastError(): string | undefined {
+    return this.#dispatcher.lastError;
+  }
+
+  /** The destination as the admin API shows it. */
+  status(): DestinationStatus {
+    const lastSuccessAt = this.#dispatcher.lastSuccessAt;
+    return {
+      name: this.name,
+      type: this.config.type,
+      state: this.state,
+      pending: this.pending,
+      inFlight: this.inFlight,
+      delivered: this.delivered,
+      failed: this.failedAttempts,
+      deadLetters: this.deadLetters,
+      lastError: this.lastError ?? null,
+      lastSuccessAt: lastSuccessAt === undefined ? null : new Date(lastSuccessAt).toISOString(),
+    };
+  }
+
+  /** Resumes delivery (after an operator's or `disableAfter`'s disable). */
+  async enable(): Promise<void> {
+    await this.#dispatcher.enable();
+    this.#log.info('destination enabled');
+  }
+
+  /** Stops delivery; its events stay stored and keep arriving. */
+  async disable(): Promise<void> {
+    await this.#dispatcher.disable('admin');
+    this.#log.warn('destination disabled by an operator; its events are kept until it is enabled');
+  }
+
+  /** Delivers message `id` again (same id, so the same `webhook-id`); false when there is none. */
+  async resend(id: string): Promise<boolean> {
+    const before = await this.#store.getMessage(id);
+    if (before === undefined) return false;
+    const wasDead = before.deliveries.some(
+      (d) => d.destination === this.name && d.status === 'dead',
+    );
+    const delivery = await this.#store.resend(id, this.name);
+    if (delivery === undefined) return false;
+    if (wasDead) this.#dead = Math.max(0, this.#dead - 1);
+    this.#dispatcher.requeue(delivery);
+    this.#log.info({ id }, 'message resent');
+    return true;
+  }
+
+  /** Dead letters that died at or after `since` go back to pending; returns how many. */
+  async replay(since: number): Promise<number> {
+    let replayed = 0;
+    for (;;) {
+      const page = await this.#store.replayDead(this.name, since, 500);
+      for (const delivery of page) this.#dispatcher.requeue(delivery);
+      replayed += page.length;
+      this.#dead = Math.max(0, this.#dead - page.length);
+      if (page.length < 500) return replayed;
+    }
   }
 
   /** How many of `envelopes` this destination takes (its `match`/`ignore` filter). */
@@ -338,127 +216,30 @@ export class Destination {
     return count;
   }
 
+  /** True when this destination takes `envelope`. */
+  takes(envelope: Envelope): boolean {
+    return this.#predicate === undefined || this.#predicate(envelope);
+  }
+
   /**
    * Moves up to `count` of the oldest waiting events (not being delivered) to the dead letter
-   * with reason `overflow`, in one transaction per file: stored in the dead letter first, then
-   * removed from the queue. Returns how many were moved.
+   * with reason `overflow`. Returns how many were moved.
    */
-  overflow(count: number): number {
-    const now = Date.now();
-    const keep = (list: Envelope[]): void => {
-      this.#dead.appendAll(
-        list.map((envelope) => ({
-          envelope,
-          error: `overflow: more than maxPending (${this.config.maxPending}) events were waiting`,
-          reason: 'overflow' as const,
-          attempts: 0,
-          firstFailedAt: now,
-          deadAt: now,
-        })),
-      );
-    };
-    const queue = this.#queue;
-    let moved: number;
-    if (queue instanceof DurableQueue) moved = queue.evict(count, keep);
-    else {
-      // A disabled destination: nothing is being delivered, every stored event is waiting.
-      const entries = queue.list({ limit: count });
-      if (entries.length > 0) keep(entries.map((e) => e.event));
-      moved = queue.remove(entries.map((e) => e.id));
-    }
+  async overflow(count: number): Promise<number> {
+    const moved = await this.#dispatcher.overflow(
+      count,
+      `overflow: more than maxPending (${this.config.maxPending}) events were waiting`,
+    );
+    // The dispatcher counts them as dead letters (its `dead` hook), this as overflow.
     this.overflowed += moved;
-    this.metrics.deadLettered += moved;
     return moved;
   }
 
-  /** Events in the dead letter. */
-  get deadLetters(): number {
-    return this.#dead.size;
-  }
-
-  /** `disabled`, `failing` (the last attempt failed), or `ok`. */
-  get state(): 'disabled' | 'failing' | 'ok' {
-    if (!this.config.enabled) return 'disabled';
-    return this.#health?.failing ? 'failing' : 'ok';
-  }
-
-  /** Dead letters, oldest first. */
-  listDead(options: { after?: number; limit?: number } = {}): QueueEntry<DeadRecord>[] {
-    return this.#dead.list(options);
-  }
-
   /**
-   * Puts dead letters (those that died at or after `since`, ms since the epoch) back in the
-   * queue, keeping their ids, and removes them from the dead letter once they are stored.
-   */
-  async replay(since = 0): Promise<number> {
-    let replayed = 0;
-    let after = 0;
-    for (;;) {
-      const page = this.#dead.list({ after, limit: 500 });
-      if (page.length === 0) return replayed;
-      after = page[page.length - 1]!.id;
-      const chosen = page.filter((entry) => entry.event.deadAt >= since);
-      if (chosen.length === 0) continue;
-      await this.#unbatching.write(chosen.map((entry) => entry.event.envelope));
-      this.#dead.remove(chosen.map((entry) => entry.id));
-      replayed += chosen.length;
-    }
-  }
-
-  /**
-   * Delivers until `signal` aborts, then leaves the rest on disk and closes the files. Resolves
-   * at most {@link CLOSE_GRACE} ms after the abort: by then the queue file is closed (the
-   * undelivered events are in it) and the target was told to let go; a client that still has
-   * not (a broker connection being opened to a server that never answers) is left behind,
-   * with a warning, rather than holding up the shutdown.
+   * Delivers until `signal` aborts, then leaves the rest in the store. Resolves shortly after
+   * the abort whatever the target does (see Dispatcher.close).
    */
   close(signal?: AbortSignal): Promise<void> {
-    // Idempotent: the Broadcaster closes the ingest, then the relay closes the destination.
-    this.#closing ??= this.#close(signal);
-    return this.#closing;
-  }
-
-  async #close(signal: AbortSignal | undefined): Promise<void> {
-    try {
-      const closing = this.#accept.close(signal ? { signal } : undefined);
-      if (!signal) return await closing;
-      const late = await untilGrace(closing, signal, CLOSE_GRACE);
-      if (late) {
-        this.#log.warn(
-          { graceMs: CLOSE_GRACE },
-          'the target did not close in time after the drain deadline; left behind (undelivered events are on disk)',
-        );
-      }
-    } finally {
-      this.#dead.close();
-    }
-  }
-}
-
-/** How long a destination's close may take after the drain deadline, in ms. */
-export const CLOSE_GRACE = 300;
-
-/**
- * Waits for `promise`, but no longer than `grace` ms after `signal` aborts; resolves true when
- * it gave up waiting (a rejection of `promise` is passed through).
- */
-async function untilGrace(
-  promise: Promise<void>,
-  signal: AbortSignal,
-  grace: number,
-): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    const arm = (): void => void (timer = setTimeout(() => resolve(true), grace));
-    if (signal.aborted) arm();
-    else signal.addEventListener('abort', (onAbort = arm), { once: true });
-  });
-  try {
-    return await Promise.race([promise.then(() => false), late]);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-    if (onAbort) signal.removeEventListener('abort', onAbort);
+    return this.#dispatcher.close(signal ? { signal } : {});
   }
 }

@@ -26,13 +26,54 @@ export interface DeadRecord {
   deadAt: number;
 }
 
-/** Wraps received events; ids are random UUIDs (crypto.randomUUID). */
-export function envelop(events: readonly Record<string, unknown>[], source: string): Envelope[] {
-  const receivedAt = Date.now();
-  return events.map((event) => ({ id: crypto.randomUUID(), receivedAt, source, event }));
+/** The longest relay id an `idField` may give an event. */
+export const MAX_ID_LENGTH = 256;
+
+/**
+ * The relay id an event's `idField` gives it: a string (1–256 characters, no control
+ * characters: it travels as the `webhook-id` header) or a finite number, as text. Undefined when
+ * the event does not carry the field; a string saying what is wrong when its value cannot be an id.
+ */
+export function idFromField(
+  event: Record<string, unknown>,
+  path: string,
+): { id: string } | { problem: string } | undefined {
+  const value = field(event, path);
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number' && Number.isFinite(value)) return { id: String(value) };
+  if (typeof value !== 'string') {
+    return {
+      problem: `its ${path} (the idField) is ${typeof value}, expected a string or a number`,
+    };
+  }
+  // eslint-disable-next-line no-control-regex
+  if (value === '' || value.length > MAX_ID_LENGTH || /[\u0000-\u001f\u007f]/.test(value)) {
+    return {
+      problem: `its ${path} (the idField) ${JSON.stringify(value.slice(0, 40))} is not an id: expected 1 to ${MAX_ID_LENGTH} characters without control characters`,
+    };
+  }
+  return { id: value };
 }
 
-function field(event: unknown, path: string): unknown {
+/**
+ * Wraps received events; an event's id is its `idField` value when it has one (checked by the
+ * caller with {@link idFromField}), else a random UUID (crypto.randomUUID).
+ */
+export function envelop(
+  events: readonly Record<string, unknown>[],
+  source: string,
+  idField?: string,
+): Envelope[] {
+  const receivedAt = Date.now();
+  return events.map((event) => {
+    const given = idField === undefined ? undefined : idFromField(event, idField);
+    const id = given !== undefined && 'id' in given ? given.id : crypto.randomUUID();
+    return { id, receivedAt, source, event };
+  });
+}
+
+/** The value at a field path (`customer.id`) of an event; undefined when it is missing. */
+export function field(event: unknown, path: string): unknown {
   let value: unknown = event;
   for (const key of path.split('.')) {
     if (typeof value !== 'object' || value === null) return undefined;

@@ -1,13 +1,13 @@
-// The `eventsinks` command: relay, validate, dlq list/replay, schema, help.
+// The `eventsinks` command: relay, validate, dlq list/replay, messages list/show/resend, schema,
+// help.
 //
 // Exit codes (sysexits.h): 0 ok; 64 usage (a bad flag or value); 69 unavailable (the address is
 // in use or not local, the data files are held by another relay, the running relay cannot be
-// reached); 70 internal error (a bug: the stack is printed at --log-level debug); 77 permission
+// reached); 66 no such message (`messages show`, `messages resend`); 70 internal error (a bug: the stack is printed at --log-level debug); 77 permission
 // denied; 78 configuration (invalid, unreadable, or an unset variable).
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { QueueFile, isQueueLockedError } from 'eventsinks/sqlite';
 import {
   CONFIG_ENV,
   ConfigError,
@@ -20,8 +20,18 @@ import {
   readConfigText,
   type ConfigSource,
 } from './config.js';
-import { destinationFiles } from './destinations.js';
-import type { DeadRecord, Envelope } from './envelope.js';
+import {
+  DEFAULT_MESSAGES_LIMIT,
+  MAX_LIMIT,
+  detailJson,
+  listDeadLetters,
+  parseSinceParam,
+  replayDeadLetters,
+  summaryJson,
+  type DeadLetter,
+  type MessageDetailJson,
+  type MessagePageJson,
+} from './admin.js';
 import {
   LOG_LEVELS,
   LOG_LEVEL_ENV,
@@ -33,9 +43,15 @@ import {
 } from './logger.js';
 import { Relay, splitHostPort } from './Relay.js';
 import { relayJsonSchema, type RelayAdminConfig, type RelayConfig } from './schema.js';
-import { parseDuration } from './units.js';
+import {
+  openStore as openConfiguredStore,
+  storePath,
+  type StoreConfig,
+} from './store/openStore.js';
+import type { DeliveryStatus, MessageQuery, Store } from './store/Store.js';
 
 export const EX_USAGE = 64;
+export const EX_NOINPUT = 66;
 export const EX_UNAVAILABLE = 69;
 export const EX_SOFTWARE = 70;
 export const EX_NOPERM = 77;
@@ -92,7 +108,7 @@ const COMMANDS: Record<string, Command> = {
     about: "print a destination's dead letters, oldest first",
     help: [
       CONFIG_HELP,
-      '      --limit <n>         at most n dead letters (a whole number from 1; default 1000)',
+      `      --limit <n>         at most the n latest (a whole number from 1 to ${MAX_LIMIT}; default 1000)`,
       '      --json              one JSON object per line (times in ms since the epoch)',
       LOG_HELP,
       HELP_HELP,
@@ -114,6 +130,59 @@ const COMMANDS: Record<string, Command> = {
     options: { ...common, since: { type: 'string' }, json: { type: 'boolean' } },
     positionals: ['destination'],
   },
+  'messages list': {
+    usage:
+      'eventsinks messages list [--config relay.yaml] [--destination <name>] [--status pending|delivered|dead] [--since 1h] [--limit 100] [--cursor <c>] [--json]',
+    about: 'list the message log, newest first: each message with its deliveries',
+    help: [
+      CONFIG_HELP,
+      '      --destination <name> only messages for this destination (--status applies to it)',
+      '      --status <status>   only messages with a delivery that is pending, delivered or dead',
+      '      --since <when>      only messages received since then: a duration back from now',
+      '                          (30s, 5m, 1h, 1d), a date (2026-01-01T00:00:00Z) or ms since',
+      '                          the epoch',
+      `      --limit <n>         at most n messages (a whole number from 1 to ${MAX_LIMIT}; default ${DEFAULT_MESSAGES_LIMIT})`,
+      '      --cursor <c>        the next page: the cursor the previous page ended with',
+      '      --json              print the admin API\'s answer: {"items": [...], "next": cursor|null}',
+      LOG_HELP,
+      HELP_HELP,
+    ].join('\n'),
+    options: {
+      ...common,
+      destination: { type: 'string' },
+      status: { type: 'string' },
+      since: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    positionals: [],
+  },
+  'messages show': {
+    usage: 'eventsinks messages show <id> [--config relay.yaml] [--json]',
+    about: 'print a message: its event, then per destination every attempt',
+    help: [
+      CONFIG_HELP,
+      "      --json              print the admin API's answer (times as ISO 8601)",
+      LOG_HELP,
+      HELP_HELP,
+    ].join('\n'),
+    options: { ...common, json: { type: 'boolean' } },
+    positionals: ['id'],
+  },
+  'messages resend': {
+    usage: 'eventsinks messages resend <id> --destination <name> [--config relay.yaml] [--json]',
+    about: 'deliver a message to a destination again, with the same id (webhook-id)',
+    help: [
+      CONFIG_HELP,
+      '      --destination <name> the destination to deliver it to (required)',
+      '      --json              print the admin API\'s answer: {"id": ..., "destination": ...}',
+      LOG_HELP,
+      HELP_HELP,
+    ].join('\n'),
+    options: { ...common, destination: { type: 'string' }, json: { type: 'boolean' } },
+    positionals: ['id'],
+  },
   schema: {
     usage: 'eventsinks schema',
     about: "print the configuration's JSON Schema (relay.schema.json)",
@@ -130,8 +199,15 @@ ${Object.values(COMMANDS)
   eventsinks help [command]    this help, or one command's options
   eventsinks --version
 
-Exit codes: 0 ok, 64 usage, 69 unavailable (address in use, files held by another relay),
-70 internal error, 77 permission denied, 78 configuration.
+Exit codes: 0 ok, 64 usage, 66 no such message, 69 unavailable (address in use, files held
+by another relay), 70 internal error, 77 permission denied, 78 configuration.
+`;
+
+const MESSAGES_USAGE = `Usage:
+${['messages list', 'messages show', 'messages resend']
+  .map((name) => `  ${COMMANDS[name]!.usage}\n      ${COMMANDS[name]!.about}`)
+  .join('\n')}
+See: eventsinks messages <list|show|resend> --help
 `;
 
 function commandHelp(command: Command): string {
@@ -165,27 +241,42 @@ function version(): string {
   return pkg.version;
 }
 
-function parseLimit(value: string | undefined): number {
-  if (value === undefined) return 1000;
-  if (!/^\d+$/.test(value.trim()) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
-    throw new UsageError(`--limit: expected a whole number from 1, got "${value}"`, 'dlq list');
-  }
-  return Number(value);
-}
-
-/** `--since`: a duration back from now (the configuration's grammar) or an ISO date. */
-function parseSince(value: string | undefined, now = Date.now()): number {
-  if (value === undefined) return 0;
-  const ms = parseDuration(value);
-  if (ms !== undefined) return now - ms;
-  const date = /^\d{4}-\d{2}-\d{2}/.test(value.trim()) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(date)) {
+function parseLimit(value: string | undefined, command: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_LIMIT) {
     throw new UsageError(
-      `--since: expected a duration such as 1h or 1d, or a date such as 2026-01-01T00:00:00Z, got "${value}"`,
-      'dlq replay',
+      `--limit: expected a whole number from 1 to ${MAX_LIMIT}, got "${value}"`,
+      command,
     );
   }
-  return date;
+  return n;
+}
+
+/** `--since`: a duration back from now (the configuration's grammar), an ISO date, or ms. */
+function parseSince(value: string | undefined, command: string, now = Date.now()): number {
+  if (value === undefined) return 0;
+  const since = parseSinceParam(value, now);
+  if (since === undefined) {
+    throw new UsageError(
+      `--since: expected a duration such as 1h or 1d, or a date such as 2026-01-01T00:00:00Z, got "${value}"`,
+      command,
+    );
+  }
+  return since;
+}
+
+const STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'dead'];
+
+function parseStatus(value: string | undefined, command: string): DeliveryStatus | undefined {
+  if (value === undefined) return undefined;
+  if (!(STATUSES as readonly string[]).includes(value)) {
+    throw new UsageError(
+      `--status: expected one of ${STATUSES.join(', ')}, got "${value}"`,
+      command,
+    );
+  }
+  return value as DeliveryStatus;
 }
 
 function connectable(host: string): string {
@@ -227,12 +318,22 @@ function adminHeaders(config: RelayAdminConfig): Record<string, string> {
   return http?.token ? { authorization: `Bearer ${http.token}` } : {};
 }
 
-/** Calls the running relay's admin endpoint; undefined when no relay answers. */
-async function callAdmin(
+/** A running relay's answer to an admin request. */
+interface AdminAnswer {
+  base: string;
+  status: number;
+  body: unknown;
+}
+
+/**
+ * Calls the running relay's admin API; undefined when no relay answers. A 200, 202, 400 or 404
+ * is returned; anything else is a {@link Failure}.
+ */
+async function requestAdmin(
   config: RelayAdminConfig,
   path: string,
   method: 'GET' | 'POST',
-): Promise<unknown> {
+): Promise<AdminAnswer | undefined> {
   const base = adminBase(config);
   let response: Response;
   try {
@@ -251,40 +352,98 @@ async function callAdmin(
       EX_NOPERM,
     );
   }
-  if (!response.ok) {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (body === undefined || ![200, 202, 400, 404].includes(response.status)) {
     throw new Failure(
       `the relay at ${base} answered ${response.status} ${text.slice(0, 200)}: try again, or see its log`,
       EX_UNAVAILABLE,
     );
   }
-  return JSON.parse(text) as unknown;
+  return { base, status: response.status, body };
+}
+
+/** The body of a 2xx answer; a 400 or 404 becomes a Failure with the relay's words. */
+function answered(answer: AdminAnswer): unknown {
+  if (answer.status < 300) return answer.body;
+  const error = (answer.body as { error?: unknown } | null)?.error;
+  const why = typeof error === 'string' ? error : JSON.stringify(answer.body).slice(0, 200);
+  throw new Failure(
+    `the relay at ${answer.base} answered ${answer.status}: ${why}`,
+    answer.status === 404 ? EX_NOINPUT : EX_USAGE,
+  );
+}
+
+/** Calls the running relay's admin API; the answer's body, or undefined when no relay answers. */
+async function callAdmin(
+  config: RelayAdminConfig,
+  path: string,
+  method: 'GET' | 'POST',
+): Promise<unknown> {
+  const answer = await requestAdmin(config, path, method);
+  return answer === undefined ? undefined : answered(answer);
 }
 
 function where(source: ConfigSource): string {
   return source.path ?? 'the embedded defaults';
 }
 
-function openFile<T>(path: string, config: RelayAdminConfig): QueueFile<T> {
+/** Test seams of {@link main}. */
+export interface MainOptions {
+  /** Opens the store when no relay runs (default: store/openStore.ts). */
+  openStore?: (config: StoreConfig) => Promise<Store>;
+}
+
+/**
+ * Runs `use` on the store of a relay that is not running, then closes it. Undefined, and
+ * nothing created, when the store was never written (no relay ever ran on this dataDir).
+ */
+async function offline<T>(
+  config: RelayAdminConfig,
+  options: MainOptions,
+  use: (store: Store) => Promise<T>,
+): Promise<T | undefined> {
+  const path = storePath(config);
+  if (!existsSync(path)) return undefined;
+  let store: Store;
   try {
-    return new QueueFile<T>({ path, durability: config.durability });
+    store = await (options.openStore ?? openConfiguredStore)(config);
   } catch (error) {
-    if (isQueueLockedError(error)) {
-      throw new Failure(
-        `${path} is in use, most likely by a running relay, but no relay answered at ` +
-          `${adminBase(config)}: run this with that relay's configuration, or stop it first`,
-        EX_UNAVAILABLE,
-        { cause: error },
-      );
-    }
-    throw error;
+    throw new Failure(
+      `cannot open ${path} (${describeError(error)}), and no relay answered at ` +
+        `${adminBase(config)}: if a relay runs on it, run this with that relay's configuration`,
+      EX_UNAVAILABLE,
+      { cause: error },
+    );
+  }
+  try {
+    return await use(store);
+  } finally {
+    await store.close();
   }
 }
 
-type Listed = { id: number } & DeadRecord;
+function checkDestination(
+  config: RelayAdminConfig,
+  source: ConfigSource,
+  name: string,
+  command: string,
+): void {
+  if (!config.destinations.some((d) => d.name === name)) {
+    throw new UsageError(
+      `no destination named "${name}" in ${where(source)} (have: ${config.destinations.map((d) => d.name).join(', ')})`,
+      command,
+    );
+  }
+}
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-function printDead(name: string, entries: readonly Listed[], json: boolean, io: Io): void {
+function printDead(name: string, entries: readonly DeadLetter[], json: boolean, io: Io): void {
   if (json) {
     for (const entry of entries) io.out(`${JSON.stringify(entry)}\n`);
     return;
@@ -299,9 +458,9 @@ function printDead(name: string, entries: readonly Listed[], json: boolean, io: 
   for (const e of entries) {
     const status = e.status !== undefined ? `, status ${e.status}` : '';
     io.out(
-      `\n#${e.id}  given up ${iso(e.deadAt)} after ${e.attempts} attempt${e.attempts === 1 ? '' : 's'}${status} (first failed ${iso(e.firstFailedAt)})\n` +
+      `\n${e.id}  given up ${iso(e.deadAt)} after ${e.attempts} attempt${e.attempts === 1 ? '' : 's'}${status} (first failed ${iso(e.firstFailedAt)})\n` +
         `  error: ${e.error}\n` +
-        `  event ${e.envelope.id}, received ${iso(e.envelope.receivedAt)} from ${e.envelope.source}: ${JSON.stringify(e.envelope.event)}\n`,
+        `  received ${iso(e.envelope.receivedAt)} from ${e.envelope.source}: ${JSON.stringify(e.envelope.event)}\n`,
     );
   }
 }
@@ -312,37 +471,23 @@ async function dlq(
   values: { config?: string; since?: string; limit?: string; json?: boolean },
   env: Env,
   io: Io,
+  options: MainOptions,
 ): Promise<number> {
   // Checked before the configuration is read: a bad value is a usage error whatever the file says.
-  const limit = action === 'list' ? parseLimit(values.limit) : 0;
-  const since = action === 'replay' ? parseSince(values.since) : 0;
+  const command = `dlq ${action}`;
+  const limit = action === 'list' ? parseLimit(values.limit, command, 1000) : 0;
+  const since = action === 'replay' ? parseSince(values.since, command) : 0;
   const source = findConfig(values.config, env);
   const config = loadAdminConfig(source.path, env);
-  if (!config.destinations.some((d) => d.name === name)) {
-    throw new UsageError(
-      `no destination named "${name}" in ${where(source)} (have: ${config.destinations.map((d) => d.name).join(', ')})`,
-      `dlq ${action}`,
-    );
-  }
-  const files = destinationFiles(config.dataDir, name);
+  checkDestination(config, source, name, command);
   const path = `/admin/dlq/${encodeURIComponent(name)}`;
   if (action === 'list') {
     const remote = (await callAdmin(config, `${path}?limit=${limit}`, 'GET')) as
-      Listed[] | undefined;
-    let entries = remote;
-    if (entries === undefined) {
-      // No relay running. No file yet means nothing was ever dead-lettered there.
-      if (!existsSync(files.dead)) entries = [];
-      else {
-        const dead = openFile<DeadRecord>(files.dead, config);
-        try {
-          entries = dead.list({ limit }).map(({ id, event }) => ({ id, ...event }));
-        } finally {
-          dead.close();
-        }
-      }
-    }
-    printDead(name, entries, values.json === true, io);
+      DeadLetter[] | undefined;
+    // No relay running: the store, if a relay ever wrote one.
+    const entries =
+      remote ?? (await offline(config, options, (store) => listDeadLetters(store, name, limit)));
+    printDead(name, entries ?? [], values.json === true, io);
     return 0;
   }
   const report = (replayed: number, running: boolean): number => {
@@ -361,33 +506,192 @@ async function dlq(
   const remote = (await callAdmin(config, `${path}/replay?since=${since}`, 'POST')) as
     { replayed: number } | undefined;
   if (remote) return report(remote.replayed, true);
-  if (!existsSync(files.dead)) return report(0, false);
-  // No relay running: move the entries between the files; the next start delivers them.
-  const dead = openFile<DeadRecord>(files.dead, config);
-  let queue: QueueFile<Envelope>;
-  try {
-    queue = openFile<Envelope>(files.queue, config);
-  } catch (error) {
-    dead.close();
-    throw error;
+  // No relay running: pending again in the store; the next start delivers them.
+  const replayed = await offline(config, options, (store) => replayDeadLetters(store, name, since));
+  return report(replayed ?? 0, false);
+}
+
+/** Shell-quotes a word for a command line a person may paste, when it needs it. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * `eventsinks messages list` for a person: one line per message (received, id, source, each
+ * destination:status(attempts)), then how to get the next page when there is one.
+ * @param nextCommand the command line that repeats this listing, to which `--cursor` is added.
+ */
+export function formatMessageList(
+  page: MessagePageJson,
+  nextCommand = 'eventsinks messages list',
+): string {
+  let text = page.items.length === 0 ? 'no messages\n' : '';
+  for (const m of page.items) {
+    const deliveries = m.deliveries.map((d) => `${d.destination}:${d.status}(${d.attempts})`);
+    text += `${m.receivedAt}  ${m.id}  ${m.source}  ${deliveries.join(' ') || '(no destination)'}\n`;
   }
-  let replayed = 0;
-  try {
-    let after = 0;
-    for (;;) {
-      const page = dead.list({ after, limit: 500 });
-      if (page.length === 0) break;
-      after = page[page.length - 1]!.id;
-      const chosen = page.filter((entry) => entry.event.deadAt >= since);
-      for (const entry of chosen) queue.append(entry.event.envelope);
-      dead.remove(chosen.map((entry) => entry.id));
-      replayed += chosen.length;
+  if (page.next !== null) text += `more: ${nextCommand} --cursor ${shellWord(page.next)}\n`;
+  return text;
+}
+
+/** Longest event JSON that `messages show` prints; `--json` has it whole. */
+const EVENT_SHOWN = 2000;
+/** Longest response body shown per attempt. */
+const RESPONSE_SHOWN = 200;
+
+/**
+ * `eventsinks messages show` for a person: the message, then per destination its status and
+ * attempts (time, duration, HTTP status and/or error, next attempt).
+ */
+export function formatMessage(message: MessageDetailJson): string {
+  const event = JSON.stringify(message.event);
+  const shown =
+    event.length <= EVENT_SHOWN
+      ? event
+      : `${event.slice(0, EVENT_SHOWN)}… (${event.length} characters; --json prints it whole)`;
+  let text = `message ${message.id}\n  received ${message.receivedAt} from ${message.source}\n  event ${shown}\n`;
+  if (message.deliveries.length === 0) text += '\nno destination took it (match/ignore)\n';
+  for (const d of message.deliveries) {
+    const count = d.attempts.length + (d.attemptsOmitted ?? 0);
+    text += `\n${d.destination}: ${d.status}, ${count} attempt${count === 1 ? '' : 's'}\n`;
+    if (d.attemptsOmitted) text += `  (${d.attemptsOmitted} earlier attempts not shown)\n`;
+    for (const a of d.attempts) {
+      const parts = [a.at, `${a.durationMs}ms`];
+      if (a.status !== undefined) parts.push(String(a.status));
+      if (a.error !== undefined) parts.push(a.error);
+      else if (a.status === undefined) parts.push('ok');
+      if (a.nextAt !== undefined) parts.push(`next attempt ${a.nextAt}`);
+      text += `  ${parts.join('  ')}\n`;
+      if (a.response !== undefined && a.response !== '') {
+        const response = JSON.stringify(a.response);
+        text += `    response ${response.length <= RESPONSE_SHOWN ? response : `${response.slice(0, RESPONSE_SHOWN)}…`}\n`;
+      }
     }
-  } finally {
-    queue.close();
-    dead.close();
   }
-  return report(replayed, false);
+  return text;
+}
+
+/** `eventsinks messages resend` for a person. */
+export function formatResend(
+  answer: { id: string; destination: string },
+  running: boolean,
+): string {
+  return `message ${answer.id} will be delivered to ${answer.destination} again (${running ? 'relay running' : 'when the relay starts'})\n`;
+}
+
+function noMessage(id: string): Failure {
+  return new Failure(
+    `no message "${id}" (never stored, or purged after retention): see eventsinks messages list`,
+    EX_NOINPUT,
+  );
+}
+
+interface MessagesValues {
+  config?: string;
+  destination?: string;
+  status?: string;
+  since?: string;
+  limit?: string;
+  cursor?: string;
+  json?: boolean;
+}
+
+async function messages(
+  action: 'list' | 'show' | 'resend',
+  id: string | undefined,
+  values: MessagesValues,
+  env: Env,
+  io: Io,
+  options: MainOptions,
+): Promise<number> {
+  const command = `messages ${action}`;
+  const print = (json: unknown, human: string): number => {
+    io.out(values.json ? `${JSON.stringify(json)}\n` : human);
+    return 0;
+  };
+  if (action === 'list') {
+    // Checked before the configuration is read, as for dlq.
+    const query: MessageQuery = {
+      limit: parseLimit(values.limit, command, DEFAULT_MESSAGES_LIMIT),
+    };
+    const status = parseStatus(values.status, command);
+    if (status !== undefined) query.status = status;
+    if (values.since !== undefined) query.since = parseSince(values.since, command);
+    if (values.cursor !== undefined) {
+      if (values.cursor === '') {
+        throw new UsageError('--cursor: expected the cursor a page ended with, got ""', command);
+      }
+      query.cursor = values.cursor;
+    }
+    const source = findConfig(values.config, env);
+    const config = loadAdminConfig(source.path, env);
+    if (values.destination !== undefined) {
+      checkDestination(config, source, values.destination, command);
+      query.destination = values.destination;
+    }
+    const params = new URLSearchParams();
+    if (query.destination !== undefined) params.set('destination', query.destination);
+    if (query.status !== undefined) params.set('status', query.status);
+    if (query.since !== undefined) params.set('since', String(query.since));
+    params.set('limit', String(query.limit));
+    if (query.cursor !== undefined) params.set('cursor', query.cursor);
+    const page =
+      ((await callAdmin(config, `/admin/messages?${params}`, 'GET')) as
+        MessagePageJson | undefined) ??
+      (await offline(config, options, async (store) => {
+        const found = await store.listMessages(query);
+        return { items: found.items.map(summaryJson), next: found.next };
+      })) ??
+      ({ items: [], next: null } satisfies MessagePageJson);
+    // The next page's command repeats the filters, with --since as the date it stood for.
+    const again = ['eventsinks', 'messages', 'list'];
+    if (values.config !== undefined) again.push('--config', values.config);
+    if (query.destination !== undefined) again.push('--destination', query.destination);
+    if (query.status !== undefined) again.push('--status', query.status);
+    if (query.since !== undefined) again.push('--since', iso(query.since));
+    if (values.limit !== undefined) again.push('--limit', String(query.limit));
+    return print(page, formatMessageList(page, again.map(shellWord).join(' ')));
+  }
+  const messageId = id!;
+  const destination = values.destination;
+  if (action === 'resend' && (destination === undefined || destination === '')) {
+    throw new UsageError(
+      `--destination: required (the destination to deliver "${messageId}" to again)`,
+      command,
+    );
+  }
+  const source = findConfig(values.config, env);
+  const config = loadAdminConfig(source.path, env);
+  const path = `/admin/messages/${encodeURIComponent(messageId)}`;
+  if (action === 'show') {
+    const remote = await requestAdmin(config, path, 'GET');
+    let detail: MessageDetailJson | undefined;
+    if (remote) {
+      if (remote.status === 404) throw noMessage(messageId);
+      detail = answered(remote) as MessageDetailJson;
+    } else {
+      detail = await offline(config, options, async (store) => {
+        const found = await store.getMessage(messageId);
+        return found && detailJson(found);
+      });
+    }
+    if (!detail) throw noMessage(messageId);
+    return print(detail, formatMessage(detail));
+  }
+  checkDestination(config, source, destination!, command);
+  const remote = await requestAdmin(
+    config,
+    `${path}/resend?destination=${encodeURIComponent(destination!)}`,
+    'POST',
+  );
+  if (remote) {
+    const answer = answered(remote) as { id: string; destination: string };
+    return print(answer, formatResend(answer, true));
+  }
+  const resent = await offline(config, options, (store) => store.resend(messageId, destination!));
+  if (!resent) throw noMessage(messageId);
+  const answer = { id: messageId, destination: destination! };
+  return print(answer, formatResend(answer, false));
 }
 
 /** Turns a failure to start listening into one line an operator can act on. */
@@ -449,9 +753,13 @@ async function runRelay(
   const relayFile = join(config.dataDir, RELAY_FILE);
   if (address) {
     const url = `http://${connectable(address.address)}:${address.port}`;
+    // So that `eventsinks dlq` finds this relay even when it listens on port 0. Written before
+    // the announcement, which is what scripts wait for, and renamed into place so that a reader
+    // polling for the file never sees it half written.
+    const partial = `${relayFile}.${process.pid}.tmp`;
+    writeFileSync(partial, `${JSON.stringify({ pid: process.pid, url })}\n`);
+    renameSync(partial, relayFile);
     io.err(`eventsinks relay listening on http://${address.address}:${address.port}\n`);
-    // So that `eventsinks dlq` finds this relay even when it listens on port 0.
-    writeFileSync(relayFile, `${JSON.stringify({ pid: process.pid, url })}\n`);
   }
   const statusTimer = process.stderr.isTTY
     ? setInterval(() => io.err(`${relay.status().join('\n')}\n`), 5000)
@@ -533,6 +841,14 @@ function split(args: readonly string[]): [string, string[]] {
     }
     throw new UsageError(`dlq: unknown action "${action}" (expected list or replay)`, 'dlq');
   }
+  if (first === 'messages') {
+    const action = args[1];
+    if (action === 'list' || action === 'show' || action === 'resend') {
+      return [`messages ${action}`, args.slice(2)];
+    }
+    if (action === undefined || action.startsWith('-')) return ['messages', args.slice(1)];
+    throw new UsageError(`unknown action "${action}" (expected list, show or resend)`, 'messages');
+  }
   return [first, args.slice(1)];
 }
 
@@ -542,6 +858,7 @@ function usageOf(command: string | undefined): string {
   if (command === 'dlq') {
     return `Usage:\n  ${COMMANDS['dlq list']!.usage}\n  ${COMMANDS['dlq replay']!.usage}\n`;
   }
+  if (command === 'messages') return MESSAGES_USAGE;
   return USAGE;
 }
 
@@ -550,6 +867,7 @@ export async function main(
   args: readonly string[],
   io: Io,
   env: Env = process.env,
+  options: MainOptions = {},
 ): Promise<number> {
   // Before the configuration is known, the level (and so whether to print stacks) comes from
   // the flag or the environment.
@@ -558,7 +876,7 @@ export async function main(
   if (flagIndex >= 0) verbose = isVerbose(args[flagIndex + 1] ?? '');
   else if (args.some((a) => /^--log-level=(debug|trace)$/.test(a))) verbose = true;
   try {
-    return await run(args, io, env);
+    return await run(args, io, env, options);
   } catch (error) {
     if (error instanceof UsageError) {
       const prefix = error.command ? `eventsinks ${error.command}: ` : 'eventsinks: ';
@@ -583,7 +901,12 @@ export async function main(
   }
 }
 
-async function run(args: readonly string[], io: Io, env: Env): Promise<number> {
+async function run(
+  args: readonly string[],
+  io: Io,
+  env: Env,
+  options: MainOptions,
+): Promise<number> {
   if (args[0] === '--version' || args[0] === '-v' || args[0] === 'version') {
     io.out(`${version()}\n`);
     return 0;
@@ -592,7 +915,7 @@ async function run(args: readonly string[], io: Io, env: Env): Promise<number> {
     const topic = args.slice(1).join(' ');
     if (topic === '') io.out(USAGE);
     else if (COMMANDS[topic]) io.out(commandHelp(COMMANDS[topic]));
-    else if (topic === 'dlq') io.out(usageOf('dlq'));
+    else if (topic === 'dlq' || topic === 'messages') io.out(usageOf(topic));
     else throw new UsageError(`help: unknown command "${topic}"`);
     return 0;
   }
@@ -603,6 +926,13 @@ async function run(args: readonly string[], io: Io, env: Env): Promise<number> {
       return 0;
     }
     throw new UsageError('dlq needs an action: list or replay', 'dlq');
+  }
+  if (name === 'messages') {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      io.out(usageOf('messages'));
+      return 0;
+    }
+    throw new UsageError('messages needs an action: list, show or resend', 'messages');
   }
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command "${name}"`);
@@ -624,6 +954,9 @@ async function run(args: readonly string[], io: Io, env: Env): Promise<number> {
     since?: string;
     limit?: string;
     json?: boolean;
+    destination?: string;
+    status?: string;
+    cursor?: string;
   };
   if (values.help) {
     io.out(commandHelp(command));
@@ -664,7 +997,25 @@ async function run(args: readonly string[], io: Io, env: Env): Promise<number> {
       return 0;
     case 'dlq list':
     case 'dlq replay':
-      return dlq(name === 'dlq list' ? 'list' : 'replay', positionals[0]!, values, env, io);
+      return dlq(
+        name === 'dlq list' ? 'list' : 'replay',
+        positionals[0]!,
+        values,
+        env,
+        io,
+        options,
+      );
+    case 'messages list':
+    case 'messages show':
+    case 'messages resend':
+      return messages(
+        name.slice('messages '.length) as 'list' | 'show' | 'resend',
+        positionals[0],
+        values,
+        env,
+        io,
+        options,
+      );
   }
   const source = findConfig(values.config, env);
   const config = loadConfig(source.path, env);

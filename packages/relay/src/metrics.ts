@@ -12,6 +12,10 @@ export interface DepthSource {
   /** Events moved to the dead letter because `maxPending` was reached. */
   overflowed(): number;
   pending(): number;
+  /** Requests (or batches) being sent. */
+  inFlight(): number;
+  /** `healthy`, `failing` or `disabled`. */
+  state(): 'healthy' | 'failing' | 'disabled';
   deadLetters(): number;
   /** The destination's `maxPending`. */
   maxPending(): number;
@@ -45,6 +49,12 @@ export class RelayMetrics {
   /** Events moved to a dead letter because their destination reached `maxPending`. */
   readonly overflowed: Counter<'destination'>;
   readonly latency: Histogram<'destination'>;
+  /** Events acknowledged without being stored again: their `idField` id was stored already. */
+  readonly duplicates: Counter<'source'>;
+  /** Messages deleted from the log once past `retention`. */
+  readonly purged: Counter;
+  /** Times a destination was disabled (by `disableAfter` or an operator). */
+  readonly disabled: Counter<'destination'>;
 
   constructor(destinations: () => readonly DepthSource[]) {
     const registers = [this.registry];
@@ -113,6 +123,45 @@ export class RelayMetrics {
       registers,
       collect() {
         for (const d of destinations()) this.set({ destination: d.name }, d.pending());
+      },
+    });
+    this.duplicates = new Counter({
+      name: 'eventsinks_relay_duplicate_events_total',
+      help: 'Events acknowledged but not stored again: their idField id was accepted before (within retention).',
+      labelNames: ['source'],
+      registers,
+    });
+    this.purged = new Counter({
+      name: 'eventsinks_relay_purged_messages_total',
+      help: 'Delivered messages deleted from the message log once past retention.',
+      registers,
+    });
+    this.disabled = new Counter({
+      name: 'eventsinks_relay_destination_disabled_total',
+      help: 'Times a destination was disabled (disableAfter, or an operator).',
+      labelNames: ['destination'],
+      registers,
+    });
+    new Gauge({
+      name: 'eventsinks_relay_in_flight',
+      help: 'Requests (or batches) being sent to a destination.',
+      labelNames: ['destination'],
+      registers,
+      collect() {
+        for (const d of destinations()) this.set({ destination: d.name }, d.inFlight());
+      },
+    });
+    new Gauge({
+      name: 'eventsinks_relay_destination_state',
+      help: 'A destination’s state: 1 for the state it is in (healthy, failing, disabled), 0 for the others.',
+      labelNames: ['destination', 'state'],
+      registers,
+      collect() {
+        for (const d of destinations()) {
+          const current = d.state();
+          for (const state of ['healthy', 'failing', 'disabled'] as const)
+            this.set({ destination: d.name, state }, state === current ? 1 : 0);
+        }
       },
     });
     new Gauge({

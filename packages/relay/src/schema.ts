@@ -263,6 +263,11 @@ const server = z.strictObject({ listen: hostPort.default('127.0.0.1:8080') }).pr
 /** Where each destination's durable queue and dead letters live. */
 const dataDir = z.string().min(1).default('./.eventsinks');
 const durability = z.enum(['process', 'power']).default('process');
+const store = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).optional() }),
+  ])
+  .prefault({ type: 'sqlite' });
 
 /** The whole relay configuration. */
 export const relayConfigSchema = z
@@ -271,11 +276,7 @@ export const relayConfigSchema = z
     dataDir,
     durability,
     /** The store: the embedded SQLite database `<dataDir>/relay.db` by default. */
-    store: z
-      .discriminatedUnion('type', [
-        z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).optional() }),
-      ])
-      .prefault({ type: 'sqlite' }),
+    store,
     /**
      * How long every accepted event is kept with its deliveries and attempts once delivered
      * (the message log); `0s` deletes it on delivery. Also the window of `idField` and
@@ -327,14 +328,17 @@ export const relayConfigSchema = z
   });
 
 /**
- * The parts of the configuration that the admin commands (`dlq list`, `dlq replay`) read: where
- * the relay listens, where its files are, the http source's token and the destinations' names.
+ * The parts of the configuration that the admin commands (`dlq`, `messages`) read: where
+ * the relay listens, where its files and store are, the http source's token and the destinations' names.
  * The rest is not checked (nor interpolated) by them: `validate` and `relay` do that.
  */
 export const relayAdminSchema = z.looseObject({
   server,
   dataDir,
   durability,
+  // For opening the store when no relay runs (`eventsinks messages`, `dlq`).
+  store,
+  retention: duration.prefault('24h'),
   sources: z
     .array(z.looseObject({ type: z.string(), token: z.string().min(1).optional() }))
     .prefault([{ type: 'http' }]),

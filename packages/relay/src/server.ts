@@ -1,10 +1,11 @@
 // The relay's HTTP server: the http source (POST /events), /metrics, /healthz, /readyz, and
-// admin endpoints for dead letters (used by `eventsinks dlq` while the relay runs).
+// the admin API (admin.ts; used by `eventsinks messages` and `eventsinks dlq` while the relay runs).
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Destination } from './destinations.js';
+import type { AdminHandler } from './admin.js';
 import type { Envelope } from './envelope.js';
+import type { Accepted, AcceptOptions } from './Relay.js';
 import { isSinkClosedError } from 'eventsinks';
 import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
 import type { RejectReason, RelayMetrics } from './metrics.js';
@@ -19,12 +20,13 @@ export interface ServerContext {
   ready(): boolean;
   /** True from the start of a drain: every response then carries `connection: close`. */
   draining(): boolean;
-  ingest(
+  accept(
     events: Record<string, unknown>[],
     source: string,
-    options?: { checked?: boolean },
-  ): Promise<Envelope[]>;
-  destination(name: string): Destination | undefined;
+    options?: AcceptOptions,
+  ): Promise<Accepted>;
+  /** The admin API, called once a request to `/admin/…` is authorized. */
+  admin: AdminHandler;
 }
 
 function send(
@@ -150,6 +152,25 @@ function invalidUtf8At(bytes: Uint8Array): number {
   return i;
 }
 
+/** The longest `Idempotency-Key` accepted. */
+export const MAX_IDEMPOTENCY_KEY = 255;
+
+/**
+ * The request's `Idempotency-Key`: undefined without one, else the key, or a message saying why
+ * it cannot be one (1–255 visible ASCII characters).
+ */
+function idempotencyKeyOf(req: IncomingMessage): { key: string } | { problem: string } | undefined {
+  const value = req.headers['idempotency-key'];
+  if (value === undefined) return undefined;
+  const key = Array.isArray(value) ? value.join(',') : value;
+  if (key === '' || key.length > MAX_IDEMPOTENCY_KEY || !/^[\x21-\x7e]+$/.test(key)) {
+    return {
+      problem: `Idempotency-Key ${JSON.stringify(key.slice(0, 40))} is not a key: expected 1 to ${MAX_IDEMPOTENCY_KEY} visible ASCII characters`,
+    };
+  }
+  return { key };
+}
+
 /** Ids listed in a 202 unless the request asks for all of them with `?ids=all`. */
 export const MAX_IDS = 100;
 
@@ -161,15 +182,6 @@ function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
     offset += chunk.length;
   }
   return out;
-}
-
-function parseSince(value: string | null): number | undefined {
-  if (value === null || value === '') return 0;
-  const date = Date.parse(value);
-  if (!Number.isNaN(date)) return date;
-  const number = Number(value);
-  if (Number.isFinite(number)) return number;
-  return undefined;
 }
 
 /**
@@ -197,14 +209,6 @@ export function createHandler(context: ServerContext) {
     if (!res.req.complete) lingeringClose(res.req);
     send(res, status, body, { connection: 'close', ...headers });
   };
-
-  const stopping = (res: ServerResponse): void =>
-    reply(
-      res,
-      503,
-      { error: 'the relay is stopping; run the command again once it has stopped' },
-      { 'retry-after': '5' },
-    );
 
   const authorized = (req: IncomingMessage): boolean =>
     source?.token === undefined ? true : tokenMatches(req.headers.authorization, source.token);
@@ -239,6 +243,11 @@ export function createHandler(context: ServerContext) {
         'www-authenticate': 'Bearer',
       });
     }
+    const idempotency = idempotencyKeyOf(req);
+    if (idempotency !== undefined && 'problem' in idempotency) {
+      req.resume();
+      return reject(400, 'invalid', idempotency.problem);
+    }
     const body = await readBody(req, config.maxBodySize);
     if ('tooLarge' in body) {
       lingeringClose(req);
@@ -268,9 +277,17 @@ export function createHandler(context: ServerContext) {
         parsed.status === 413 ? 'too_many_events' : 'invalid',
         parsed.error,
       );
-    let envelopes: Envelope[];
+    const all = url.searchParams.get('ids') === 'all';
+    const answer = (envelopes: readonly Envelope[]): string => {
+      const shown = all || envelopes.length <= MAX_IDS ? envelopes : envelopes.slice(0, MAX_IDS);
+      return `${JSON.stringify({ accepted: envelopes.length, ids: shown.map((e) => e.id) })}\n`;
+    };
+    let accepted: Accepted;
     try {
-      envelopes = await context.ingest(parsed.events, 'http', { checked: true });
+      accepted = await context.accept(parsed.events, 'http', {
+        checked: true,
+        ...(idempotency !== undefined ? { idempotencyKey: idempotency.key, answer } : {}),
+      });
     } catch (error) {
       if (error instanceof IngestRefusedError) {
         return reject(
@@ -291,50 +308,20 @@ export function createHandler(context: ServerContext) {
           : 'could not store the events; nothing was accepted';
       return reject(503, 'store_failed', message, { 'retry-after': '1' });
     }
-    const all = url.searchParams.get('ids') === 'all';
-    const shown = all || envelopes.length <= MAX_IDS ? envelopes : envelopes.slice(0, MAX_IDS);
-    reply(res, 202, { accepted: envelopes.length, ids: shown.map((e) => e.id) });
+    if (accepted.replayed !== undefined) {
+      // Stripe's header: the client can tell a replayed answer from a new one.
+      return reply(res, 202, JSON.parse(accepted.replayed) as unknown, {
+        'idempotent-replayed': 'true',
+      });
+    }
+    reply(res, 202, JSON.parse(answer(accepted.envelopes)) as unknown);
   }
 
   async function admin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const allowed =
       source?.token !== undefined ? authorized(req) : isLoopback(req.socket.remoteAddress);
     if (!allowed) return reply(res, 401, { error: 'admin requests need the bearer token' });
-    const match = /^\/admin\/dlq\/([^/]+)(\/replay)?$/.exec(url.pathname);
-    const destination = match ? context.destination(decodeURIComponent(match[1]!)) : undefined;
-    if (!match || !destination) return reply(res, 404, { error: 'no such destination' });
-    if (match[2] === undefined && req.method === 'GET') {
-      const limit = Number(url.searchParams.get('limit') ?? 1000);
-      let entries;
-      try {
-        entries = destination.listDead({
-          limit: Number.isInteger(limit) && limit > 0 ? limit : 1000,
-        });
-      } catch (error) {
-        if (isSinkClosedError(error)) return stopping(res);
-        throw error;
-      }
-      return reply(
-        res,
-        200,
-        entries.map(({ id, event }) => ({ id, ...event })),
-      );
-    }
-    if (match[2] !== undefined && req.method === 'POST') {
-      const since = parseSince(url.searchParams.get('since'));
-      if (since === undefined)
-        return reply(res, 400, { error: 'since: expected a date or ms since the epoch' });
-      let replayed;
-      try {
-        replayed = await destination.replay(since);
-      } catch (error) {
-        if (isSinkClosedError(error)) return stopping(res);
-        throw error;
-      }
-      log.info({ destination: destination.name, replayed }, 'replayed dead letters');
-      return reply(res, 200, { replayed });
-    }
-    return reply(res, 405, { error: 'method not allowed' });
+    return context.admin(req, res, url, reply);
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {

@@ -48,8 +48,10 @@ destinations:
   - name: a
     type: webhook
     url: ${a.url}
+    # Strict order is what concurrency 1 promises (the default, 16, promises none).
+    concurrency: 1
     signing: { secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw }
-  - { name: b, type: webhook, url: ${b.url}, batch: { maxSize: 10, maxDelay: 20ms } }
+  - { name: b, type: webhook, url: ${b.url}, concurrency: 1, batch: { maxSize: 10, maxDelay: 20ms } }
   - { name: archive, type: file, path: ${join(dir, 'out.ndjson')} }
 `,
       dir,
@@ -95,6 +97,7 @@ destinations:
   - { name: up, type: webhook, url: ${up.url} }
   - name: down
     type: webhook
+    concurrency: 1
     url: ${down.url}${FAST_RETRY}
 `);
     const started = Date.now();
@@ -197,6 +200,7 @@ server: { listen: 127.0.0.1:${await freePort()} }
 destinations:
   - name: hooks
     type: webhook
+    concurrency: 1
     url: ${receiver.url}${FAST_RETRY}
 `;
     const relay = await relayWith(yaml, dir);
@@ -244,7 +248,7 @@ destinations:
     const yaml = `
 server: { listen: 127.0.0.1:0 }
 drainTimeout: 1s
-destinations: [{ name: slow, type: webhook, url: ${receiver.url} }]
+destinations: [{ name: slow, type: webhook, concurrency: 1, url: ${receiver.url} }]
 `;
     const relay = await relayWith(yaml, dir);
     const events = Array.from({ length: 60 }, (_, seq) => ({ seq }));

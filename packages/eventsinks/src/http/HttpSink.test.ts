@@ -49,6 +49,26 @@ describe('HttpSink', () => {
     sink.close();
   });
 
+  it('onResponse hears the status, reason and body of a 2xx and of a failure', async () => {
+    const heard: [number, number, string, string][] = [];
+    const sink = new HttpSink<number>(`${server.origin}/hook`, {
+      onResponse: (event, status, text, body) => heard.push([event, status, text, body]),
+    });
+    reset((_, res) => reply(res, 200, 'accepted: 1'));
+    await sink.write(1);
+    reset((_, res) => reply(res, 503, 'busy'));
+    const error = await rejection(sink.write(2));
+    assert.ok(isHttpStatusError(error));
+    reset((_, res) => reply(res, 204));
+    await sink.write(3);
+    assert.deepEqual(heard, [
+      [1, 200, 'OK', 'accepted: 1'],
+      [2, 503, 'Service Unavailable', 'busy'],
+      [3, 204, 'No Content', ''],
+    ]);
+    sink.close();
+  });
+
   it('keeps the connection alive across sequential requests', async () => {
     reset((_, res) => reply(res, 200, 'fine'));
     const before = server.connections;

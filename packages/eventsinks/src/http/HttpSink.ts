@@ -105,9 +105,11 @@ export interface HttpSinkOptions<E> {
   fetch?: typeof fetch;
   /**
    * Told of every response received, 2xx or not, before `write` settles (metrics, logging).
-   * `statusText` is the standard reason phrase when there is one.
+   * `statusText` is the standard reason phrase when there is one; `body` is the response body
+   * as read (at most 64 KiB, decoded as UTF-8; cut short if the deadline passed while it was
+   * arriving), for a 2xx too.
    */
-  onResponse?(event: E, status: number, statusText: string): void;
+  onResponse?(event: E, status: number, statusText: string, body: string): void;
 }
 
 /**
@@ -148,7 +150,8 @@ export class HttpSink<E> implements Sink<E> {
   readonly #encode: (event: E) => EncodedBody;
   readonly #redirect: 'manual' | 'follow';
   readonly #fetch: typeof fetch;
-  readonly #onResponse: ((event: E, status: number, statusText: string) => void) | undefined;
+  readonly #onResponse:
+    ((event: E, status: number, statusText: string, body: string) => void) | undefined;
   readonly #key: Promise<CryptoKey> | undefined;
   readonly #idOf: ((event: E) => string) | undefined;
   // Ids of object events not yet delivered: a retry of the same object reuses its id.
@@ -238,7 +241,8 @@ export class HttpSink<E> implements Sink<E> {
     this.#redirect = redirect;
     this.#fetch = fetchImpl;
     this.#onResponse =
-      onResponse && ((event, status, text) => callHook(NAME, onResponse, event, status, text));
+      onResponse &&
+      ((event, status, text, body) => callHook(NAME, onResponse, event, status, text, body));
     if (signing !== undefined) {
       // Checked synchronously, so a malformed secret fails here rather than at the first write.
       validateSecretShape(signing.secret);
@@ -339,15 +343,14 @@ export class HttpSink<E> implements Sink<E> {
       const status = response.type === 'opaqueredirect' ? 0 : response.status;
       const text =
         status === 0 ? 'opaque redirect' : statusText(response.status, response.statusText);
-      this.#onResponse?.(event, status, text);
+      // The status is the receipt; reading the body (bounded) returns the connection to the
+      // pool for the next request. A body cut short by the deadline does not undo delivery.
+      const body = await readBody(response);
+      this.#onResponse?.(event, status, text, body);
       if (status >= 200 && status < 300) {
-        // The status is the receipt; reading the body (bounded) returns the connection to the
-        // pool for the next request. A body cut short by the deadline does not undo delivery.
-        await readBody(response);
         this.#delivered(event);
         return;
       }
-      const body = await readBody(response);
       throw new HttpStatusError({
         method: this.#method,
         url: this.url,

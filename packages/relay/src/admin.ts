@@ -1,0 +1,478 @@
+// The admin API: destinations (status, enable, disable), the message log (list, show, resend)
+// and the dead-letter views of the same log (`eventsinks dlq`). server.ts authenticates the
+// request (the token, or loopback without one) before it gets here. Every answer is JSON with
+// times as ISO 8601 strings and is bounded in size: lists by `limit` (at most 1000), a
+// message's attempts by {@link MAX_ATTEMPTS_SHOWN} per delivery.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { isSinkClosedError } from 'eventsinks';
+import type { Envelope } from './envelope.js';
+import type {
+  Attempt,
+  DeliveryStatus,
+  MessageDetail,
+  MessageSummary,
+  Store,
+} from './store/Store.js';
+import { parseDuration } from './units.js';
+
+/** server.ts's `reply`: writes a JSON (or text) answer; adds `connection: close` while draining. */
+export type Reply = (
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers?: Record<string, string>,
+) => void;
+
+/** What the handler from {@link createAdminHandler} is. */
+export type AdminHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  reply: Reply,
+) => Promise<void>;
+
+/** One destination as `GET /admin/destinations` shows it. */
+export interface DestinationStatus {
+  name: string;
+  type: string;
+  state: 'healthy' | 'failing' | 'disabled';
+  pending: number;
+  inFlight: number;
+  delivered: number;
+  failed: number;
+  deadLetters: number;
+  lastError: string | null;
+  /** ISO 8601. */
+  lastSuccessAt: string | null;
+}
+
+/** What the admin API needs of a running destination (the delivery engine provides it). */
+export interface AdminDestination {
+  readonly name: string;
+  status(): DestinationStatus | Promise<DestinationStatus>;
+  enable(): Promise<void>;
+  disable(): Promise<void>;
+  /** Delivers message `id` again (same id); false when there is no such message. */
+  resend(id: string): Promise<boolean>;
+  /** Dead letters that died at or after `since` (ms since the epoch) back to pending; how many. */
+  replay(since: number): Promise<number>;
+}
+
+/** What {@link createAdminHandler} works with. */
+export interface AdminContext {
+  store: Store;
+  destinations: readonly AdminDestination[];
+  logger: Logger;
+}
+
+/** The most items one list answer holds (`limit` above it is a 400). */
+export const MAX_LIMIT = 1000;
+/** `limit` of `GET /admin/messages` when the request has none. */
+export const DEFAULT_MESSAGES_LIMIT = 100;
+/** `limit` of `GET /admin/dlq/{name}` when the request has none. */
+export const DEFAULT_DLQ_LIMIT = 1000;
+/** A message's answer shows at most this many attempts per delivery (the latest). */
+export const MAX_ATTEMPTS_SHOWN = 100;
+
+/** One line of `GET /admin/messages`. */
+export interface MessageSummaryJson {
+  id: string;
+  receivedAt: string;
+  source: string;
+  deliveries: { destination: string; status: DeliveryStatus; attempts: number }[];
+}
+
+/** An attempt as `GET /admin/messages/{id}` shows it. */
+export interface AttemptJson {
+  at: string;
+  durationMs: number;
+  status?: number;
+  error?: string;
+  response?: string;
+  nextAt?: string;
+}
+
+/** `GET /admin/messages/{id}`. */
+export interface MessageDetailJson {
+  id: string;
+  receivedAt: string;
+  source: string;
+  event: Record<string, unknown>;
+  deliveries: {
+    destination: string;
+    status: DeliveryStatus;
+    attempts: AttemptJson[];
+    /** Older attempts left out to keep the answer bounded; absent when none were. */
+    attemptsOmitted?: number;
+  }[];
+}
+
+/** `GET /admin/messages`. */
+export interface MessagePageJson {
+  items: MessageSummaryJson[];
+  next: string | null;
+}
+
+/**
+ * A dead letter as `GET /admin/dlq/{name}` lists it: the shape `eventsinks dlq list --json`
+ * printed before the store kept a log (times in ms since the epoch), with `id` now the
+ * message's relay id.
+ */
+export interface DeadLetter {
+  id: string;
+  envelope: Envelope;
+  error: string;
+  /** `overflow` when it was moved there to make room (`whenFull: dead-letter`). */
+  reason?: 'overflow';
+  status?: number;
+  attempts: number;
+  firstFailedAt: number;
+  deadAt: number;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** A store summary as the API shows it. */
+export function summaryJson(message: MessageSummary): MessageSummaryJson {
+  return {
+    id: message.id,
+    receivedAt: iso(message.receivedAt),
+    source: message.source,
+    deliveries: message.deliveries.map((d) => ({
+      destination: d.destination,
+      status: d.status,
+      attempts: d.attempts,
+    })),
+  };
+}
+
+function attemptJson(attempt: Attempt): AttemptJson {
+  const json: AttemptJson = { at: iso(attempt.at), durationMs: attempt.durationMs };
+  if (attempt.status !== undefined) json.status = attempt.status;
+  if (attempt.error !== undefined) json.error = attempt.error;
+  if (attempt.response !== undefined) json.response = attempt.response;
+  if (attempt.nextAt !== undefined) json.nextAt = iso(attempt.nextAt);
+  return json;
+}
+
+/** A store message as the API shows it: the latest {@link MAX_ATTEMPTS_SHOWN} attempts each. */
+export function detailJson(message: MessageDetail): MessageDetailJson {
+  return {
+    id: message.id,
+    receivedAt: iso(message.receivedAt),
+    source: message.source,
+    event: message.event,
+    deliveries: message.deliveries.map((d) => {
+      const omitted = Math.max(0, d.attempts.length - MAX_ATTEMPTS_SHOWN);
+      const delivery: MessageDetailJson['deliveries'][number] = {
+        destination: d.destination,
+        status: d.status,
+        attempts: d.attempts.slice(omitted).map(attemptJson),
+      };
+      if (omitted > 0) delivery.attemptsOmitted = omitted;
+      return delivery;
+    }),
+  };
+}
+
+/**
+ * The dead letters of `destination`, oldest death first: the newest `limit` dead messages of
+ * the log, each with its last attempt's error. Used by the API and by `eventsinks dlq list`
+ * when no relay runs.
+ */
+export async function listDeadLetters(
+  store: Store,
+  destination: string,
+  limit: number,
+): Promise<DeadLetter[]> {
+  const page = await store.listMessages({ destination, status: 'dead', limit });
+  const letters: DeadLetter[] = [];
+  // Newest first from the store; reversed so that equal death times stay in ingest order.
+  for (const summary of [...page.items].reverse()) {
+    const message = await store.getMessage(summary.id);
+    // Purged between the two calls (it was resent and delivered meanwhile): no longer dead.
+    const delivery = message?.deliveries.find((d) => d.destination === destination);
+    if (!message || !delivery || delivery.status !== 'dead') continue;
+    letters.push(deadLetter(message, delivery.attempts));
+  }
+  return letters.sort((a, b) => a.deadAt - b.deadAt);
+}
+
+function deadLetter(message: MessageDetail, attempts: readonly Attempt[]): DeadLetter {
+  const last = attempts[attempts.length - 1];
+  const firstFailed = attempts.find((a) => a.error !== undefined) ?? attempts[0];
+  const error = last?.error ?? 'given up (no error recorded)';
+  const letter: DeadLetter = {
+    id: message.id,
+    envelope: {
+      id: message.id,
+      receivedAt: message.receivedAt,
+      source: message.source,
+      event: message.event,
+    },
+    error,
+    attempts: attempts.length,
+    firstFailedAt: firstFailed?.at ?? message.receivedAt,
+    deadAt: last ? last.at + last.durationMs : message.receivedAt,
+  };
+  // The engine records a move to make room as an attempt whose error starts so.
+  if (error.startsWith('overflow')) letter.reason = 'overflow';
+  if (last?.status !== undefined) letter.status = last.status;
+  return letter;
+}
+
+/**
+ * Every dead letter of `destination` that died at or after `since` back to pending, through
+ * the store (for `eventsinks dlq replay` when no relay runs); how many.
+ */
+export async function replayDeadLetters(
+  store: Store,
+  destination: string,
+  since: number,
+): Promise<number> {
+  let replayed = 0;
+  for (;;) {
+    const moved = await store.replayDead(destination, since, 500);
+    replayed += moved.length;
+    if (moved.length < 500) return replayed;
+  }
+}
+
+/**
+ * A point in time as the API takes it: an ISO date, ms since the epoch, or a duration back
+ * from `now` (`1h`, as in the configuration); undefined when it is none of them.
+ */
+export function parseSinceParam(text: string, now = Date.now()): number | undefined {
+  const value = text.trim();
+  if (/^\d+$/.test(value)) return Number(value);
+  const ms = parseDuration(value);
+  if (ms !== undefined) return now - ms;
+  if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    const date = Date.parse(value);
+    if (!Number.isNaN(date)) return date;
+  }
+  return undefined;
+}
+
+/** A bad request parameter: answered 400 with this message. */
+class BadParameter extends Error {}
+
+function limitParam(url: URL, fallback: number): number {
+  const text = url.searchParams.get('limit');
+  if (text === null) return fallback;
+  const limit = Number(text);
+  if (!/^\d+$/.test(text) || limit < 1 || limit > MAX_LIMIT) {
+    throw new BadParameter(
+      `limit: expected a whole number from 1 to ${MAX_LIMIT}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return limit;
+}
+
+function sinceParam(url: URL, now: number): number | undefined {
+  const text = url.searchParams.get('since');
+  if (text === null || text === '') return undefined;
+  const since = parseSinceParam(text, now);
+  if (since === undefined) {
+    throw new BadParameter(
+      `since: expected an ISO date, ms since the epoch or a duration such as 1h, got ${JSON.stringify(text)}`,
+    );
+  }
+  return since;
+}
+
+const STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'dead'];
+
+function statusParam(url: URL): DeliveryStatus | undefined {
+  const text = url.searchParams.get('status');
+  if (text === null || text === '') return undefined;
+  if (!(STATUSES as readonly string[]).includes(text)) {
+    throw new BadParameter(
+      `status: expected one of ${STATUSES.join(', ')}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return text as DeliveryStatus;
+}
+
+/** Cursors are the store's own; this only keeps a request from carrying an unbounded one. */
+const MAX_CURSOR = 512;
+
+function cursorParam(url: URL): string | undefined {
+  const text = url.searchParams.get('cursor');
+  if (text === null) return undefined;
+  if (text === '' || text.length > MAX_CURSOR) {
+    throw new BadParameter(
+      `cursor: expected the "next" of a previous page, got ${JSON.stringify(text.slice(0, 64))}`,
+    );
+  }
+  return text;
+}
+
+function segment(text: string, what: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new BadParameter(`${what}: not a valid percent-encoded path segment: "${text}"`);
+  }
+}
+
+type Route =
+  | { kind: 'destinations' }
+  | { kind: 'destination'; name: string; action: 'enable' | 'disable' }
+  | { kind: 'messages' }
+  | { kind: 'message'; id: string }
+  | { kind: 'resend'; id: string }
+  | { kind: 'dlq'; name: string }
+  | { kind: 'replay'; name: string };
+
+const ROUTES: [RegExp, string, (m: RegExpExecArray) => Route][] = [
+  [/^\/admin\/destinations\/?$/, 'GET', () => ({ kind: 'destinations' })],
+  [
+    /^\/admin\/destinations\/([^/]+)\/(enable|disable)$/,
+    'POST',
+    (m) => ({
+      kind: 'destination',
+      name: segment(m[1]!, 'destination'),
+      action: m[2] as 'enable' | 'disable',
+    }),
+  ],
+  [/^\/admin\/messages\/?$/, 'GET', () => ({ kind: 'messages' })],
+  [
+    /^\/admin\/messages\/([^/]+)$/,
+    'GET',
+    (m) => ({ kind: 'message', id: segment(m[1]!, 'message id') }),
+  ],
+  [
+    /^\/admin\/messages\/([^/]+)\/resend$/,
+    'POST',
+    (m) => ({ kind: 'resend', id: segment(m[1]!, 'message id') }),
+  ],
+  [/^\/admin\/dlq\/([^/]+)$/, 'GET', (m) => ({ kind: 'dlq', name: segment(m[1]!, 'destination') })],
+  [
+    /^\/admin\/dlq\/([^/]+)\/replay$/,
+    'POST',
+    (m) => ({ kind: 'replay', name: segment(m[1]!, 'destination') }),
+  ],
+];
+
+/**
+ * The admin API's request handler, for server.ts to call with every authenticated `/admin/`
+ * request. Answers (never throws, except what server.ts answers with 500): 400 naming a bad
+ * parameter and its value, 404 for an unknown route, destination or message, 405 with `allow`
+ * for a wrong method, 503 while the store is closing.
+ *
+ * @example
+ * const admin = createAdminHandler({ store, destinations, logger });
+ * if (url.pathname.startsWith('/admin/')) return admin(req, res, url, reply);
+ */
+export function createAdminHandler(context: AdminContext): AdminHandler {
+  const log = context.logger.child({ component: 'admin' });
+  const byName = (name: string): AdminDestination | undefined =>
+    context.destinations.find((d) => d.name === name);
+  const names = (): string => context.destinations.map((d) => d.name).join(', ') || 'none';
+  const noDestination = (name: string): { error: string } => ({
+    error: `no destination named ${JSON.stringify(name)} (have: ${names()})`,
+  });
+
+  async function route(found: Route, res: ServerResponse, url: URL, reply: Reply): Promise<void> {
+    switch (found.kind) {
+      case 'destinations': {
+        const items = await Promise.all(context.destinations.map(async (d) => d.status()));
+        return reply(res, 200, { items });
+      }
+      case 'destination': {
+        const destination = byName(found.name);
+        if (!destination) return reply(res, 404, noDestination(found.name));
+        if (found.action === 'enable') await destination.enable();
+        else await destination.disable();
+        log.info({ destination: destination.name }, `destination ${found.action}d by an operator`);
+        return reply(res, 200, await destination.status());
+      }
+      case 'messages': {
+        const limit = limitParam(url, DEFAULT_MESSAGES_LIMIT);
+        const status = statusParam(url);
+        const since = sinceParam(url, Date.now());
+        const cursor = cursorParam(url);
+        const name = url.searchParams.get('destination');
+        if (name === '') throw new BadParameter('destination: expected a name, got ""');
+        if (name !== null && !byName(name)) return reply(res, 404, noDestination(name));
+        const page = await context.store.listMessages({
+          limit,
+          ...(name !== null && { destination: name }),
+          ...(status !== undefined && { status }),
+          ...(since !== undefined && { since }),
+          ...(cursor !== undefined && { cursor }),
+        });
+        const body: MessagePageJson = { items: page.items.map(summaryJson), next: page.next };
+        return reply(res, 200, body);
+      }
+      case 'message': {
+        const message = await context.store.getMessage(found.id);
+        if (!message) {
+          return reply(res, 404, {
+            error: `no message ${JSON.stringify(found.id)} (never stored, or purged after retention)`,
+          });
+        }
+        return reply(res, 200, detailJson(message));
+      }
+      case 'resend': {
+        const name = url.searchParams.get('destination');
+        if (name === null || name === '') {
+          throw new BadParameter(
+            `destination: required (the destination to deliver message ${JSON.stringify(found.id)} to again)`,
+          );
+        }
+        const destination = byName(name);
+        if (!destination) return reply(res, 404, noDestination(name));
+        if (!(await destination.resend(found.id))) {
+          return reply(res, 404, {
+            error: `no message ${JSON.stringify(found.id)} (never stored, or purged after retention)`,
+          });
+        }
+        log.info({ destination: name, id: found.id }, 'message resent by an operator');
+        return reply(res, 202, { id: found.id, destination: name });
+      }
+      case 'dlq': {
+        const limit = limitParam(url, DEFAULT_DLQ_LIMIT);
+        if (!byName(found.name)) return reply(res, 404, noDestination(found.name));
+        return reply(res, 200, await listDeadLetters(context.store, found.name, limit));
+      }
+      case 'replay': {
+        const since = sinceParam(url, Date.now()) ?? 0;
+        const destination = byName(found.name);
+        if (!destination) return reply(res, 404, noDestination(found.name));
+        const replayed = await destination.replay(since);
+        log.info({ destination: found.name, replayed }, 'replayed dead letters');
+        return reply(res, 200, { replayed });
+      }
+    }
+  }
+
+  return async (req, res, url, reply) => {
+    try {
+      for (const [pattern, method, make] of ROUTES) {
+        const match = pattern.exec(url.pathname);
+        if (!match) continue;
+        if (req.method !== method) {
+          req.resume();
+          return reply(res, 405, { error: `use ${method} for ${url.pathname}` }, { allow: method });
+        }
+        return await route(make(match), res, url, reply);
+      }
+      return reply(res, 404, { error: `no admin endpoint ${url.pathname}` });
+    } catch (error) {
+      if (error instanceof BadParameter) return reply(res, 400, { error: error.message });
+      // The store closes at the end of a drain; a request that comes in after is told so.
+      if (isSinkClosedError(error)) {
+        return reply(
+          res,
+          503,
+          { error: 'the relay is stopping; run the command again once it has stopped' },
+          { 'retry-after': '5' },
+        );
+      }
+      throw error;
+    }
+  };
+}
