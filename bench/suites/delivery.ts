@@ -242,7 +242,7 @@ const suite: BenchSuite = {
             `timed from enabling the destination with all events stored; load ${load()}`,
         });
       }
-      const total = quick ? 10_000 : 100_000;
+      const total = quick ? 4_000 : 30_000;
       const none = await ingestWith(dir, fast, '0s', total, relays);
       const kept = await ingestWith(dir, fast, '24h', total, relays);
       rows.push(
