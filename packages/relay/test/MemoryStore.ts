@@ -47,6 +47,10 @@ export class MemoryStore implements Store {
   destination = unused('destination');
   updateDestination = unused('updateDestination');
   purge = unused('purge');
+  claim = unused('claim');
+  renew = unused('renew');
+  subscribe = (): (() => void) => () => undefined;
+  healthy = (): boolean => !this.closed;
 
   async listMessages(
     query: MessageQuery,

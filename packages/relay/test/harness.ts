@@ -113,35 +113,94 @@ export interface Received {
   body: unknown;
 }
 
-/** A webhook receiver on 127.0.0.1 that records every request it accepts. */
+/** One request as a {@link Receiver} saw it, whatever it answered. */
+export interface RequestRecord {
+  /** When it arrived (Date.now()), before its body was read. */
+  at: number;
+  /** When the answer was sent; undefined while in flight. */
+  end?: number;
+  /** Its `webhook-id` header. */
+  id: string | undefined;
+  /** The parsed JSON body (the text when it is not JSON). */
+  body: unknown;
+  /** The status answered. */
+  status?: number;
+  /** The request's headers. */
+  headers: IncomingMessage['headers'];
+}
+
+/** What a {@link Receiver}'s script answers to one request; unset fields fall back to its defaults. */
+export interface ScriptedReply {
+  status?: number;
+  /** Delay before answering, ms. */
+  delay?: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/**
+ * A webhook receiver on 127.0.0.1 that records every request it accepts (`received`: 2xx
+ * only) and every request at all (`log`), counts the requests in flight and the most reached,
+ * and can answer each request as a script says (status, latency, headers, body).
+ */
 export class Receiver {
   readonly received: Received[] = [];
+  /** Every request, in arrival order. */
+  readonly log: RequestRecord[] = [];
   /** Set to answer every request with this status instead of 200. */
   status = 200;
   /** Added delay per request, in ms. */
   delay = 0;
+  /** Per request answer; `request.n` counts from 0 in arrival order. Overrides status/delay. */
+  script: ((request: RequestRecord & { n: number }) => ScriptedReply | undefined) | undefined;
   requests = 0;
+  /** Requests being answered now, and the most there were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
   #server: Server;
   port = 0;
 
   constructor() {
     this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#server.keepAliveTimeout = 60_000;
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    this.requests++;
-    let text = '';
-    for await (const chunk of req) text += (chunk as Buffer).toString();
-    if (this.delay > 0) await new Promise((r) => setTimeout(r, this.delay));
-    const status = this.status;
-    if (status >= 200 && status < 300) {
-      const body: unknown = JSON.parse(text);
-      const id = req.headers['webhook-id'];
-      for (const event of Array.isArray(body) ? body : [body]) {
-        this.received.push({ id: typeof id === 'string' ? id : undefined, body: event });
+    const n = this.requests++;
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const header = req.headers['webhook-id'];
+    const record: RequestRecord = {
+      at: Date.now(),
+      id: typeof header === 'string' ? header : undefined,
+      body: undefined,
+      headers: req.headers,
+    };
+    this.log.push(record);
+    try {
+      let text = '';
+      for await (const chunk of req) text += (chunk as Buffer).toString();
+      try {
+        record.body = JSON.parse(text);
+      } catch {
+        record.body = text;
       }
+      const reply = this.script?.({ ...record, n }) ?? {};
+      const delay = reply.delay ?? this.delay;
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      const status = reply.status ?? this.status;
+      record.status = status;
+      if (status >= 200 && status < 300) {
+        const body = record.body;
+        for (const event of Array.isArray(body) ? body : [body]) {
+          this.received.push({ id: record.id, body: event });
+        }
+      }
+      record.end = Date.now();
+      res.writeHead(status, reply.headers ?? {}).end(reply.body ?? '');
+    } finally {
+      this.inFlight--;
     }
-    res.writeHead(status).end();
   }
 
   async start(): Promise<this> {
@@ -263,4 +322,125 @@ export async function storedDeliveries(
   } finally {
     await store.close();
   }
+/** Calls the relay's admin API (loopback, no token); the body parsed as JSON when it is. */
+export async function admin(
+  url: string,
+  path: string,
+  method: 'GET' | 'POST' = 'GET',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: unknown }> {
+  const response = await fetch(`${url}${path}`, { method, headers });
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: response.status, json };
+}
+
+/** `GET /admin/destinations`: one destination's line. */
+export interface DestinationStatus {
+  name: string;
+  type: string;
+  state: 'healthy' | 'failing' | 'disabled';
+  pending: number;
+  inFlight: number;
+  delivered: number;
+  failed: number;
+  deadLetters: number;
+  lastError: string | null;
+  lastSuccessAt: string | null;
+}
+
+/** One destination's line of `GET /admin/destinations`; fails when it is missing. */
+export async function destinationStatus(url: string, name: string): Promise<DestinationStatus> {
+  const { status, json } = await admin(url, '/admin/destinations');
+  if (status !== 200)
+    throw new Error(`GET /admin/destinations answered ${status}: ${JSON.stringify(json)}`);
+  const item = (json as { items: DestinationStatus[] }).items.find((d) => d.name === name);
+  if (!item) throw new Error(`no destination ${name} in ${JSON.stringify(json)}`);
+  return item;
+}
+
+/** `GET /admin/messages/{id}`. */
+export interface MessageDetailJson {
+  id: string;
+  receivedAt: string;
+  source: string;
+  event: Record<string, unknown>;
+  deliveries: {
+    destination: string;
+    status: 'pending' | 'delivered' | 'dead';
+    attempts: {
+      at: string;
+      durationMs: number;
+      status?: number;
+      error?: string;
+      response?: string;
+      nextAt?: string;
+    }[];
+  }[];
+}
+
+/** `GET /admin/messages`. */
+export interface MessageListJson {
+  items: {
+    id: string;
+    receivedAt: string;
+    source: string;
+    deliveries: {
+      destination: string;
+      status: 'pending' | 'delivered' | 'dead';
+      attempts: number;
+    }[];
+  }[];
+  next: string | null;
+}
+
+/** SIGTERM, and the exit code. */
+export async function stop(relay: RelayProcess): Promise<number | null> {
+  relay.child.kill('SIGTERM');
+  return (await relay.exited).code;
+}
+
+/** SIGKILL, and wait until it is gone. */
+export async function kill(relay: RelayProcess): Promise<void> {
+  relay.child.kill('SIGKILL');
+  await relay.exited;
+}
+
+/** The relay's JSON log lines (pino), parsed; lines that are not JSON are left out. */
+export function logLines(relay: RelayProcess): Record<string, unknown>[] {
+  return relay
+    .stderr()
+    .split('\n')
+    .flatMap((line): Record<string, unknown>[] => {
+      try {
+        const value: unknown = JSON.parse(line);
+        return typeof value === 'object' && value !== null
+          ? [value as Record<string, unknown>]
+          : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Writes `yaml` as relay.yaml in `dir` (a new temp dir by default) and starts the relay there. */
+export async function relayIn(
+  yaml: string,
+  dir = tempDir(),
+): Promise<{ relay: RelayProcess; dir: string; file: string }> {
+  const file = writeConfig(dir, yaml);
+  return { relay: await startRelay(file, { cwd: dir }), dir, file };
+}
+
+/** The ids of a 202's body (`{ accepted, ids }`). */
+export function idsOf(response: { status: number; json: unknown }): string[] {
+  if (response.status !== 202) {
+    throw new Error(`ingest answered ${response.status}: ${JSON.stringify(response.json)}`);
+  }
+  return (response.json as { ids: string[] }).ids;
 }

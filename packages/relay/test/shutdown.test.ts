@@ -125,7 +125,11 @@ destinations:
     );
     await term(relay);
     for (const name of names) {
-      assert.equal((await queued(dir, name)).length, EVENTS, `${name}: undelivered events stay on disk`);
+      assert.equal(
+        (await queued(dir, name)).length,
+        EVENTS,
+        `${name}: undelivered events stay on disk`,
+      );
       assert.equal((await deadLetters(dir, name)).length, 0, `${name}: nothing dead-lettered`);
     }
 
@@ -169,7 +173,11 @@ destinations:
       await hang.close();
     }
     for (const name of ['hook', 'batched', 'redis', 'nats', 'amqp']) {
-      assert.equal((await queued(dir, name)).length, EVENTS, `${name}: undelivered events stay on disk`);
+      assert.equal(
+        (await queued(dir, name)).length,
+        EVENTS,
+        `${name}: undelivered events stay on disk`,
+      );
       assert.equal((await deadLetters(dir, name)).length, 0, `${name}: nothing dead-lettered`);
     }
   });
@@ -194,7 +202,11 @@ destinations:
     await waitFor(() => failing.requests >= 4, 30_000, 'failing attempts');
     await term(relay);
     for (const name of ['hook', 'batched']) {
-      assert.equal((await queued(dir, name)).length, EVENTS, `${name}: undelivered events stay on disk`);
+      assert.equal(
+        (await queued(dir, name)).length,
+        EVENTS,
+        `${name}: undelivered events stay on disk`,
+      );
       assert.equal((await deadLetters(dir, name)).length, 0, `${name}: nothing dead-lettered`);
     }
   });
