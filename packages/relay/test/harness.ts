@@ -322,6 +322,8 @@ export async function storedDeliveries(
   } finally {
     await store.close();
   }
+}
+
 /** Calls the relay's admin API (loopback, no token); the body parsed as JSON when it is. */
 export async function admin(
   url: string,
