@@ -2,6 +2,14 @@
 // Entry point of the `eventsinks` command. The relay's libraries (yaml, zod, prom-client, pino,
 // better-sqlite3) are dependencies of eventsinks-relay; they are still loaded here, behind a
 // message, so an install that lost one says so in a line instead of a stack trace.
+// A reader that goes away (`eventsinks dlq list x | head -1`) is no error of ours: stop quietly,
+// as other command-line tools do, instead of an unhandled EPIPE and its stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  process.stderr.write(`eventsinks: cannot write the output: ${error.message}\n`);
+  process.exit(74);
+});
+
 const io = {
   out: (text: string): void => void process.stdout.write(text),
   err: (text: string): void => void process.stderr.write(text),

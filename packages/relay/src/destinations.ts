@@ -190,7 +190,8 @@ export class Destination implements AdminDestination {
     const delivery = await this.#store.resend(id, this.name);
     if (delivery === undefined) return false;
     if (wasDead) this.#dead = Math.max(0, this.#dead - 1);
-    this.#dispatcher.requeue(delivery);
+    // A resend gets the full retry budget again (the log keeps the earlier attempts).
+    this.#dispatcher.requeue({ ...delivery, attempts: 0 });
     this.#log.info({ id }, 'message resent');
     return true;
   }
@@ -200,7 +201,8 @@ export class Destination implements AdminDestination {
     let replayed = 0;
     for (;;) {
       const page = await this.#store.replayDead(this.name, since, 500);
-      for (const delivery of page) this.#dispatcher.requeue(delivery);
+      // Each replayed delivery gets the full retry budget again.
+      for (const delivery of page) this.#dispatcher.requeue({ ...delivery, attempts: 0 });
       replayed += page.length;
       this.#dead = Math.max(0, this.#dead - page.length);
       if (page.length < 500) return replayed;
