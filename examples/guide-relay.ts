@@ -111,7 +111,7 @@ try {
   });
   assert.equal((await fetch(`${url}/readyz`)).status, 200);
 
-  // 3. POST /events: 202 once the event is on disk in every matching queue.
+  // 3. POST /events: 202 once the event is in the store, with a delivery per matching destination.
   // As `curl -d '{"hello":"world"}' localhost:8080/events` sends it: the relay goes by the
   // body's shape, not by the form content type curl puts on it.
   const post = (body: string) =>
@@ -143,7 +143,17 @@ try {
   assert.match(metrics, /eventsinks_relay_delivered_events_total\{destination="hooks"\} 1\b/);
   assert.match(metrics, /eventsinks_relay_delivered_events_total\{destination="out"\} 2\b/);
 
-  // 5. SIGTERM: stop accepting, drain, exit 0. Each destination kept its queue files.
+  // 5. The message log: the event with a delivery per destination and each attempt.
+  const message = (await (await fetch(`${url}/admin/messages/${ids[0]}`)).json()) as {
+    deliveries: { destination: string; status: string; attempts: { status?: number }[] }[];
+  };
+  const hooks = message.deliveries.find((d) => d.destination === 'hooks');
+  assert.equal(hooks?.status, 'delivered');
+  assert.equal(hooks.attempts[0]?.status, 204); // what the receiver above answers
+  assert.equal(message.deliveries.find((d) => d.destination === 'out')?.status, 'delivered');
+  console.log(`GET /admin/messages/${ids[0]} → delivered to hooks (204) and out`);
+
+  // 6. SIGTERM: stop accepting, drain, exit 0. Everything is in one store, data/relay.db.
   relay.child.kill('SIGTERM');
   const { code, signal } = await relay.exited;
   assert.deepEqual({ code, signal }, { code: 0, signal: null }, relay.output.stderr);
@@ -151,9 +161,9 @@ try {
     readdirSync(join(dir, 'data'))
       .filter((f) => f.endsWith('.db'))
       .sort(),
-    ['hooks.dead.db', 'hooks.queue.db', 'out.dead.db', 'out.queue.db'],
+    ['relay.db'],
   );
-  console.log('SIGTERM → exit 0; data/ holds a queue and a dead-letter file per destination');
+  console.log('SIGTERM → exit 0; data/ holds one store, relay.db');
 } finally {
   if (relay.child.exitCode === null && relay.child.signalCode === null) {
     relay.child.kill('SIGKILL');
