@@ -137,7 +137,8 @@ export class WebhookClient {
           signal: controller.signal,
         });
       } catch (error) {
-        if (this.#closed) throw new SinkClosedError('the webhook client was closed', { cause: error });
+        if (this.#closed)
+          throw new SinkClosedError('the webhook client was closed', { cause: error });
         throw new HttpTransportError(method, this.url, timedOut ? timeout : undefined, {
           cause: error,
           messageId: id,
