@@ -131,7 +131,7 @@ export class WebhookClient {
         response = await this.#dispatcher.request({
           origin: this.#origin,
           path: this.#path,
-          method: method as Dispatcher.HttpMethod,
+          method,
           headers,
           body,
           signal: controller.signal,
