@@ -113,6 +113,13 @@ describe('WebhookClient', () => {
     assert.equal(parseRetryAfter(null, 0), undefined);
   });
 
+  it('a secret that is not base64 fails at construction, without showing it', () => {
+    assert.throws(
+      () => client('/ok', { secret: 'whsec_abcde' }),
+      (error: unknown) => error instanceof TypeError && !error.message.includes('abcde'),
+    );
+  });
+
   it('close with a signal cuts a request off at once; later sends are refused', async () => {
     const c = client('/hang', { timeout: 30_000 });
     const sending = c.send('{}', 'evt_8').catch((e: unknown) => e);

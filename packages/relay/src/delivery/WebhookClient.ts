@@ -65,6 +65,7 @@ export class WebhookClient {
   #closed = false;
 
   constructor(url: string, options: WebhookClientOptions) {
+    if (options.secret !== undefined) validateSecretShape(options.secret);
     const parsed = new URL(url);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(options.headers)) {
@@ -218,4 +219,15 @@ export function parseRetryAfter(value: string | null, now: number): number | und
   const date = Date.parse(trimmed);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - now);
+}
+
+// As HttpSink's constructor: a key that cannot be base64 fails when the target is made, not
+// as a dead letter per event. (The schema checks the `whsec_` prefix and the alphabet.)
+function validateSecretShape(secret: string): void {
+  const key = secret.startsWith('whsec_') ? secret.slice(6) : secret;
+  if (key.length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || key.length % 4 === 1) {
+    throw new TypeError(
+      `Expected \`signing.secret\` to be a non-empty base64 key, optionally prefixed with whsec_; got a ${secret.length}-character string that is not`,
+    );
+  }
 }
