@@ -1,8 +1,9 @@
 // The delivery engine (issue 14): the relay as a child process delivering one event per request
 // to a local receiver that answers 200 after 50 ms (keep-alive), at concurrency 16, 64 and 256.
 // Next to it, in the same run and against the same receiver, the physical limit (concurrency ÷
-// 50 ms) and a raw `fetch` pool of the same concurrency: what a client with nothing to store or
-// record reaches. Then ingest with the attempt log: the ingest rate with `retention: 0s`
+// 50 ms), a raw `fetch` pool, a raw undici `request` pool (what the webhook target uses) and
+// undici's own `fetch` on a dedicated Agent, all of the same concurrency: what a client with
+// nothing to store or record reaches. Then ingest with the attempt log: the ingest rate with `retention: 0s`
 // (delivered rows deleted at once) and `24h` (every message, delivery and attempt kept).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, fetch as undiciFetch, request } from 'undici';
 import type { BenchOptions, BenchRow, BenchSuite } from '../types.js';
 
 const SUITE = 'delivery';
@@ -134,6 +136,58 @@ async function fetchPool(url: string, concurrency: number, total: number): Promi
   return (total / (performance.now() - started)) * 1000;
 }
 
+/** The same pool with undici's `request` on an Agent of `concurrency` connections; events/s. */
+async function requestPool(url: string, concurrency: number, total: number): Promise<number> {
+  const agent = new Agent({ connections: concurrency, pipelining: 1 });
+  let next = 0;
+  const started = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < total) {
+      const n = next++;
+      const response = await request(url, {
+        method: 'POST',
+        body: JSON.stringify({ n, type: 'order.created' }),
+        headers: { 'content-type': 'application/json' },
+        dispatcher: agent,
+      });
+      await response.body.dump();
+      if (response.statusCode !== 200) throw new Error(`receiver answered ${response.statusCode}`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return (total / (performance.now() - started)) * 1000;
+  } finally {
+    await agent.close();
+  }
+}
+
+/** The fetch pool with undici's own `fetch` on a dedicated Agent (option a); events/s. */
+async function undiciFetchPool(url: string, concurrency: number, total: number): Promise<number> {
+  const agent = new Agent({ connections: concurrency, pipelining: 1 });
+  let next = 0;
+  const started = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < total) {
+      const n = next++;
+      const response = await undiciFetch(url, {
+        method: 'POST',
+        body: JSON.stringify({ n, type: 'order.created' }),
+        headers: { 'content-type': 'application/json' },
+        dispatcher: agent,
+      });
+      await response.arrayBuffer();
+      if (response.status !== 200) throw new Error(`receiver answered ${response.status}`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return (total / (performance.now() - started)) * 1000;
+  } finally {
+    await agent.close();
+  }
+}
+
 /**
  * The relay's delivery rate at `concurrency`: the destination is disabled while `total`
  * events are ingested, then enabled; timed from the enable until the receiver has them all.
@@ -230,15 +284,24 @@ const suite: BenchSuite = {
         const total = Math.round(limit * seconds);
         const relay = await relayDelivery(dir, slow, concurrency, total, relays);
         const raw = await fetchPool(slow.url, concurrency, total);
+        const undiciRequest = await requestPool(slow.url, concurrency, total);
+        const undiciFetch = await undiciFetchPool(slow.url, concurrency, total);
         rows.push({
           suite: SUITE,
           scenario: `Webhook delivery, concurrency ${concurrency}, receiver 50 ms`,
           unit: 'events/s',
           better: 'higher',
-          results: { eventsinks: relay, 'raw fetch pool': raw, 'physical limit': limit },
+          results: {
+            eventsinks: relay,
+            'raw fetch pool': raw,
+            'raw undici.request pool': undiciRequest,
+            'undici fetch pool, own Agent': undiciFetch,
+            'physical limit': limit,
+          },
           notes:
             `${total} events, one per request, keep-alive; relay at ${((relay / limit) * 100).toFixed(0)}% ` +
-            `of the limit (concurrency ÷ 50 ms), fetch pool at ${((raw / limit) * 100).toFixed(0)}%; ` +
+            `of the limit (concurrency ÷ 50 ms), fetch pool at ${((raw / limit) * 100).toFixed(0)}%, ` +
+            `undici.request pool at ${((undiciRequest / limit) * 100).toFixed(0)}%; ` +
             `timed from enabling the destination with all events stored; load ${load()}`,
         });
       }

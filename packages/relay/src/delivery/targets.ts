@@ -2,12 +2,13 @@
 // turns whatever happened into an AttemptOutcome. Retries, order and pace are the Dispatcher's.
 import { open, type FileHandle } from 'node:fs/promises';
 import { isPublishError, isSinkClosedError, type CloseOptions, type Sink } from 'eventsinks';
-import { HttpSink, isHttpStatusError, isHttpTransportError } from 'eventsinks/http';
+import { HttpEncodeError, isHttpStatusError, isHttpTransportError } from 'eventsinks/http';
 import { brokerSink } from '../brokers.js';
 import type { Envelope } from '../envelope.js';
 import { describeError } from '../logger.js';
 import type { DestinationConfig } from '../schema.js';
 import type { AttemptOutcome, Target } from './Target.js';
+import { WebhookClient } from './WebhookClient.js';
 
 /**
  * The field of each element of a batch that carries the event's own relay id (the
@@ -30,7 +31,7 @@ export interface TargetContext {
 }
 
 /**
- * The target of one destination: HttpSink for a webhook, NDJSON lines for stdout and a file,
+ * The target of one destination: a {@link WebhookClient} (undici) for a webhook, NDJSON lines for stdout and a file,
  * the broker adapters for redis, nats and amqp. `send` never rejects; `close` without a signal
  * waits for the attempts in flight, and with an aborted signal returns at once (the attempts
  * still in flight then end as retryable failures).
@@ -204,32 +205,24 @@ function failure(error: unknown, retryable: boolean): AttemptOutcome {
 
 type WebhookConfig = Extract<DestinationConfig, { type: 'webhook' }>;
 
-/** One webhook attempt, as the HttpSink sees it; `heard` is filled in by `onResponse`. */
-interface WebhookAttempt {
-  readonly envelopes: readonly Envelope[];
-  readonly shape: Shape;
-  heard?: { status: number; body: string };
+/** What a webhook attempt heard: a 2xx's status and body (a refusal's are in its error). */
+interface Heard {
+  status: number;
+  body: string;
 }
 
 function webhookTarget(config: WebhookConfig, report: Report): Target {
-  const http = new HttpSink<WebhookAttempt>(config.url, {
+  // undici's request on connections sized to the concurrency, not HttpSink's global fetch:
+  // fetch's per-request CPU capped delivery far below the destination's concurrency.
+  const client = new WebhookClient(config.url, {
     method: config.method,
     headers: config.headers,
     timeout: config.timeout,
-    redirect: config.followRedirects ? 'follow' : 'manual',
-    encode: ({ envelopes, shape }) => ({
-      body: JSON.stringify(shape.batch ? batchBody(envelopes) : shape.envelope.event),
-      contentType: 'application/json',
-    }),
-    // Sent always (signed with `signing`), stable across retries, restarts and replays, so a
-    // receiver can drop what it already has: an event's own id, or its batch's.
-    idOf: ({ shape }) => (shape.batch ? shape.id : shape.envelope.id),
-    ...(config.signing ? { signing: { secret: config.signing.secret } } : {}),
-    onResponse: (attempt, status, _text, body) => {
-      attempt.heard = { status, body };
-    },
+    followRedirects: config.followRedirects,
+    connections: config.concurrency,
+    secret: config.signing?.secret,
   });
-  const attempts = new Attempts(() => http.close(), report);
+  const attempts = new Attempts((signal) => client.close(signal), report);
   return {
     send(envelopes, batchId) {
       const shape = shapeOf(envelopes, batchId);
@@ -237,12 +230,22 @@ function webhookTarget(config: WebhookConfig, report: Report): Target {
         return Promise.resolve({ ok: false, retryable: false, error: `cannot send ${shape}` });
       }
       return attempts.run(async () => {
-        const attempt: WebhookAttempt = { envelopes, shape };
+        let body: string;
         try {
-          await http.write(attempt);
-          return webhookOutcome(attempt, undefined);
+          body = JSON.stringify(shape.batch ? batchBody(envelopes) : shape.envelope.event);
         } catch (error) {
-          return webhookOutcome(attempt, error);
+          // The same event fails the same way every time: not worth retrying.
+          return webhookOutcome(undefined, new HttpEncodeError({ cause: error }));
+        }
+        try {
+          // Sent always (signed with `signing`), stable across retries, restarts and replays,
+          // so a receiver can drop what it already has: an event's own id, or its batch's.
+          return webhookOutcome(
+            await client.send(body, shape.batch ? shape.id : shape.envelope.id),
+            undefined,
+          );
+        } catch (error) {
+          return webhookOutcome(undefined, error);
         }
       });
     },
@@ -250,11 +253,11 @@ function webhookTarget(config: WebhookConfig, report: Report): Target {
   };
 }
 
-function webhookOutcome(attempt: WebhookAttempt, error: unknown): AttemptOutcome {
+function webhookOutcome(heard: Heard | undefined, error: unknown): AttemptOutcome {
   const outcome: AttemptOutcome = { ok: error === undefined, retryable: error !== undefined };
-  if (attempt.heard !== undefined) {
-    outcome.status = attempt.heard.status;
-    outcome.response = utf8Prefix(attempt.heard.body);
+  if (heard !== undefined) {
+    outcome.status = heard.status;
+    outcome.response = utf8Prefix(heard.body);
   }
   if (error === undefined) return outcome;
   if (isHttpStatusError(error)) {
