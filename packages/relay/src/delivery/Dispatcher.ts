@@ -99,7 +99,7 @@ export interface ClaimingOptions {
   leaseTimeout: number;
   /** How often an idle dispatcher claims anyway (notifications are hints); default 1000. */
   pollInterval?: number;
-  /** Deliveries claimed ahead at most; default 2 × concurrency × batch size, within `window`. */
+  /** Deliveries held (claimed) at most; default concurrency × batch size, within `window`. */
   prefetch?: number;
 }
 
@@ -309,7 +309,9 @@ export class Dispatcher {
         pollInterval: claiming.pollInterval ?? 1000,
         prefetch: Math.min(
           this.#window,
-          claiming.prefetch ?? 2 * concurrency * (batch?.maxSize ?? 1),
+          // No more than it can send at once: a claimed head not being sent holds its key
+          // back from every other relay (measured: 2× this halved delivery with 3 relays).
+          claiming.prefetch ?? concurrency * (batch?.maxSize ?? 1),
         ),
       };
     }
@@ -781,7 +783,7 @@ export class Dispatcher {
         this.#offeredDuringLoad = true;
         return;
       }
-      if (this.#items.size >= this.#claiming.prefetch / 2) return;
+      if (this.#items.size >= this.#claiming.prefetch) return;
       void this.#load();
       return;
     }
