@@ -158,6 +158,15 @@ class SharedStore {
         }
         return Promise.resolve(held);
       },
+      counts: () => {
+        const rows = [...this.rows.values()];
+        const n = (status: Row['status']): number => rows.filter((r) => r.status === status).length;
+        return Promise.resolve({
+          pending: n('pending'),
+          delivered: n('delivered'),
+          dead: n('dead'),
+        });
+      },
       subscribe: (listener: (destination: string) => void) => {
         this.listeners.add(listener);
         return () => this.listeners.delete(listener);
@@ -264,6 +273,20 @@ test('claiming: three dispatchers on one store deliver everything once, keys in 
   const by = new Set(receiver.sent.map((s) => s.by));
   assert.equal(by.size, 3, 'every relay delivered a share');
   for (const r of relays) await r.close();
+});
+
+test('claiming: pending is the store-wide count, re-read at each poll', async () => {
+  const clock = new FakeClock();
+  const store = new SharedStore(clock);
+  const receiver = new Receiver(clock);
+  // Disabled: claims nothing, yet other relays' ingest shows in its pending (maxPending).
+  const d = relay(store, 'a', receiver.target('a'), { enabled: false });
+  await d.start(0);
+  store.add(50, () => undefined);
+  await clock.advance(1100);
+  assert.equal(d.pending, 50);
+  assert.equal(receiver.sent.length, 0);
+  await d.close();
 });
 
 test('claiming: an idle dispatcher polls slowly, not in a busy loop', async () => {

@@ -65,7 +65,7 @@ export interface DispatcherOptions {
     Store,
     'pending' | 'seal' | 'record' | 'destination' | 'updateDestination' | 'overflow'
   > &
-    Partial<Pick<Store, 'claim' | 'renew' | 'subscribe'>>;
+    Partial<Pick<Store, 'claim' | 'renew' | 'subscribe' | 'counts'>>;
   target: Target;
   /** Requests (or batches) in flight at most. */
   concurrency: number;
@@ -293,10 +293,15 @@ export class Dispatcher {
     this.#o = options;
     const { claiming } = options;
     if (claiming !== undefined) {
-      const { claim, renew, subscribe } = options.store;
-      if (claim === undefined || renew === undefined || subscribe === undefined) {
+      const { claim, renew, subscribe, counts } = options.store;
+      if (
+        claim === undefined ||
+        renew === undefined ||
+        subscribe === undefined ||
+        counts === undefined
+      ) {
         throw new TypeError(
-          `destination ${options.name}: claiming needs a store with claim, renew and subscribe`,
+          `destination ${options.name}: claiming needs a store with claim, renew, subscribe and counts`,
         );
       }
       if (!(claiming.leaseTimeout > 0)) {
@@ -329,7 +334,10 @@ export class Dispatcher {
         : new TokenBucket({ perSecond: options.rateLimit.perSecond, now });
   }
 
-  /** Deliveries waiting (in memory or only in the store), in events. */
+  /**
+   * Deliveries waiting (in memory or only in the store), in events. Claiming: for every relay
+   * on the store, as of the last poll plus what happened here since.
+   */
   get pending(): number {
     return this.#pending;
   }
@@ -860,8 +868,23 @@ export class Dispatcher {
       this.#pollTimer = undefined;
       this.#claimedAll = false;
       this.#maybeLoad();
+      void this.#refreshPending();
       this.#poll();
     }, claiming.pollInterval);
+  }
+
+  /**
+   * Other relays ingest and deliver this destination too, so the local count (offers minus
+   * local outcomes) drifts; `pending` (maxPending, metrics) is the store's count, re-read at
+   * each poll.
+   */
+  async #refreshPending(): Promise<void> {
+    try {
+      const counts = await this.#store.counts!(this.#name);
+      this.#pending = counts.pending;
+    } catch {
+      // The claim of the same poll logs the store's trouble; the count is kept meanwhile.
+    }
   }
 
   /** Claims at `at` (a retry of this relay coming due), on top of the poll. */
