@@ -19,7 +19,7 @@ import type { RelayConfig } from './schema.js';
 import { createHandler } from './server.js';
 import { startStdin } from './stdin.js';
 import { migrateQueueFiles } from './store/migrate.js';
-import { storePath } from './store/openStore.js';
+import { createStore } from './store/openStore.js';
 import { SqliteStore } from './store/SqliteStore.js';
 import type { NewMessage, PendingDelivery, Store } from './store/Store.js';
 
@@ -122,11 +122,7 @@ export class Relay {
     this.#state = 'starting';
     const { config, logger, metrics } = this;
     mkdirSync(config.dataDir, { recursive: true });
-    const store = new SqliteStore({
-      path: storePath(config),
-      durability: config.durability,
-      retention: config.retention,
-    });
+    const store = createStore(config);
     try {
       await store.open();
     } catch (error) {
@@ -140,12 +136,20 @@ export class Relay {
           new Destination(destination, { config, metrics, logger, stdout: this.#stdout, store }),
         );
       }
-      const byName = new Map(this.#destinations.map((d) => [d.name, d]));
-      const migrated = await migrateQueueFiles(store, config.dataDir, [...byName.keys()], logger, {
-        keyOf: (name, event) => byName.get(name)?.keyOf(event),
-      });
-      if (migrated.migrated + migrated.dead > 0) {
-        logger.info(migrated, "moved the previous release's queue files into the store");
+      // The previous release's queue files lived in dataDir beside the SQLite store; a relay
+      // on PostgreSQL never had them.
+      if (store instanceof SqliteStore) {
+        const byName = new Map(this.#destinations.map((d) => [d.name, d]));
+        const migrated = await migrateQueueFiles(
+          store,
+          config.dataDir,
+          [...byName.keys()],
+          logger,
+          { keyOf: (name, event) => byName.get(name)?.keyOf(event) },
+        );
+        if (migrated.migrated + migrated.dead > 0) {
+          logger.info(migrated, "moved the previous release's queue files into the store");
+        }
       }
       for (const d of this.#destinations) await d.start();
     } catch (error) {
@@ -162,7 +166,8 @@ export class Relay {
         source: httpSource,
         metrics,
         logger,
-        ready: () => this.#state === 'ready',
+        // Not ready while the store is unreachable: ingest would answer 503 anyway.
+        ready: () => this.#state === 'ready' && store.healthy(),
         draining: () => this.#state === 'draining' || this.#state === 'stopped',
         accept: (events, source, options) => this.accept(events, source, options),
         admin: createAdminHandler({ store, destinations: this.#destinations, logger }),

@@ -252,7 +252,8 @@ export function loadConfig(
   const config = parseConfig(readConfigText(path), env, path);
   const base = dirname(resolve(path));
   config.dataDir = relativeTo(base, config.dataDir);
-  if (config.store.path !== undefined) config.store.path = relativeTo(base, config.store.path);
+  if (config.store.type === 'sqlite' && config.store.path !== undefined)
+    config.store.path = relativeTo(base, config.store.path);
   for (const destination of config.destinations) {
     if (destination.type === 'file') destination.path = relativeTo(base, destination.path);
   }
@@ -273,7 +274,8 @@ export function loadAdminConfig(
   const config = parseAdminConfig(readConfigText(path), env, path);
   const base = dirname(resolve(path));
   config.dataDir = relativeTo(base, config.dataDir);
-  if (config.store.path !== undefined) config.store.path = relativeTo(base, config.store.path);
+  if (config.store.type === 'sqlite' && config.store.path !== undefined)
+    config.store.path = relativeTo(base, config.store.path);
   return config;
 }
 

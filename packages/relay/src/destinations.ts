@@ -74,6 +74,10 @@ export class Destination implements AdminDestination {
       maxRetryAfter: config.type === 'webhook' ? config.maxRetryAfter : 300_000,
       ...(config.disableAfter !== undefined ? { disableAfter: config.disableAfter } : {}),
       enabled: config.enabled,
+      // Many relays may share a PostgreSQL store: deliver only what this relay claimed.
+      ...(context.config.store.type === 'postgres'
+        ? { claiming: { leaseTimeout: context.config.store.leaseTimeout } }
+        : {}),
       logger: log,
       hooks: {
         delivered: (envelopes, now) => {

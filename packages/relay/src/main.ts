@@ -407,8 +407,12 @@ async function offline<T>(
   options: MainOptions,
   use: (store: Store) => Promise<T>,
 ): Promise<T | undefined> {
-  const path = storePath(config);
-  if (!existsSync(path)) return undefined;
+  const file = storePath(config);
+  // A SQLite file that was never written: no relay ever ran here. PostgreSQL is always there.
+  if (file !== undefined && !existsSync(file)) return undefined;
+  const path =
+    file ??
+    `the PostgreSQL store (schema ${config.store.type === 'postgres' ? config.store.schema : ''})`;
   let store: Store;
   try {
     store = await (options.openStore ?? openConfiguredStore)(config);

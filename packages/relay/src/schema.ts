@@ -266,6 +266,22 @@ const durability = z.enum(['process', 'power']).default('process');
 const store = z
   .discriminatedUnion('type', [
     z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).optional() }),
+    /**
+     * PostgreSQL shared by any number of relays: any relay ingests, any relay delivers what it
+     * has claimed (leases of `leaseTimeout`, taken over when a relay dies).
+     */
+    z.strictObject({
+      type: z.literal('postgres'),
+      /** The connection string, `postgres://user@host:5432/db`. */
+      url: z.string().min(1),
+      /** The Postgres schema holding the tables (created when missing). */
+      schema: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a plain SQL identifier, e.g. "eventsinks"')
+        .default('eventsinks'),
+      /** How long a claimed delivery stays with a relay that neither records nor renews it. */
+      leaseTimeout: duration.prefault('30s'),
+    }),
   ])
   .prefault({ type: 'sqlite' });
 

@@ -2,6 +2,13 @@
 // memory, paged in by seq), sends them through its Target with `concurrency` requests in
 // flight, one at a time per ordering key, within its rate limit, and records every attempt.
 //
+// Claiming mode (a store shared by many relays, PostgreSQL): instead of paging every pending
+// delivery into memory, the dispatcher holds only what it claimed (`store.claim`: due heads of
+// keys, leased to this relay), a few requests' worth ahead, renews those leases while it holds
+// them, and claims again after `record` released some (the next head of a key), on a
+// `store.subscribe` wake-up, at a retry's due time, and on a slow poll. A retry is not kept in
+// memory: its record releases the lease, and whichever relay claims it when due sends it.
+//
 // Units: what one request carries — one delivery, or a batch. A unit lives from its first
 // attempt until it is delivered or dead, so a retry carries the same members (and batch id),
 // and a key stays held by it while it waits to try again.
@@ -57,7 +64,8 @@ export interface DispatcherOptions {
   store: Pick<
     Store,
     'pending' | 'seal' | 'record' | 'destination' | 'updateDestination' | 'overflow'
-  >;
+  > &
+    Partial<Pick<Store, 'claim' | 'renew' | 'subscribe' | 'counts'>>;
   target: Target;
   /** Requests (or batches) in flight at most. */
   concurrency: number;
@@ -78,6 +86,21 @@ export interface DispatcherOptions {
   random?: () => number;
   /** Deliveries held in memory at most; default 10 000. */
   window?: number;
+  /**
+   * Deliver only what this relay claims from a store shared with other relays (the store must
+   * have `claim`, `renew` and `subscribe`). Absent: page every pending delivery (one relay).
+   */
+  claiming?: ClaimingOptions;
+}
+
+/** Options of the dispatcher's claiming mode. Durations in ms. */
+export interface ClaimingOptions {
+  /** The store's lease timeout: leases are renewed every third of it. */
+  leaseTimeout: number;
+  /** How often an idle dispatcher claims anyway (notifications are hints); default 1000. */
+  pollInterval?: number;
+  /** Deliveries held (claimed) at most; default concurrency × batch size, within `window`. */
+  prefetch?: number;
 }
 
 interface Item {
@@ -214,6 +237,13 @@ export class Dispatcher {
   #loading = false;
   #offeredDuringLoad = false;
 
+  readonly #claiming: Required<ClaimingOptions> | undefined;
+  #pollTimer: unknown;
+  #renewTimer: unknown;
+  #unsubscribe: (() => void) | undefined;
+  /** The last claim came back short: nothing more to claim until something changes. */
+  #claimedAll = false;
+
   #records: AttemptRecord[] = [];
   #flushing: Promise<void> | undefined;
   #flushScheduled = false;
@@ -261,6 +291,35 @@ export class Dispatcher {
       );
     }
     this.#o = options;
+    const { claiming } = options;
+    if (claiming !== undefined) {
+      const { claim, renew, subscribe, counts } = options.store;
+      if (
+        claim === undefined ||
+        renew === undefined ||
+        subscribe === undefined ||
+        counts === undefined
+      ) {
+        throw new TypeError(
+          `destination ${options.name}: claiming needs a store with claim, renew, subscribe and counts`,
+        );
+      }
+      if (!(claiming.leaseTimeout > 0)) {
+        throw new RangeError(
+          `destination ${options.name}: expected \`leaseTimeout\` to be positive, got ${claiming.leaseTimeout}`,
+        );
+      }
+      this.#claiming = {
+        leaseTimeout: claiming.leaseTimeout,
+        pollInterval: claiming.pollInterval ?? 1000,
+        prefetch: Math.min(
+          this.#window,
+          // No more than it can send at once: a claimed head not being sent holds its key
+          // back from every other relay (measured: 2× this halved delivery with 3 relays).
+          claiming.prefetch ?? concurrency * (batch?.maxSize ?? 1),
+        ),
+      };
+    }
     this.#name = options.name;
     this.#store = options.store;
     this.#target = options.target;
@@ -275,7 +334,10 @@ export class Dispatcher {
         : new TokenBucket({ perSecond: options.rateLimit.perSecond, now });
   }
 
-  /** Deliveries waiting (in memory or only in the store), in events. */
+  /**
+   * Deliveries waiting (in memory or only in the store), in events. Claiming: for every relay
+   * on the store, as of the last poll plus what happened here since.
+   */
   get pending(): number {
     return this.#pending;
   }
@@ -336,6 +398,16 @@ export class Dispatcher {
     this.#lastError = record.lastError;
     this.#lastSuccessAt = record.lastSuccessAt;
     this.#started = true;
+    if (this.#claiming !== undefined) {
+      const name = this.#name;
+      this.#unsubscribe = this.#store.subscribe?.((destination) => {
+        if (destination !== name) return;
+        this.#claimedAll = false;
+        this.#maybeLoad();
+      });
+      this.#poll();
+      this.#scheduleRenew();
+    }
     await this.#load();
     this.#pump();
   }
@@ -350,6 +422,12 @@ export class Dispatcher {
     this.#pending += n;
     if (this.#closing) return;
     if (this.#loading) this.#offeredDuringLoad = true;
+    if (this.#claiming !== undefined) {
+      // Not leased to this relay: claim them (or another relay does).
+      this.#claimedAll = false;
+      this.#maybeLoad();
+      return;
+    }
     if (!this.#started || !this.#caughtUp || this.#items.size + n > this.#window) {
       this.#caughtUp = false;
       this.#maybeLoad();
@@ -364,6 +442,18 @@ export class Dispatcher {
 
   /** A delivery a resend or replay set pending again (any seq), due at once. */
   requeue(delivery: PendingDelivery): void {
+    if (this.#claiming !== undefined) {
+      const existing = this.#items.get(delivery.seq);
+      if (existing?.unit?.inFlight === true) {
+        existing.resend = true;
+        return;
+      }
+      // Pending again in the store (not leased): whichever relay claims it first sends it.
+      if (this.#loading) this.#offeredDuringLoad = true;
+      this.#claimedAll = false;
+      this.#maybeLoad();
+      return;
+    }
     const existing = this.#items.get(delivery.seq);
     if (existing !== undefined) {
       if (existing.unit?.inFlight === true) {
@@ -403,7 +493,8 @@ export class Dispatcher {
     // store, when a retry's wait was part of the delivery). Only untried events make room.
     const busy = new Set(this.#busy);
     for (const [seq, item] of this.#items)
-      if (item.unit !== undefined || item.d.attempts > 0) busy.add(seq);
+      if (item.unit !== undefined || item.d.attempts > 0 || this.#claiming !== undefined)
+        busy.add(seq);
     const moved = await this.#store.overflow(this.#name, count, busy, reason);
     for (const seq of moved) {
       const item = this.#items.get(seq);
@@ -457,6 +548,8 @@ export class Dispatcher {
       `destination ${this.#name} enabled`,
     );
     this.#emitState();
+    this.#claimedAll = false;
+    this.#maybeLoad();
     this.#pump();
   }
 
@@ -486,6 +579,7 @@ export class Dispatcher {
     }
     this.#closing = true;
     this.#clearTimer();
+    this.#stopClaiming();
     const abort = aborted(signal);
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -540,7 +634,13 @@ export class Dispatcher {
         resolve();
       };
       const check = (): void => {
-        if ((this.#pending <= 0 && this.#inFlightUnits.size === 0) || this.state === 'disabled') {
+        // Claiming: other relays deliver too, so the pending count is not this relay's to wait
+        // for; drained once nothing it claimed is left and the last claim found nothing.
+        const nothingLeft =
+          this.#claiming === undefined
+            ? this.#pending <= 0
+            : this.#items.size === 0 && this.#claimedAll && this.#records.length === 0;
+        if ((nothingLeft && this.#inFlightUnits.size === 0) || this.state === 'disabled') {
           done();
           return;
         }
@@ -685,12 +785,23 @@ export class Dispatcher {
   }
 
   #maybeLoad(): void {
+    if (this.#claiming !== undefined) {
+      if (!this.#started || this.#closing || this.#disabled) return;
+      if (this.#loading) {
+        this.#offeredDuringLoad = true;
+        return;
+      }
+      if (this.#items.size >= this.#claiming.prefetch) return;
+      void this.#load();
+      return;
+    }
     if (!this.#started || this.#loading || this.#caughtUp || this.#closing) return;
     if (this.#items.size >= this.#window / 2) return;
     void this.#load();
   }
 
   async #load(): Promise<void> {
+    if (this.#claiming !== undefined) return this.#claim(this.#claiming);
     if (this.#loading) return;
     this.#loading = true;
     try {
@@ -722,6 +833,140 @@ export class Dispatcher {
       this.#loading = false;
     }
     this.#pump();
+  }
+
+  /** Claims up to `prefetch` deliveries held at once; again while claims come back full. */
+  async #claim(claiming: Required<ClaimingOptions>): Promise<void> {
+    if (this.#loading || this.#disabled) return;
+    this.#loading = true;
+    try {
+      while (!this.#closing && !this.#disabled && this.#items.size < claiming.prefetch) {
+        this.#offeredDuringLoad = false;
+        const limit = claiming.prefetch - this.#items.size;
+        const claimed = await this.#store.claim!(this.#name, limit);
+        for (const d of claimed) if (!this.#items.has(d.seq)) this.#add(d);
+        this.#claimedAll = claimed.length < limit && !this.#offeredDuringLoad;
+        if (claimed.length < limit && !this.#offeredDuringLoad) break;
+      }
+    } catch (error) {
+      // The poll claims again (a store down keeps failing: logged once a poll at most).
+      this.#log.error(
+        { err: error, destination: this.#name },
+        `destination ${this.#name}: claiming deliveries failed: ${errorText(error)}; trying again in ${claiming.pollInterval / 1000}s`,
+      );
+    } finally {
+      this.#loading = false;
+    }
+    this.#pump();
+  }
+
+  /** The slow poll: notifications can be lost (a reconnect, another relay's retry coming due). */
+  #poll(): void {
+    const claiming = this.#claiming;
+    if (claiming === undefined || this.#closing) return;
+    this.#pollTimer = this.#clock.setTimeout(() => {
+      this.#pollTimer = undefined;
+      this.#claimedAll = false;
+      this.#maybeLoad();
+      void this.#refreshPending();
+      this.#poll();
+    }, claiming.pollInterval);
+  }
+
+  /**
+   * Other relays ingest and deliver this destination too, so the local count (offers minus
+   * local outcomes) drifts; `pending` (maxPending, metrics) is the store's count, re-read at
+   * each poll.
+   */
+  async #refreshPending(): Promise<void> {
+    try {
+      const counts = await this.#store.counts!(this.#name);
+      this.#pending = counts.pending;
+    } catch {
+      // The claim of the same poll logs the store's trouble; the count is kept meanwhile.
+    }
+  }
+
+  /** Claims at `at` (a retry of this relay coming due), on top of the poll. */
+  #claimAt(at: number): void {
+    const timer = this.#clock.setTimeout(
+      () => {
+        this.#retryTimers.delete(timer);
+        this.#claimedAll = false;
+        this.#maybeLoad();
+      },
+      Math.max(0, at - this.#clock.now()),
+    );
+    this.#retryTimers.add(timer);
+  }
+
+  readonly #retryTimers = new Set<unknown>();
+
+  /** Renews the leases of every delivery held, every third of the lease timeout. */
+  #scheduleRenew(): void {
+    const claiming = this.#claiming;
+    if (claiming === undefined || this.#closing) return;
+    this.#renewTimer = this.#clock.setTimeout(() => {
+      this.#renewTimer = undefined;
+      void this.#renew().finally(() => this.#scheduleRenew());
+    }, claiming.leaseTimeout / 3);
+  }
+
+  async #renew(): Promise<void> {
+    const seqs = [...this.#items.keys()];
+    if (seqs.length === 0) return;
+    let held: number[];
+    try {
+      held = await this.#store.renew!(this.#name, seqs);
+    } catch (error) {
+      this.#log.error(
+        { err: error, destination: this.#name, deliveries: seqs.length },
+        `destination ${this.#name}: renewing ${seqs.length} leases failed: ${errorText(error)}; trying again`,
+      );
+      return;
+    }
+    const kept = new Set(held);
+    let lost = 0;
+    for (const seq of seqs) {
+      if (kept.has(seq)) continue;
+      const item = this.#items.get(seq);
+      // Taken over by another relay (this one was too slow to renew): not sent from here
+      // unless it is already being sent (then at worst a duplicate).
+      if (item === undefined || item.unit !== undefined) continue;
+      this.#forget(item);
+      lost++;
+    }
+    if (lost > 0) {
+      this.#log.warn(
+        { destination: this.#name, lost },
+        `destination ${this.#name}: ${lost} claimed deliveries were taken over by another relay before they were sent`,
+      );
+    }
+  }
+
+  /** Drops an item without a unit from memory (and its key's queue). */
+  #forget(item: Item): void {
+    const key = item.d.key;
+    if (key !== undefined) {
+      const state = this.#keys.get(key);
+      if (state !== undefined) {
+        const at = state.queue.indexOf(item);
+        if (at >= 0) state.queue.splice(at, 1);
+        if (state.queue.length === 0 && state.unit === undefined) this.#keys.delete(key);
+      }
+    }
+    this.#drop(item);
+  }
+
+  #stopClaiming(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    if (this.#pollTimer !== undefined) this.#clock.clearTimeout(this.#pollTimer);
+    if (this.#renewTimer !== undefined) this.#clock.clearTimeout(this.#renewTimer);
+    this.#pollTimer = undefined;
+    this.#renewTimer = undefined;
+    for (const timer of this.#retryTimers) this.#clock.clearTimeout(timer);
+    this.#retryTimers.clear();
   }
 
   // ---- scheduling ---------------------------------------------------------------------------
@@ -977,7 +1222,13 @@ export class Dispatcher {
       record.outcome = 'pending';
       record.nextAt = unit.nextAt;
       this.#push(record);
-      this.#wait(unit);
+      if (this.#claiming === undefined) this.#wait(unit);
+      else {
+        // The record releases the lease; the retry is claimed when due, here or elsewhere.
+        this.#done(unit);
+        this.#pending += n;
+        this.#claimAt(unit.nextAt);
+      }
     }
     if (retryAfter !== undefined && retryAfter > 0) {
       this.#pausedUntil = Math.max(this.#pausedUntil, now + retryAfter);
@@ -1110,7 +1361,13 @@ export class Dispatcher {
     const records = this.#records;
     this.#records = [];
     const flushing = this.#store.record(records).then(
-      () => {},
+      () => {
+        // The leases are released now: the next deliveries of those keys may be claimed.
+        if (this.#claiming !== undefined) {
+          this.#claimedAll = false;
+          this.#maybeLoad();
+        }
+      },
       (error: unknown) => {
         this.#records = records.concat(this.#records);
         this.#log.error(
