@@ -33,4 +33,7 @@ ensure Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379
 ensure NATS 4222 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server \
   -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || failed=1
 ensure RabbitMQ 5672 rabbitmq-server -detached || failed=1
+# The PostgreSQL store's tests (packages/relay/src/store/PostgresStore.test.ts, test/postgres.test.ts).
+ensure PostgreSQL 5432 bash -c 'pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start' ||
+  failed=1
 exit $failed
