@@ -19,12 +19,19 @@ import type { Sink } from './Sink.js';
  * ```
  */
 export interface WebWritableStreamWriter<W> {
+  /** Settles when the stream is closed (rejects when it errors). */
   readonly closed: Promise<undefined>;
+  /** How much more the stream takes before it applies backpressure; null once it errored. */
   readonly desiredSize: number | null;
+  /** Settles when the stream takes more (backpressure lifted). */
   readonly ready: Promise<undefined>;
+  /** Aborts the stream with `reason`: what is queued is dropped. */
   abort(reason?: unknown): Promise<void>;
+  /** Closes the stream once what is queued is written. */
   close(): Promise<void>;
+  /** Releases the writer's lock on the stream. */
   releaseLock(): void;
+  /** Writes one chunk; resolves once the sink accepted it. */
   write(chunk?: W): Promise<void>;
 }
 
@@ -38,9 +45,13 @@ export interface WebWritableStreamWriter<W> {
  * ```
  */
 export interface WebWritableStream<W> {
+  /** True while a writer holds the stream. */
   readonly locked: boolean;
+  /** Aborts the stream with `reason`: what is queued is dropped. */
   abort(reason?: unknown): Promise<void>;
+  /** Closes the stream once what is queued is written. */
   close(): Promise<void>;
+  /** A writer that locks the stream until it is released. */
   getWriter(): WebWritableStreamWriter<W>;
 }
 
@@ -53,9 +64,13 @@ export interface WebWritableStream<W> {
  * ```
  */
 export interface WebStreamPipeOptions {
+  /** Do not abort the destination when the source errors. */
   preventAbort?: boolean;
+  /** Do not cancel the source when the destination errors. */
   preventCancel?: boolean;
+  /** Do not close the destination when the source ends. */
   preventClose?: boolean;
+  /** Stops the pipe when it aborts. */
   signal?: AbortSignal;
 }
 
@@ -69,6 +84,7 @@ export interface WebStreamPipeOptions {
  * ```
  */
 export interface WebReadableStream<R> {
+  /** Pipes every chunk into `destination`; resolves when the source ended and it is closed. */
   pipeTo(destination: WebWritableStream<R>, options?: WebStreamPipeOptions): Promise<void>;
 }
 
