@@ -1,8 +1,10 @@
 // An in-memory Store with the read and admin methods (list, get, resend, replay) for the admin
 // API's and the CLI's unit tests; the delivery methods throw, so a test that reaches one fails.
+import { DestinationSpecConflictError } from '../src/store/Store.js';
 import type {
   Attempt,
   DeliveryStatus,
+  DestinationSpec,
   MessageDetail,
   MessageQuery,
   MessageSummary,
@@ -50,6 +52,48 @@ export class MemoryStore implements Store {
   claim = unused('claim');
   renew = unused('renew');
   subscribe = (): (() => void) => () => undefined;
+  // Contract of issue 16/15 (see Store.ts).
+  readonly specs = new Map<string, DestinationSpec>();
+
+  listDestinationSpecs(): Promise<DestinationSpec[]> {
+    return Promise.resolve([...this.specs.values()]);
+  }
+
+  putDestinationSpec(
+    name: string,
+    config: Record<string, unknown>,
+    expectedVersion?: number,
+  ): Promise<DestinationSpec> {
+    const old = this.specs.get(name);
+    if (expectedVersion !== undefined && (old?.version ?? 0) !== expectedVersion) {
+      return Promise.reject(
+        new DestinationSpecConflictError(name, expectedVersion, old?.version ?? 0),
+      );
+    }
+    const now = Date.now();
+    const spec = {
+      name,
+      config,
+      version: (old?.version ?? 0) + 1,
+      createdAt: old?.createdAt ?? now,
+      updatedAt: now,
+    };
+    this.specs.set(name, spec);
+    return Promise.resolve(spec);
+  }
+
+  deleteDestinationSpec(name: string): Promise<boolean> {
+    return Promise.resolve(this.specs.delete(name));
+  }
+
+  subscribeSpecs(_listener: () => void): () => void {
+    return () => undefined;
+  }
+
+  release(_destination: string, _seqs: readonly number[]): Promise<void> {
+    return Promise.resolve();
+  }
+
   healthy = (): boolean => !this.closed;
 
   async listMessages(

@@ -48,6 +48,7 @@ import type {
   DeliveryCounts,
   DeliveryStatus,
   DestinationRecord,
+  DestinationSpec,
   IngestBatch,
   IngestOutcome,
   MessageDetail,
@@ -166,6 +167,21 @@ const MIGRATIONS: readonly Migration[] = [
         last_success_at bigint,
         last_error text
       );
+    `,
+  },
+  {
+    // Destinations created over the admin API (the file's are not stored), and each
+    // message's W3C traceparent.
+    version: 2,
+    sql: (s) => `
+      CREATE TABLE ${s}.destination_specs (
+        name text PRIMARY KEY,
+        config jsonb NOT NULL,
+        version integer NOT NULL,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL
+      );
+      ALTER TABLE ${s}.messages ADD COLUMN traceparent text;
     `,
   },
 ];
@@ -451,6 +467,31 @@ export class PostgresStore implements Store {
   }
 
   /** False while PostgreSQL is unreachable; see {@link Store.healthy}. */
+  // Contract of issue 16/15, implemented by the store work (see Store.ts).
+  listDestinationSpecs(): Promise<DestinationSpec[]> {
+    return Promise.reject(new Error('listDestinationSpecs: not implemented yet'));
+  }
+
+  putDestinationSpec(
+    _name: string,
+    _config: Record<string, unknown>,
+    _expectedVersion?: number,
+  ): Promise<DestinationSpec> {
+    return Promise.reject(new Error('putDestinationSpec: not implemented yet'));
+  }
+
+  deleteDestinationSpec(_name: string): Promise<boolean> {
+    return Promise.reject(new Error('deleteDestinationSpec: not implemented yet'));
+  }
+
+  subscribeSpecs(_listener: () => void): () => void {
+    return () => undefined;
+  }
+
+  release(_destination: string, _seqs: readonly number[]): Promise<void> {
+    return Promise.resolve();
+  }
+
   healthy(): boolean {
     return this.#healthy && !this.#closed;
   }

@@ -11,6 +11,7 @@ import type {
   DeliveryCounts,
   DeliveryStatus,
   DestinationRecord,
+  DestinationSpec,
   IngestBatch,
   IngestOutcome,
   MessageDetail,
@@ -119,6 +120,18 @@ const MIGRATIONS: readonly string[] = [
     last_success_at INTEGER,
     last_error TEXT
   );
+  `,
+  // 2: destinations created over the admin API (the file's are not stored), and each
+  // message's W3C traceparent.
+  `
+  CREATE TABLE destination_specs (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  ALTER TABLE messages ADD COLUMN traceparent TEXT;
   `,
 ];
 
@@ -968,6 +981,31 @@ export class SqliteStore implements Store {
   }
 
   /** True while open: the file is local. */
+  // Contract of issue 16/15, implemented by the store work (see Store.ts).
+  listDestinationSpecs(): Promise<DestinationSpec[]> {
+    return Promise.reject(new Error('listDestinationSpecs: not implemented yet'));
+  }
+
+  putDestinationSpec(
+    _name: string,
+    _config: Record<string, unknown>,
+    _expectedVersion?: number,
+  ): Promise<DestinationSpec> {
+    return Promise.reject(new Error('putDestinationSpec: not implemented yet'));
+  }
+
+  deleteDestinationSpec(_name: string): Promise<boolean> {
+    return Promise.reject(new Error('deleteDestinationSpec: not implemented yet'));
+  }
+
+  subscribeSpecs(_listener: () => void): () => void {
+    return () => undefined;
+  }
+
+  release(_destination: string, _seqs: readonly number[]): Promise<void> {
+    return Promise.resolve();
+  }
+
   healthy(): boolean {
     return this.#db?.open === true;
   }

@@ -19,6 +19,8 @@ export interface NewMessage {
   source: string;
   /** The event as received: a JSON object. */
   event: Record<string, unknown>;
+  /** The W3C `traceparent` it arrived with (header or event field), sent on every attempt. */
+  traceparent?: string;
   /** Its deliveries: one per destination whose match/ignore filter takes it. */
   deliveries: readonly NewDelivery[];
 }
@@ -76,6 +78,8 @@ export interface PendingDelivery {
   nextAt: number;
   /** The batch it was sealed into before its first attempt, if any (kept across restarts). */
   batchId: string | undefined;
+  /** The W3C `traceparent` the message arrived with, if any. */
+  traceparent?: string | undefined;
 }
 
 /** One attempt at delivering one or more messages (a batch) to a destination. */
@@ -124,6 +128,8 @@ export interface MessageDetail {
   receivedAt: number;
   source: string;
   event: Record<string, unknown>;
+  /** The W3C `traceparent` the message arrived with, if any. */
+  traceparent?: string;
   deliveries: { destination: string; status: DeliveryStatus; attempts: Attempt[] }[];
 }
 
@@ -158,6 +164,39 @@ export interface DestinationRecord {
   failingSince?: number;
   lastSuccessAt?: number;
   lastError?: string;
+}
+
+/**
+ * A destination created over the admin API, as the store keeps it (destinations of the config
+ * file are not stored: the file is their truth). Every relay on the store runs it.
+ */
+export interface DestinationSpec {
+  name: string;
+  /** The destination's configuration in its input form (as the file would hold it), secrets included. */
+  config: Record<string, unknown>;
+  /** 1 when created, +1 with every change: the optimistic lock of {@link Store.putDestinationSpec}. */
+  version: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Thrown by {@link Store.putDestinationSpec} when `expectedVersion` does not match. */
+export class DestinationSpecConflictError extends Error {
+  override readonly name = 'DestinationSpecConflictError';
+  readonly code = 'ERR_DESTINATION_SPEC_CONFLICT';
+  constructor(
+    readonly destination: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(
+      actual === 0
+        ? `destination "${destination}" does not exist`
+        : expected === 0
+          ? `destination "${destination}" exists already`
+          : `destination "${destination}" changed meanwhile (version ${actual}, expected ${expected})`,
+    );
+  }
 }
 
 /** The relay's store. Every method may reject with the underlying database error as `cause`. */
@@ -266,6 +305,39 @@ export interface Store {
    * has succeeded since): `/readyz` answers not ready. Turns true again by itself.
    */
   healthy(): boolean;
+
+  // Destinations created over the admin API (see DestinationSpec).
+
+  /** Every stored destination spec, by name. */
+  listDestinationSpecs(): Promise<DestinationSpec[]>;
+
+  /**
+   * Creates or replaces the spec of `name`. With `expectedVersion`, only when the stored
+   * version is that (0: only when there is none), else rejects with
+   * {@link DestinationSpecConflictError}. Notifies the other relays on the store (see
+   * {@link Store.subscribeSpecs}).
+   */
+  putDestinationSpec(
+    name: string,
+    config: Record<string, unknown>,
+    expectedVersion?: number,
+  ): Promise<DestinationSpec>;
+
+  /** Deletes the spec of `name` (its deliveries are not touched); false when there was none. */
+  deleteDestinationSpec(name: string): Promise<boolean>;
+
+  /**
+   * Calls `listener` when the destination specs may have changed (from any relay on the
+   * store). A hint: relays also re-read the specs every few seconds. Returns the unsubscribe.
+   */
+  subscribeSpecs(listener: () => void): () => void;
+
+  /**
+   * Ends this owner's leases on `seqs` of `destination` without an attempt (a relay stopping
+   * with claimed deliveries it did not send), so another relay takes them at once instead of
+   * after the lease timeout. A no-op for a store without leases.
+   */
+  release(destination: string, seqs: readonly number[]): Promise<void>;
 }
 
 /** Options common to the store implementations. */
