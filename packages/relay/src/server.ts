@@ -483,6 +483,9 @@ export function createHandler(context: ServerContext) {
         });
       return sendLogin(req, res, 401);
     }
+    // How the page is allowed in: it shows "Sign out" for a cookie session.
+    if (url.pathname === '/ui/session' && (req.method === 'GET' || req.method === 'HEAD'))
+      return reply(res, 200, { auth }, { 'cache-control': 'no-store' });
     if (!(await ui(req, res, url))) reply(res, 404, { error: 'not found' });
   }
 
