@@ -214,6 +214,8 @@ const form = (token: string) => ({
   body: new URLSearchParams({ token }).toString(),
 });
 
+const errorOf = (answer: Answer): string => (JSON.parse(answer.body) as { error: string }).error;
+
 function cookieOf(answer: Answer): string {
   const set = answer.headers['set-cookie'];
   assert.ok(Array.isArray(set) && set.length === 1, `one set-cookie, got ${String(set)}`);
@@ -276,7 +278,7 @@ describe('server.ts: signing in to the dashboard', () => {
       headers: { cookie },
     });
     assert.equal(forged.status, 403);
-    assert.match(JSON.parse(forged.body).error, /needs the header x-eventsinks-ui: 1/);
+    assert.match(errorOf(forged), /needs the header x-eventsinks-ui: 1/);
     const fromPage = await send(relay.base, '/admin/destinations/billing/disable', {
       method: 'POST',
       headers: { cookie, [CSRF_HEADER]: '1' },
@@ -358,7 +360,7 @@ describe('server.ts: the dashboard without a token (loopback only)', () => {
       headers: { 'sec-fetch-site': 'cross-site' },
     });
     assert.equal(crossSite.status, 403);
-    assert.match(JSON.parse(crossSite.body).error, /another site \(sec-fetch-site: cross-site\)/);
+    assert.match(errorOf(crossSite), /another site \(sec-fetch-site: cross-site\)/);
     for (const site of ['same-origin', 'none']) {
       const ok = await send(relay.base, '/admin/destinations/billing/disable', {
         method: 'POST',
