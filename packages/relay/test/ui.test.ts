@@ -556,36 +556,110 @@ describe('dashboard on a phone (fake admin API)', () => {
   });
 });
 
-describe('dashboard auth', () => {
-  it('is behind the admin check: with a token set, loopback needs it too', async () => {
+describe('dashboard sign-in (relay child process, admin token)', () => {
+  it('opens in a plain browser with the token: wrong token, right token, CSRF, sign out', async () => {
+    const receiver = await new Receiver().start();
     const dir = tempDir();
+    const token = 'tok_4ZpQ8sVr2Lm9-admin';
     const file = writeConfig(
       dir,
       `server: { listen: 127.0.0.1:0 }
 dataDir: ./data
 sources:
   - type: http
-    token: s3cret
+    token: ${token}
 destinations:
+  - name: billing
+    type: webhook
+    url: ${receiver.url}
   - name: out
     type: stdout
 `,
     );
     const relay = await startRelay(file, { cwd: dir });
+
+    // Without credentials the page is the sign-in form; the bearer header still works.
     const without = await fetch(`${relay.url}/ui/`);
     assert.equal(without.status, 401);
-    assert.match(await without.text(), /bearer token/);
+    assert.match(without.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(without.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    assert.match(await without.text(), /<form method="post" action="login">/);
     const wrong = await fetch(`${relay.url}/ui/app.js`, {
       headers: { authorization: 'Bearer nope' },
     });
     assert.equal(wrong.status, 401);
-    const page = await fetch(`${relay.url}/ui/`, { headers: { authorization: 'Bearer s3cret' } });
-    assert.equal(page.status, 200);
-    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
-    assert.match(await page.text(), /<script type="module" src="app\.js\?v=/);
+    const bearer = await fetch(`${relay.url}/ui/`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(bearer.status, 200);
+    assert.match(await bearer.text(), /<script type="module" src="app\.js\?v=/);
     const unknown = await fetch(`${relay.url}/ui/relay.json`, {
-      headers: { authorization: 'Bearer s3cret' },
+      headers: { authorization: `Bearer ${token}` },
     });
     assert.equal(unknown.status, 404);
+
+    const { page, problems, close } = await open(relay.url, 1280, 720);
+    try {
+      await page.getByRole('heading', { level: 1, name: 'eventsinks relay' }).waitFor();
+      const field = page.getByLabel('Admin token');
+      assert.equal(await field.getAttribute('type'), 'password');
+      await field.fill('not-the-token');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page
+        .getByRole('alert')
+        .filter({ hasText: 'That is not the admin token. Try again.' })
+        .waitFor(SLOW);
+      await shot(page, 'ui-login.png');
+      // The browser logs the 401 of the page itself; nothing else may show up.
+      const others = problems.filter((p) => !/status of 401/.test(p));
+      assert.deepEqual(others, []);
+      problems.length = 0;
+
+      // The right token (typed, then Enter): the overview, from the cookie alone.
+      await page.getByLabel('Admin token').fill(token);
+      await page.getByLabel('Admin token').press('Enter');
+      await page.getByRole('heading', { level: 1, name: 'Destinations' }).waitFor(SLOW);
+      await page.getByRole('link', { name: 'billing' }).waitFor(SLOW);
+      const cookies = await page.context().cookies();
+      const session = cookies.find((c) => c.name === 'eventsinks_admin');
+      assert.ok(session, 'the session cookie is set');
+      assert.equal(session.httpOnly, true);
+      assert.equal(session.sameSite, 'Strict');
+      assert.equal(session.path, '/');
+      assert.equal(session.secure, false);
+      assert.ok(!session.value.includes(token), 'the cookie is a session, not the token');
+
+      // The page's own changes work; the same change without its header is refused (CSRF).
+      await page.getByRole('link', { name: 'billing' }).click();
+      await page.getByRole('button', { name: 'Disable billing' }).click();
+      await page.getByRole('heading', { level: 1, name: /disabled$/ }).waitFor(SLOW);
+      const forged = await page.evaluate(async () => {
+        const r = await fetch('../admin/destinations/billing/enable', { method: 'POST' });
+        return { status: r.status, body: (await r.json()) as { error: string } };
+      });
+      assert.equal(forged.status, 403);
+      assert.match(forged.body.error, /x-eventsinks-ui: 1/);
+      await page.getByRole('heading', { level: 1, name: /disabled$/ }).waitFor();
+      await page.getByRole('button', { name: 'Enable billing' }).click();
+      await page.getByRole('heading', { level: 1, name: /healthy$/ }).waitFor(SLOW);
+      // The refused fetch above is the only failed request.
+      assert.deepEqual(problems, [
+        'console: Failed to load resource: the server responded with a status of 403 (Forbidden)',
+      ]);
+
+      // Sign out: back to the form, and the old cookie no longer opens anything.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('button', { name: 'Sign in' }).waitFor(SLOW);
+      assert.equal(
+        (
+          await fetch(`${relay.url}/admin/destinations`, {
+            headers: { cookie: `eventsinks_admin=${session.value}` },
+          })
+        ).status,
+        401,
+      );
+    } finally {
+      await close();
+    }
   });
 });

@@ -135,11 +135,17 @@ export function Destination({
   onChanged: () => void;
 }) {
   const activity = usePoll(() => loadActivity(name), 4000, name);
-  const detail = usePoll(() => detailOfDestination(name), 10_000, name);
+  const status = destinations?.find((d) => d.name === name);
+  // Only a relay that lists `origin` (issue 16) has the detail route: no 404 from older ones.
+  const hasDetail = status?.origin !== undefined;
+  const detail = usePoll(
+    () => (hasDetail ? detailOfDestination(name) : Promise.resolve(undefined)),
+    10_000,
+    `${name}:${hasDetail}`,
+  );
   const [notice, setNotice] = useState<{ text: string; error: boolean } | undefined>();
   const [busy, setBusy] = useState(false);
   const [since, setSince] = useState('');
-  const status = destinations?.find((d) => d.name === name);
   const span = windowLabel(stats);
   const summary = stats.summary(name);
 
