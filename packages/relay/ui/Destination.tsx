@@ -279,6 +279,14 @@ export function Destination({
                 </button>
               )}
             </div>
+            {detail.data?.config !== undefined && (
+              <details>
+                <summary>Configuration (secrets redacted)</summary>
+                <pre class="payload config" tabIndex={0} aria-label={`Configuration of ${name}`}>
+                  {JSON.stringify(detail.data.config, null, 2)}
+                </pre>
+              </details>
+            )}
           </>
         ) : (
           <p>Loading…</p>
@@ -388,15 +396,6 @@ export function Destination({
           </div>
         )}
       </section>
-
-      {detail.data?.config !== undefined && (
-        <details>
-          <summary>Configuration (secrets redacted)</summary>
-          <pre class="payload config" tabIndex={0} aria-label={`Configuration of ${name}`}>
-            {JSON.stringify(detail.data.config, null, 2)}
-          </pre>
-        </details>
-      )}
 
       <section aria-labelledby="attempts-heading">
         <h2 id="attempts-heading">Recent attempts</h2>
