@@ -467,20 +467,20 @@ export function createHandler(context: ServerContext) {
     if (url.pathname === '/ui/login' && req.method === 'POST') return signIn(req, res);
     if (url.pathname === '/ui/logout' && req.method === 'POST') return signOut(req, res);
     const auth = adminAuth(req);
+    const loopbackOnly = (): void =>
+      reply(res, 401, { error: 'the dashboard answers loopback only while no admin token is set' });
     if (url.pathname === '/ui/login' || url.pathname === '/ui/logout') {
       req.resume();
       if (req.method !== 'GET' && req.method !== 'HEAD')
         return reply(res, 405, { error: `use POST for ${url.pathname}` }, { allow: 'POST' });
       // Signed in already (or no token): the page itself.
       if (auth !== undefined) return toDashboard(res);
+      if (adminToken() === undefined) return loopbackOnly();
       return sendLogin(req, res, 200);
     }
     if (auth === undefined) {
       req.resume();
-      if (adminToken() === undefined)
-        return reply(res, 401, {
-          error: 'the dashboard answers loopback only while no admin token is set',
-        });
+      if (adminToken() === undefined) return loopbackOnly();
       return sendLogin(req, res, 401);
     }
     // How the page is allowed in: it shows "Sign out" for a cookie session.
