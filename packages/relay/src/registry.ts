@@ -415,9 +415,9 @@ export class DestinationRegistry {
    * runs it), started. @throws DestinationInvalidError, DestinationExistsError
    */
   create(body: unknown): Promise<RegistryDetail> {
-    const config = check(body);
-    const input = body as Record<string, unknown>;
     return this.#serial(async () => {
+      const config = check(body);
+      const input = body as Record<string, unknown>;
       const existing = this.#entries.get(config.name);
       if (existing !== undefined) throw new DestinationExistsError(config.name, existing.origin);
       let spec: DestinationSpec;
