@@ -452,7 +452,7 @@ destinations:
   - name: billing
     type: webhook
     url: ${failing.url}
-    ignore: { type: audit.log }
+    eventTypes: ['invoice.*']
     retry:
       maxAttempts: 2
       backoff: { base: 20ms, factor: 20ms, max: 50ms }
