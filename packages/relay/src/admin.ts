@@ -498,7 +498,13 @@ export function createAdminHandler(context: AdminContext): AdminHandler {
         if (found.action === 'enable') await destination.enable();
         else await destination.disable();
         log.info({ destination: destination.name }, `destination ${found.action}d by an operator`);
-        return reply(res, 200, await destination.status());
+        return reply(
+          res,
+          200,
+          context.registry?.get(destination.name) !== undefined
+            ? context.registry.status(destination.name)
+            : await destination.status(),
+        );
       }
       case 'messages': {
         const limit = limitParam(url, DEFAULT_MESSAGES_LIMIT);
