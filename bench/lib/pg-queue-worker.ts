@@ -50,7 +50,14 @@ if (kind === 'graphile-worker') {
   // pg-boss 10 has no per-worker concurrency: a worker fetches a batch, runs its handler and
   // waits out the rest of its polling interval (at least 0.5 s) before the next fetch. A batch
   // of 100 sent `concurrency` at a time is its fastest configuration for many small jobs.
-  const boss = new PgBoss({ connectionString: url, schema, supervise: false, schedule: false });
+  // pg-boss names its connections `pgboss` unless told: keep the bench's PGAPPNAME.
+  const boss = new PgBoss({
+    connectionString: url,
+    schema,
+    supervise: false,
+    schedule: false,
+    ...(process.env['PGAPPNAME'] ? { application_name: process.env['PGAPPNAME'] } : {}),
+  });
   boss.on('error', (error) => console.error(error));
   await boss.start();
   await boss.work<unknown>(
