@@ -31,6 +31,8 @@ export interface TargetContext {
   onError?(error: unknown, during: string): void;
   /** Told of a condition worth a warning (every signing secret expired). Default: a process warning. */
   warn?(message: string): void;
+  /** The clock webhook signing secrets' `expiresAt` is checked against; default `Date.now`. */
+  now?(): number;
 }
 
 /**
@@ -227,6 +229,7 @@ function webhookTarget(config: WebhookConfig, report: Report, context: TargetCon
     secrets: signingKeys(config.signing),
     // Without a warn hook, WebhookClient's own default (a process warning).
     onWarning: context.warn && ((message) => context.warn!(message)),
+    now: context.now && (() => context.now!()),
   });
   const attempts = new Attempts((signal) => client.close(signal), report);
   return {
