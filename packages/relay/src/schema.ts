@@ -392,6 +392,17 @@ export const relayAdminSchema = z.looseObject({
 /** What {@link relayAdminSchema} yields. */
 export type RelayAdminConfig = z.output<typeof relayAdminSchema>;
 
+/**
+ * The body of `POST /admin/destinations/{name}/rotate-secret`: the new secret (a fresh one when
+ * absent) and how long the old ones keep signing (`grace`, default 24 h), both optional.
+ */
+export const rotateSecretRequestSchema = z.strictObject({
+  secret: whsec.optional(),
+  grace: duration.prefault('24h'),
+});
+/** What {@link rotateSecretRequestSchema} yields: `grace` in ms. */
+export type RotateSecretRequest = z.output<typeof rotateSecretRequestSchema>;
+
 /** The configuration after validation: durations in ms, sizes in bytes, defaults filled in. */
 export type RelayConfig = z.output<typeof relayConfigSchema>;
 /** One destination's configuration. */

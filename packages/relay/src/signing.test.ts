@@ -141,6 +141,10 @@ describe('signing: rotateSigning', () => {
       { secret: later, expiresAt: iso(now + 24 * HOUR) },
     ]);
     assert.notEqual(rotateSigning(undefined, { now, grace: 0 }).secret, generateSecret());
+    // No grace: the old secrets stop at once.
+    assert.deepEqual(rotateSigning({ secret: soon }, { now, grace: 0, secret: given }).signing, {
+      secrets: [{ secret: given }],
+    });
   });
 
   it('from no signing, and to a secret already in the list', () => {

@@ -161,6 +161,7 @@ export function rotateSigning(
     if (key.secret === secret) continue;
     if (key.expiresAt !== undefined && key.expiresAt <= now) continue; // expired: dropped
     const expiresAt = Math.min(key.expiresAt ?? until, until);
+    if (expiresAt <= now) continue; // no grace (`0s`): the old secret stops at once
     // The same old secret twice (as `secret` and in `secrets`): keep it once, latest expiry.
     const twin = kept.find((entry) => entry.secret === key.secret);
     if (twin) {
