@@ -1,28 +1,22 @@
-// `POST /admin/destinations/{name}/rotate-secret`: a read-modify-write of the destination's
-// spec (its input form, as stored), kept apart from the routing so that it depends only on how
-// a spec is read and written. The registry applies the stored change like any other API edit.
-import { DestinationSpecConflictError } from './store/Store.js';
+// `POST /admin/destinations/{name}/rotate-secret`: an edit of the destination's stored input
+// form, kept apart from the routing so that it depends only on how a destination is changed.
+// The registry stores and applies the change like any other API edit.
 import { rotateSecretRequestSchema, type SigningConfig } from './schema.js';
 import { rotateSigning } from './signing.js';
 
-/** A destination as the rotation sees it: where it comes from and its stored input form. */
-export interface RotatableDestination {
-  origin: 'file' | 'api';
-  /** The input form (as the file or the API gave it), secrets included. */
-  config: Record<string, unknown>;
-  /** The spec's version (api destinations): the optimistic lock of the write. */
-  version: number | null;
-}
-
-/** How {@link rotateSecret} reads and writes a destination. */
+/** How {@link rotateSecret} reads and changes a destination (the registry provides it). */
 export interface RotateSecretContext {
-  /** The destination named so, or undefined when there is none. */
-  get(name: string): Promise<RotatableDestination | undefined>;
+  /** Where destination `name` is declared; undefined when there is none. */
+  origin(name: string): 'file' | 'api' | undefined;
   /**
-   * Stores `config` as the destination's new input form when its version is still
-   * `expectedVersion` (else rejects with DestinationSpecConflictError), and applies it.
+   * Changes an API destination's stored input form with `edit` (given that form, secrets
+   * included), validates, stores and applies the result. Serialised with every other change
+   * of the destination, so nothing another change did is lost.
    */
-  put(name: string, config: Record<string, unknown>, expectedVersion: number): Promise<unknown>;
+  update(
+    name: string,
+    edit: (input: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<unknown>;
   /** The clock, ms since the epoch; default `Date.now`. */
   now?: () => number;
 }
@@ -41,14 +35,19 @@ export interface RotateSecretAnswer {
     | { error: string; problems?: RequestProblem[] };
 }
 
-/** A concurrent edit of the same spec is retried this many times before a 409. */
-const ATTEMPTS = 5;
+/** Aborts an update: the destination is not a webhook, so it has no secret to rotate. */
+class NotAWebhook extends Error {
+  override readonly name = 'NotAWebhook';
+  constructor(readonly type: string) {
+    super(`a ${type} destination has no signing secret`);
+  }
+}
 
 /**
  * Rotates the signing secret of destination `name`: validates `body` (`{secret?, grace?}`, an
- * empty body is `{}`), makes the new `signing` ({@link rotateSigning}) and stores it. A spec
- * changed meanwhile by another request or relay is read again and rotated again, so nothing
- * that other change did is lost.
+ * empty body is `{}`), makes the new `signing` ({@link rotateSigning}) from the stored one and
+ * stores it through `context.update`. Its errors (a destination removed meanwhile, a change
+ * made by another relay) propagate to the caller.
  *
  * @returns 200 `{secret, previous}`; 400 naming the bad field (or a destination that is not a
  *   webhook); 404 for an unknown name; 409 for a file destination (rotated in the file).
@@ -84,42 +83,39 @@ export async function rotateSecret(
     };
   }
   const { secret, grace } = parsed.data;
-  for (let attempt = 1; ; attempt++) {
-    const destination = await context.get(name);
-    if (!destination) {
-      return { status: 404, body: { error: `no destination named ${JSON.stringify(name)}` } };
-    }
-    if (destination.origin === 'file') {
-      return {
-        status: 409,
-        body: {
-          error: `destination ${JSON.stringify(name)} is declared in the config file; rotate its secret there (signing.secrets, each with its expiresAt) and reload`,
-        },
-      };
-    }
-    const { config } = destination;
-    if (config['type'] !== 'webhook') {
-      return {
-        status: 400,
-        body: {
-          error: `destination ${JSON.stringify(name)} is a ${String(config['type'])} destination: only webhook destinations have a signing secret`,
-        },
-      };
-    }
-    const rotated = rotateSigning(config['signing'] as SigningConfig | undefined, {
-      now: (context.now ?? Date.now)(),
-      grace,
-      secret,
-    });
-    try {
-      await context.put(name, { ...config, signing: rotated.signing }, destination.version ?? 0);
-    } catch (error) {
-      if (error instanceof DestinationSpecConflictError && attempt < ATTEMPTS) continue;
-      if (error instanceof DestinationSpecConflictError) {
-        return { status: 409, body: { error: error.message } };
-      }
-      throw error;
-    }
-    return { status: 200, body: { secret: rotated.secret, previous: rotated.previous } };
+  const origin = context.origin(name);
+  if (origin === undefined) {
+    return { status: 404, body: { error: `no destination named ${JSON.stringify(name)}` } };
   }
+  if (origin === 'file') {
+    return {
+      status: 409,
+      body: {
+        error: `destination ${JSON.stringify(name)} is declared in the config file; rotate its secret there (signing.secrets, each with its expiresAt) and reload`,
+      },
+    };
+  }
+  let rotated: ReturnType<typeof rotateSigning> | undefined;
+  try {
+    await context.update(name, (input) => {
+      // Thrown, not returned unchanged: storing the same form would still replace the destination.
+      if (input['type'] !== 'webhook') throw new NotAWebhook(String(input['type']));
+      rotated = rotateSigning(input['signing'] as SigningConfig | undefined, {
+        now: (context.now ?? Date.now)(),
+        grace,
+        secret,
+      });
+      return { ...input, signing: rotated.signing };
+    });
+  } catch (error) {
+    if (!(error instanceof NotAWebhook)) throw error;
+    return {
+      status: 400,
+      body: {
+        error: `destination ${JSON.stringify(name)} is a ${error.type} destination: only webhook destinations have a signing secret`,
+      },
+    };
+  }
+  if (rotated === undefined) throw new Error('unreachable: update did not call edit');
+  return { status: 200, body: { secret: rotated.secret, previous: rotated.previous } };
 }
