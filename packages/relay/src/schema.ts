@@ -68,6 +68,10 @@ const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, {
   error: 'expected a name of letters, digits, "-" and "_" (at most 64)',
 });
 
+const eventTypePattern = z.string().min(1, {
+  error: 'expected an event type pattern such as "order.created" or "order.*"',
+});
+
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 /** Field path (dots for nesting) → the value, or any of the values, it must have. */
 const fieldMatch = z.record(z.string().min(1), z.union([scalar, z.array(scalar)]));
@@ -131,6 +135,12 @@ const common = {
   enabled: z.boolean().default(true),
   match: fieldMatch.optional(),
   ignore: fieldMatch.optional(),
+  /**
+   * Only events whose type (the relay-wide `eventTypeField`, `type` by default) matches one of
+   * these patterns; `*` stands for any run of characters (`order.*`). An event without a
+   * string type is not taken. Combined with `match`/`ignore` (all must pass).
+   */
+  eventTypes: z.array(eventTypePattern).min(1).optional(),
   retry,
   batch: batch.optional(),
   /**
@@ -234,7 +244,11 @@ const amqpDestination = z.strictObject({
   queue: z.string().min(1),
 });
 
-const destination = z.discriminatedUnion('type', [
+/**
+ * One destination, as the file's `destinations` list and the admin API's
+ * `POST /admin/destinations` take it (one schema, the same messages).
+ */
+export const destinationSchema = z.discriminatedUnion('type', [
   webhookDestination,
   stdoutDestination,
   fileDestination,
@@ -330,6 +344,8 @@ export const relayConfigSchema = z
      * accepted before (within `retention`) is acknowledged again and not stored twice.
      */
     idField: fieldPath.optional(),
+    /** The field path of an event's type, which destinations' `eventTypes` match. */
+    eventTypeField: fieldPath.default('type'),
     /** On SIGTERM/SIGINT: how long to keep delivering before leaving the rest on disk. */
     drainTimeout: duration.prefault('20s'),
     log: z
@@ -341,7 +357,7 @@ export const relayConfigSchema = z
       .prefault({}),
     sources: z.array(source).prefault([{ type: 'http' }]),
     destinations: z
-      .array(destination)
+      .array(destinationSchema)
       .min(1)
       .prefault([{ type: 'stdout', name: 'stdout' }]),
   })
