@@ -492,6 +492,24 @@ export class DestinationRegistry {
     });
   }
 
+  /**
+   * Changes an API destination's input form with `edit`, which is given the stored form
+   * (secrets included, a copy) and returns the new one; validated, stored and applied as
+   * {@link replace} does, in turn with every other change. What `edit` throws rejects the
+   * update and changes nothing. Used by `POST /admin/destinations/{name}/rotate-secret`.
+   * @throws DestinationNotFoundError, FileDestinationError, DestinationInvalidError, DestinationConflictError
+   */
+  update(
+    name: string,
+    edit: (input: Record<string, unknown>) => Record<string, unknown>,
+    what = 'updated',
+  ): Promise<RegistryDetail> {
+    return this.#serial(async () => {
+      const entry = this.#apiEntry(name);
+      return this.#change(entry, edit(structuredClone(entry.input)), what);
+    });
+  }
+
   #apiEntry(name: string): Entry {
     const entry = this.#entry(name);
     if (entry.origin === 'file') throw new FileDestinationError(name);
