@@ -23,6 +23,7 @@ import { createHandler } from './server.js';
 import { startStdin } from './stdin.js';
 import { migrateQueueFiles } from './store/migrate.js';
 import { createStore } from './store/openStore.js';
+import { PostgresStore } from './store/PostgresStore.js';
 import { SqliteStore } from './store/SqliteStore.js';
 import type { NewMessage, PendingDelivery, Store } from './store/Store.js';
 
@@ -148,6 +149,16 @@ export class Relay {
       this.#state = 'stopped';
       throw error;
     }
+    // Several relays may start at once on one database: the log says which one migrated.
+    if (store instanceof PostgresStore && store.applied.length > 0) {
+      logger.info(
+        {
+          schema: config.store.type === 'postgres' ? config.store.schema : undefined,
+          versions: store.applied,
+        },
+        'applied PostgreSQL schema migrations',
+      );
+    }
     this.#store = store;
     const registry = new DestinationRegistry({
       context: { config, metrics, logger, stdout: this.#stdout, store },
@@ -193,6 +204,10 @@ export class Relay {
         logger,
         // Not ready while the store is unreachable: ingest would answer 503 anyway.
         ready: () => this.#state === 'ready' && store.healthy(),
+        notReadyReason: () =>
+          this.#state !== 'ready'
+            ? this.#state
+            : `the ${config.store.type === 'postgres' ? 'PostgreSQL ' : ''}store is unreachable`,
         draining: () => this.#state === 'draining' || this.#state === 'stopped',
         accept: (events, source, options) => this.accept(events, source, options),
         admin: createAdminHandler({

@@ -14,6 +14,7 @@ import type {
   MessageSummary,
   Store,
 } from './store/Store.js';
+import { rotateSecret } from './rotate.js';
 import { parseDuration } from './units.js';
 import {
   DestinationInvalidError,
@@ -343,6 +344,7 @@ type Route =
   | { kind: 'delete'; name: string }
   | { kind: 'destination'; name: string; action: 'enable' | 'disable' }
   | { kind: 'reload' }
+  | { kind: 'rotate'; name: string }
   | { kind: 'messages' }
   | { kind: 'message'; id: string }
   | { kind: 'resend'; id: string }
@@ -377,6 +379,10 @@ const ROUTES: [RegExp, Record<string, Make>][] = [
         action: m[2] as 'enable' | 'disable',
       }),
     },
+  ],
+  [
+    /^\/admin\/destinations\/([^/]+)\/rotate-secret$/,
+    { POST: (m) => ({ kind: 'rotate', name: segment(m[1]!, 'destination') }) },
   ],
   [/^\/admin\/reload$/, { POST: () => ({ kind: 'reload' }) }],
   [/^\/admin\/messages\/?$/, { GET: () => ({ kind: 'messages' }) }],
@@ -480,6 +486,19 @@ export function createAdminHandler(context: AdminContext): AdminHandler {
         return reply(res, 200, registry().detail(found.name));
       case 'replace':
         return reply(res, 200, await registry().replace(found.name, await jsonBody(req)));
+      case 'rotate': {
+        const body = await jsonBody(req, true);
+        const registered = registry();
+        const answer = await rotateSecret(
+          {
+            origin: (name) => registered.origin(name),
+            update: (name, edit) => registered.update(name, edit, 'secret rotated'),
+          },
+          found.name,
+          body,
+        );
+        return reply(res, answer.status, answer.body);
+      }
       case 'patch':
         return reply(res, 200, await registry().patch(found.name, await jsonBody(req)));
       case 'delete': {
@@ -498,7 +517,13 @@ export function createAdminHandler(context: AdminContext): AdminHandler {
         if (found.action === 'enable') await destination.enable();
         else await destination.disable();
         log.info({ destination: destination.name }, `destination ${found.action}d by an operator`);
-        return reply(res, 200, await destination.status());
+        return reply(
+          res,
+          200,
+          context.registry?.get(destination.name) !== undefined
+            ? context.registry.status(destination.name)
+            : await destination.status(),
+        );
       }
       case 'messages': {
         const limit = limitParam(url, DEFAULT_MESSAGES_LIMIT);
@@ -573,7 +598,7 @@ export function createAdminHandler(context: AdminContext): AdminHandler {
         }
         const found = make(match);
         // Only the routes that read a body leave it to be read.
-        if (!['create', 'replace', 'patch'].includes(found.kind)) req.resume();
+        if (!['create', 'replace', 'patch', 'rotate'].includes(found.kind)) req.resume();
         return await route(found, req, res, url, reply);
       }
       return reply(res, 404, { error: `no admin endpoint ${url.pathname}` });

@@ -72,7 +72,9 @@ export class Destination implements AdminDestination {
     this.#dispatcher = new Dispatcher({
       name: config.name,
       store: context.store,
-      target: target ?? createTarget(config, { stdout: context.stdout }),
+      target:
+        target ??
+        createTarget(config, { stdout: context.stdout, warn: (message) => log.warn(message) }),
       concurrency: config.concurrency,
       ...(config.batch ? { batch: config.batch } : {}),
       ...(config.rateLimit ? { rateLimit: { perSecond: config.rateLimit.perSecond } } : {}),

@@ -172,6 +172,9 @@ export interface RegistryOptions {
   list?: Destination[];
 }
 
+/** The error of the attempt record of a delivery moved to the dead letter by a forced delete. */
+export const DELETED_REASON = 'deleted: the destination was deleted over the admin API';
+
 /** How often a relay re-reads the store's specs by default. */
 export const RESYNC_MS = 2000;
 
@@ -386,6 +389,11 @@ export class DestinationRegistry {
     return entry;
   }
 
+  /** The status of `name` with its origin and event types. @throws DestinationNotFoundError */
+  status(name: string): RegistryStatus {
+    return this.#status(this.#entry(name).destination);
+  }
+
   /** Every destination's status, with its origin and event types. */
   statuses(): RegistryStatus[] {
     return this.list.map((d) => this.#status(d));
@@ -484,6 +492,24 @@ export class DestinationRegistry {
     });
   }
 
+  /**
+   * Changes an API destination's input form with `edit`, which is given the stored form
+   * (secrets included, a copy) and returns the new one; validated, stored and applied as
+   * {@link replace} does, in turn with every other change. What `edit` throws rejects the
+   * update and changes nothing. Used by `POST /admin/destinations/{name}/rotate-secret`.
+   * @throws DestinationNotFoundError, FileDestinationError, DestinationInvalidError, DestinationConflictError
+   */
+  update(
+    name: string,
+    edit: (input: Record<string, unknown>) => Record<string, unknown>,
+    what = 'updated',
+  ): Promise<RegistryDetail> {
+    return this.#serial(async () => {
+      const entry = this.#apiEntry(name);
+      return this.#change(entry, edit(structuredClone(entry.input)), what);
+    });
+  }
+
   #apiEntry(name: string): Entry {
     const entry = this.#entry(name);
     if (entry.origin === 'file') throw new FileDestinationError(name);
@@ -530,23 +556,60 @@ export class DestinationRegistry {
         if (pending > 0 && !force) throw new DestinationHasPendingError(name, pending);
         this.#drop(name);
       });
+      // The other relays stop it on hearing of the spec's deletion.
+      await store.deleteDestinationSpec(name);
       // Its in-flight attempts end (and are recorded) before the rest is moved.
       await entry.destination.close();
-      let deadLettered = 0;
-      for (;;) {
-        const moved = await store.overflow(
-          name,
-          1000,
-          new Set(),
-          'deleted: the destination was deleted over the admin API',
-        );
-        deadLettered += moved.length;
-        if (moved.length < 1000) break;
-      }
-      await store.deleteDestinationSpec(name);
+      const deadLettered = await this.#deadLetterPending(name);
       this.#log.info({ destination: name, deadLettered }, 'destination deleted over the API');
+      const { pending } = await store.counts(name);
+      // Deliveries another relay holds (in flight there) cannot be moved until it lets go.
+      if (pending > 0) this.#sweepLater(name, pending);
       return { deadLettered };
     });
+  }
+
+  async #deadLetterPending(name: string): Promise<number> {
+    let moved = 0;
+    for (;;) {
+      const seqs = await this.#context.store.overflow(name, 1000, new Set(), DELETED_REASON);
+      moved += seqs.length;
+      if (seqs.length < 1000) return moved;
+    }
+  }
+
+  // Retries the move every second while other relays' leases may still hold some (at most
+  // twice the lease timeout); what is left after that is logged.
+  #sweepLater(name: string, pending: number): void {
+    const store = this.#context.config.store;
+    const deadline = Date.now() + 2 * (store.type === 'postgres' ? store.leaseTimeout : 0) + 5000;
+    this.#log.warn(
+      { destination: name, pending },
+      'deleted destination: some pending deliveries are held by another relay; moving them to the dead letter once it lets go',
+    );
+    const sweep = (): void => {
+      if (this.#closed) return;
+      void (async () => {
+        try {
+          // Created again meanwhile: its deliveries are its own again.
+          if (this.#entries.has(name)) return;
+          await this.#deadLetterPending(name);
+          const left = (await this.#context.store.counts(name)).pending;
+          if (left === 0) return;
+          if (Date.now() > deadline) {
+            this.#log.error(
+              { destination: name, pending: left },
+              'deleted destination: pending deliveries could not be moved to the dead letter',
+            );
+            return;
+          }
+        } catch (error) {
+          this.#log.error({ err: error, destination: name }, 'moving pending deliveries failed');
+        }
+        setTimeout(sweep, 1000).unref();
+      })();
+    };
+    setTimeout(sweep, 1000).unref();
   }
 
   /**

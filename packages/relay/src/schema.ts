@@ -156,6 +156,38 @@ const common = {
   whenFull: z.enum(['reject', 'dead-letter']).default('reject'),
 };
 
+/** A Standard Webhooks secret. The messages never show the value: it is a secret. */
+const whsec = z
+  .string({ error: 'expected a Standard Webhooks secret: "whsec_" followed by base64' })
+  .regex(/^whsec_[A-Za-z0-9+/=]+$/, {
+    error: 'expected a Standard Webhooks secret: "whsec_" followed by base64',
+  });
+
+/**
+ * An instant with its time zone (`2026-12-03T12:00:00Z`, `…+01:00`): a time without one would
+ * mean a different instant on each relay's machine.
+ */
+const instant = z.iso.datetime({
+  offset: true,
+  error: (issue) =>
+    `expected an ISO-8601 date and time with a time zone, e.g. "2026-12-03T12:00:00Z"; got ${JSON.stringify(issue.input)}`,
+});
+
+/**
+ * Standard Webhooks signing. `secret` signs always; each of `secrets` signs until its
+ * `expiresAt` (for ever without one). Every secret still signing gives one signature, so
+ * during a rotation receivers holding either the old or the new secret verify every request.
+ */
+const signing = z
+  .strictObject({
+    secret: whsec.optional(),
+    secrets: z.array(z.strictObject({ secret: whsec, expiresAt: instant.optional() })).optional(),
+  })
+  .refine((value) => value.secret !== undefined || (value.secrets?.length ?? 0) > 0, {
+    error:
+      'expected `secret` or a non-empty `secrets` list: a signing without a secret signs nothing',
+  });
+
 const webhookDestination = z.strictObject({
   type: z.literal('webhook'),
   ...common,
@@ -165,13 +197,7 @@ const webhookDestination = z.strictObject({
   method: z.enum(['POST', 'PUT', 'PATCH']).default('POST'),
   headers: z.record(z.string(), z.string()).default({}),
   timeout: duration.prefault('5s'),
-  signing: z
-    .strictObject({
-      secret: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, {
-        error: 'expected a Standard Webhooks secret: "whsec_" followed by base64',
-      }),
-    })
-    .optional(),
+  signing: signing.optional(),
   followRedirects: z.boolean().default(false),
   maxRetryAfter: duration.prefault('5m'),
 });
@@ -382,12 +408,25 @@ export const relayAdminSchema = z.looseObject({
 /** What {@link relayAdminSchema} yields. */
 export type RelayAdminConfig = z.output<typeof relayAdminSchema>;
 
+/**
+ * The body of `POST /admin/destinations/{name}/rotate-secret`: the new secret (a fresh one when
+ * absent) and how long the old ones keep signing (`grace`, default 24 h), both optional.
+ */
+export const rotateSecretRequestSchema = z.strictObject({
+  secret: whsec.optional(),
+  grace: duration.prefault('24h'),
+});
+/** What {@link rotateSecretRequestSchema} yields: `grace` in ms. */
+export type RotateSecretRequest = z.output<typeof rotateSecretRequestSchema>;
+
 /** The configuration after validation: durations in ms, sizes in bytes, defaults filled in. */
 export type RelayConfig = z.output<typeof relayConfigSchema>;
 /** One destination's configuration. */
 export type DestinationConfig = RelayConfig['destinations'][number];
 /** One source's configuration. */
 export type SourceConfig = RelayConfig['sources'][number];
+/** A webhook destination's `signing`: its secrets, with their expiry as ISO-8601 text. */
+export type SigningConfig = z.output<typeof signing>;
 /** A `match`/`ignore` filter. */
 export type FieldMatch = z.output<typeof fieldMatch>;
 

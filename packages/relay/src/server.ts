@@ -29,6 +29,8 @@ export interface ServerContext {
   metrics: RelayMetrics;
   logger: Logger;
   ready(): boolean;
+  /** Why {@link ServerContext.ready} is false, said in ingest's 503 and /readyz ("starting"). */
+  notReadyReason?(): string;
   /** True from the start of a drain: every response then carries `connection: close`. */
   draining(): boolean;
   accept(
@@ -268,9 +270,14 @@ export function createHandler(context: ServerContext) {
         'retry-after': '5',
       });
     if (!context.ready())
-      return reject(503, 'not_ready', 'not ready (starting); nothing was accepted', {
-        'retry-after': '5',
-      });
+      return reject(
+        503,
+        'not_ready',
+        `not ready (${context.notReadyReason?.() ?? 'starting'}); nothing was accepted`,
+        {
+          'retry-after': '5',
+        },
+      );
     if (!authorized(req)) {
       req.resume();
       return reject(401, 'unauthorized', 'missing or wrong bearer token', {
@@ -336,10 +343,14 @@ export function createHandler(context: ServerContext) {
           'retry-after': '5',
         });
       log.error({ err: error }, 'could not store events');
-      const message =
+      const stored =
         error instanceof StoreFailedError
           ? error.message
           : 'could not store the events; nothing was accepted';
+      // The failure that made the store unreachable (PostgreSQL down) says so to the client.
+      const message = context.ready()
+        ? stored
+        : `${context.notReadyReason?.() ?? 'not ready'}: ${stored}`;
       return reject(503, 'store_failed', message, { 'retry-after': '1' });
     }
     if (accepted.replayed !== undefined) {
@@ -503,7 +514,8 @@ export function createHandler(context: ServerContext) {
           return reply(res, 200, 'ok\n');
         case '/readyz':
           if (context.ready()) return reply(res, 200, 'ready\n');
-          return reply(res, 503, context.draining() ? 'draining\n' : 'not ready\n');
+          if (context.draining()) return reply(res, 503, 'draining\n');
+          return reply(res, 503, `not ready (${context.notReadyReason?.() ?? 'starting'})\n`);
         case '/metrics': {
           const text = await metrics.registry.metrics();
           return reply(res, 200, text, { 'content-type': metrics.registry.contentType });
