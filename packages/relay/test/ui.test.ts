@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { verifyWebhook } from 'eventsinks/http';
 import pino from 'pino';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createAdminHandler, type AdminDestination, type DestinationStatus } from '../src/admin.js';
@@ -680,6 +681,116 @@ describe('dashboard: rotate a signing secret (fake admin API)', () => {
     } finally {
       await close();
       await fake.close();
+    }
+  });
+});
+
+describe('dashboard: rotate a signing secret (relay child process)', () => {
+  it('rotates an API destination (both secrets sign), refuses a file one with its 409', async () => {
+    const billingHooks = await new Receiver().start();
+    const crmHooks = await new Receiver().start();
+    const dir = tempDir();
+    const fileSecret = `whsec_${randomBytes(32).toString('base64')}`;
+    const oldSecret = `whsec_${randomBytes(32).toString('base64')}`;
+    const file = writeConfig(
+      dir,
+      `server: { listen: 127.0.0.1:0 }
+dataDir: ./data
+destinations:
+  - name: billing
+    type: webhook
+    url: ${billingHooks.url}
+    eventTypes: ['invoice.*']
+    signing: { secret: ${fileSecret} }
+`,
+    );
+    const relay = await startRelay(file, { cwd: dir });
+    const created = await fetch(`${relay.url}/admin/destinations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'crm',
+        type: 'webhook',
+        url: crmHooks.url,
+        eventTypes: ['customer.*'],
+        signing: { secret: oldSecret },
+      }),
+    });
+    assert.equal(created.status, 201, await created.text());
+
+    const { page, problems, close } = await open(relay.url);
+    try {
+      const crmRow = page.getByRole('row', { name: /^crm\b/ });
+      await crmRow.getByText('webhook · API').waitFor(SLOW);
+      await crmRow.getByText('customer.*').waitFor();
+      const billingRow = page.getByRole('row', { name: /^billing\b/ });
+      await billingRow.getByText('webhook · file').waitFor();
+      await billingRow.getByText('invoice.*').waitFor();
+
+      await crmRow.getByRole('link', { name: 'crm' }).click();
+      await page.getByRole('heading', { level: 1, name: /^Destination crm/ }).waitFor();
+      const fact = (name: string) =>
+        page.locator('.facts div', { hasText: new RegExp(`^${name}`) }).getByRole('definition');
+      await page.getByText('admin API, version 1').waitFor(SLOW);
+      assert.equal(await fact('Event types').textContent(), 'customer.*');
+      await page.getByText('Configuration (secrets redacted)').click();
+      const config = (await page.getByLabel('Configuration of crm').textContent()) ?? '';
+      assert.ok(!config.includes(oldSecret), 'the configuration shows no secret');
+      assert.match(config, new RegExp(`"whsec_…${oldSecret.slice(-4).replace(/[+/=]/g, '\\$&')}"`));
+
+      await page.getByLabel('Previous secret keeps signing for').fill('1h');
+      const before = Date.now();
+      await page.getByRole('button', { name: 'Rotate signing secret' }).click();
+      const shown = page.getByRole('group', { name: /New signing secret of crm/ });
+      await shown.waitFor(SLOW);
+      const newSecret = await shown.getByRole('textbox').inputValue();
+      assert.match(newSecret, /^whsec_[A-Za-z0-9+/=]+$/);
+      assert.notEqual(newSecret, oldSecret);
+      const until = await shown
+        .getByRole('list', { name: 'Previous secrets' })
+        .locator('time')
+        .getAttribute('datetime');
+      const untilMs = Date.parse(until ?? '');
+      assert.ok(
+        untilMs >= before + 3_600_000 - 5_000 && untilMs <= Date.now() + 3_600_000 + 5_000,
+        `${until}`,
+      );
+
+      // The next request is signed with both: the new secret and, for the hour, the old one.
+      const answer = await post(relay.url, JSON.stringify({ type: 'customer.created', id: 'c_1' }));
+      assert.equal(answer.status, 202);
+      await waitFor(async () => crmHooks.log.length >= 1, 20_000, 'the crm webhook');
+      const request = crmHooks.log[0]!;
+      const signatures = String(request.headers['webhook-signature']).split(' ');
+      assert.equal(signatures.length, 2, String(request.headers['webhook-signature']));
+      const headers = {
+        'webhook-id': String(request.headers['webhook-id']),
+        'webhook-timestamp': String(request.headers['webhook-timestamp']),
+        'webhook-signature': String(request.headers['webhook-signature']),
+      };
+      const body = JSON.stringify(request.body);
+      await verifyWebhook(newSecret, headers, body);
+      await verifyWebhook(oldSecret, headers, body);
+      assert.equal(billingHooks.received.length, 0, 'billing takes invoices only');
+
+      // A destination of the config file: the relay's 409, in its words.
+      await page
+        .getByRole('navigation', { name: 'Main' })
+        .getByRole('link', { name: 'Destinations' })
+        .click();
+      await page.getByRole('link', { name: 'billing' }).click();
+      await page.getByRole('heading', { level: 1, name: /^Destination billing/ }).waitFor();
+      await page.getByText('config file').first().waitFor(SLOW);
+      await page.getByRole('button', { name: 'Rotate signing secret' }).click();
+      await page
+        .getByRole('alert')
+        .filter({ hasText: /^Not rotated: .*config file/ })
+        .waitFor(SLOW);
+      assert.deepEqual(problems, [
+        'console: Failed to load resource: the server responded with a status of 409 (Conflict)',
+      ]);
+    } finally {
+      await close();
     }
   });
 });
