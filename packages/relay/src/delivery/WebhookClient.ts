@@ -31,6 +31,12 @@ export interface WebhookClientOptions {
   secret?: string | undefined;
 }
 
+/** Per request options of {@link WebhookClient.send}. */
+export interface WebhookSendOptions {
+  /** Sent as the `traceparent` header (W3C Trace Context), replacing a configured one. */
+  traceparent?: string | undefined;
+}
+
 /** What the receiver answered with a 2xx. */
 export interface WebhookResponse {
   status: number;
@@ -101,17 +107,19 @@ export class WebhookClient {
   }
 
   /**
-   * Sends `body` (JSON) with `webhook-id: id`, signed when a secret is set.
+   * Sends `body` (JSON) with `webhook-id: id`, signed when a secret is set, with a
+   * `traceparent` header when `options.traceparent` is given.
    *
    * @throws HttpStatusError for a non-2xx answer, HttpTransportError when no answer came (or
    * not within the timeout), SinkClosedError when `close` cut the request off.
    */
-  async send(body: string, id: string): Promise<WebhookResponse> {
+  async send(body: string, id: string, options: WebhookSendOptions = {}): Promise<WebhookResponse> {
     if (this.#closed) throw new SinkClosedError('the webhook client is closed');
     const { method, timeout, secret } = this.#options;
     const headers: Record<string, string> = { ...this.#headers };
     headers['content-type'] = 'application/json';
     headers['webhook-id'] = id;
+    if (options.traceparent !== undefined) headers.traceparent = options.traceparent;
     if (secret !== undefined) {
       const timestamp = Math.floor(Date.now() / 1000);
       headers['webhook-timestamp'] = String(timestamp);
