@@ -63,20 +63,21 @@ export function parseTraceparent(value: unknown): SpanContext | undefined {
     string | undefined,
   ];
   if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
-  const context: SpanContext = {
-    traceId,
-    spanId,
-    traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED,
-    isRemote: true,
-  };
-  return isSpanContextValid(context) ? context : undefined;
+  if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return undefined;
+  return { traceId, spanId, traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
+}
+
+const INVALID_TRACE_ID = '0'.repeat(32);
+const INVALID_SPAN_ID = '0'.repeat(16);
+
+// A context known to be valid (parsed, or of a recording span) as a traceparent.
+function toTraceparent(context: SpanContext): string {
+  return `00-${context.traceId}-${context.spanId}-${context.traceFlags & TraceFlags.SAMPLED ? '01' : '00'}`;
 }
 
 /** `context` as a version-00 `traceparent`; undefined for an invalid (empty) context. */
 export function formatTraceparent(context: SpanContext): string | undefined {
-  if (!isSpanContextValid(context)) return undefined;
-  const flags = (context.traceFlags & 0xff).toString(16).padStart(2, '0');
-  return `00-${context.traceId}-${context.spanId}-${flags}`;
+  return isSpanContextValid(context) ? toTraceparent(context) : undefined;
 }
 
 /**
@@ -98,7 +99,7 @@ export function traceparentOf(
     invalid?.(value);
     return fallback;
   }
-  return formatTraceparent(context);
+  return toTraceparent(context);
 }
 
 // The tracer is the api's proxy: an SDK registered later (telemetry.otlp, or the embedding
@@ -179,10 +180,10 @@ export function startIngest(source: string, parent: SpanContext | undefined): In
     },
     parentContext(parent),
   );
-  const own = span.isRecording() ? formatTraceparent(span.spanContext()) : undefined;
+  const own = span.isRecording() ? toTraceparent(span.spanContext()) : undefined;
   let ended = false;
   return {
-    traceparent: parent !== undefined ? formatTraceparent(parent) : own,
+    traceparent: parent !== undefined ? toTraceparent(parent) : own,
     end(outcome, events, status, error) {
       if (ended) return;
       ended = true;
@@ -236,6 +237,7 @@ export function startAttempt(
   batchId: string | undefined,
 ): AttemptTrace {
   let parent: SpanContext | undefined;
+  let stored: string | undefined;
   let links: Link[] | undefined;
   for (const d of deliveries) {
     if (d.traceparent === undefined) continue;
@@ -243,6 +245,7 @@ export function startAttempt(
     if (context === undefined) continue;
     if (parent === undefined) {
       parent = context;
+      stored = d.traceparent;
       continue;
     }
     if (context.traceId === parent.traceId) continue;
@@ -272,7 +275,8 @@ export function startAttempt(
   const started = performance.now();
   let ended = false;
   return {
-    traceparent: formatTraceparent(span.spanContext()),
+    // A span that is not recorded is not worth a new parent id: the stored one goes on.
+    traceparent: recording ? toTraceparent(span.spanContext()) : stored,
     end(outcome, result) {
       if (ended) return;
       ended = true;
