@@ -116,6 +116,11 @@ destinations:
       assert.equal(traceId, TRACE, 'in the same trace');
       assert.notEqual(spanId, PARENT, "the attempt's span is the receiver's parent");
       assert.equal(flags, '01');
+      const ids = (response.json as { ids: string[] }).ids;
+      const detail = (await (await fetch(`${relay.url}/admin/messages/${ids[0]}`)).json()) as {
+        traceparent?: string;
+      };
+      assert.equal(detail.traceparent, `00-${TRACE}-${PARENT}-01`, 'the admin API shows it');
 
       relay.child.kill('SIGTERM');
       const exit = await relay.exited;
