@@ -260,6 +260,11 @@ describe('telemetry with the SDK (in-memory exporter)', () => {
       req.on('end', () => res.writeHead(200).end());
     });
     let relay: Relay;
+    const logs: { msg: string; traceparent?: string }[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      { write: (line: string) => logs.push(JSON.parse(line) as (typeof logs)[number]) },
+    );
     before(async () => {
       await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
       const { port } = receiver.address() as AddressInfo;
@@ -278,7 +283,7 @@ destinations:
 `,
           {},
         ),
-        { logger: silent },
+        { logger },
       );
       await relay.start();
     });
@@ -332,6 +337,14 @@ destinations:
       exporter.reset();
       seen.length = 0;
       const [plain] = await post({ n: 2 }, { traceparent: 'not-a-traceparent' });
+      assert.ok(
+        logs.some(
+          (l) =>
+            l.msg === 'ignoring an invalid traceparent header' &&
+            l.traceparent === 'not-a-traceparent',
+        ),
+        'a debug line says why it was ignored',
+      );
       await delivered(1);
       const [ingest] = spans('eventsinks.ingest');
       assert.equal(ingest!.parentSpanContext, undefined, 'a new trace starts at the relay');
