@@ -117,6 +117,8 @@ export interface MessageDetailJson {
   receivedAt: string;
   source: string;
   event: Record<string, unknown>;
+  /** The W3C traceparent stored with it (telemetry); absent when it had none. */
+  traceparent?: string;
   deliveries: {
     destination: string;
     status: DeliveryStatus;
@@ -181,6 +183,7 @@ export function detailJson(message: MessageDetail): MessageDetailJson {
     receivedAt: iso(message.receivedAt),
     source: message.source,
     event: message.event,
+    ...(message.traceparent !== undefined ? { traceparent: message.traceparent } : {}),
     deliveries: message.deliveries.map((d) => {
       const omitted = Math.max(0, d.attempts.length - MAX_ATTEMPTS_SHOWN);
       const delivery: MessageDetailJson['deliveries'][number] = {
