@@ -112,7 +112,7 @@ destinations:
     concurrency: 4${FAST_RETRY}
 `;
     const relay: RelayProcess = await startRelay(writeConfig(tempDir(), yaml), {
-      startTimeout: 160_000,
+      startTimeout: 120_000,
     });
     assert.equal(await readyz(relay.url), 200);
 
