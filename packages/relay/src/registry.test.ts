@@ -225,6 +225,15 @@ describe('DestinationRegistry', () => {
     });
     assert.deepEqual(patched.eventTypes, ['a.*']);
 
+    const modified = await registry.modify('api', (input) => ({ ...input, concurrency: 3 }));
+    assert.equal(modified.version, 4);
+    assert.equal(registry.get('api')!.config.concurrency, 3);
+    assert.equal(registry.input('api')['concurrency'], 3);
+    await assert.rejects(
+      registry.modify('filed', (input) => input),
+      FileDestinationError,
+    );
+
     await assert.rejects(registry.replace('filed', { type: 'stdout' }), FileDestinationError);
     await assert.rejects(registry.patch('filed', {}), FileDestinationError);
     await assert.rejects(registry.remove('filed', true), FileDestinationError);

@@ -492,6 +492,28 @@ export class DestinationRegistry {
     });
   }
 
+  /**
+   * Changes an API destination's input form with `change` (given a copy of it, secrets
+   * included), then validates, stores and applies it like {@link replace}: for routes built on
+   * the registry, such as secret rotation.
+   * @throws DestinationNotFoundError, FileDestinationError, DestinationInvalidError, DestinationConflictError
+   */
+  modify(
+    name: string,
+    change: (input: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<RegistryDetail> {
+    return this.#serial(async () => {
+      const entry = this.#apiEntry(name);
+      const next = change(structuredClone(entry.input));
+      return this.#change(entry, { ...next, name }, 'changed');
+    });
+  }
+
+  /** The input form of `name`, secrets included (for routes that need them; never answer it). */
+  input(name: string): Record<string, unknown> {
+    return structuredClone(this.#entry(name).input);
+  }
+
   #apiEntry(name: string): Entry {
     const entry = this.#entry(name);
     if (entry.origin === 'file') throw new FileDestinationError(name);
