@@ -278,6 +278,8 @@ export class DestinationRegistry {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #unsubscribe: (() => void) | undefined;
   #closed = false;
+  // The first sync, at start: what it finds is not another relay's change.
+  #starting = false;
   // Spec versions found invalid (logged once each), by name.
   readonly #invalid = new Map<string, number>();
 
@@ -317,7 +319,12 @@ export class DestinationRegistry {
    * re-read every {@link RESYNC_MS}.
    */
   async follow(): Promise<void> {
-    await this.sync();
+    this.#starting = true;
+    try {
+      await this.sync();
+    } finally {
+      this.#starting = false;
+    }
     this.#unsubscribe = this.#context.store.subscribeSpecs(() => this.#syncSoon());
     this.#schedule();
   }
@@ -712,7 +719,9 @@ export class DestinationRegistry {
           await this.#add(config, spec.config, 'api', spec.version);
           this.#log.info(
             { destination: spec.name, version: spec.version },
-            'destination created over the API (by another relay)',
+            this.#starting
+              ? 'destination created over the API started'
+              : 'destination created over the API (by another relay)',
           );
         } else {
           await this.#swap(entry, config, spec.config, spec.version);
