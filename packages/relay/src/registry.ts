@@ -185,12 +185,35 @@ export function redactSecret(secret: string): string {
 
 const SECRET = /^whsec_[A-Za-z0-9+/=]+$/;
 
-/** The input form with every `whsec_` secret redacted (see {@link redactSecret}). */
+// Header values that carry credentials are secrets too.
+const SENSITIVE_HEADER =
+  /^(authorization|proxy-authorization|cookie)$|token|secret|key|password|auth/i;
+
+/** A credential header value as answers show it: `…` and its last 4 characters (long ones only). */
+export function redactHeader(value: string): string {
+  return value.length >= 16 ? `…${value.slice(-4)}` : '…';
+}
+
+function redactHeaders(headers: unknown): unknown {
+  if (!isObject(headers)) return redact(headers);
+  return Object.fromEntries(
+    Object.entries(headers).map(([k, v]) =>
+      typeof v === 'string' && SENSITIVE_HEADER.test(k) ? [k, redactHeader(v)] : [k, redact(v)],
+    ),
+  );
+}
+
+/**
+ * The input form with every `whsec_` secret redacted (see {@link redactSecret}), and the
+ * values of credential headers (`authorization`, `x-api-key`, … see {@link redactHeader}).
+ */
 export function redact(value: unknown): unknown {
   if (typeof value === 'string') return SECRET.test(value) ? redactSecret(value) : value;
   if (Array.isArray(value)) return value.map(redact);
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, k === 'headers' ? redactHeaders(v) : redact(v)]),
+    );
   }
   return value;
 }
@@ -206,18 +229,41 @@ function secretsOf(value: unknown, into: Map<string, string>): Map<string, strin
   return into;
 }
 
-/** `body` with every redacted secret that `stored` has put back to the secret it stands for. */
+/**
+ * `body` with every redacted value that `stored` has put back to the secret it stands for: a
+ * `whsec_…` wherever it is, a credential header's value under the same header name.
+ */
 export function unredact(body: unknown, stored: unknown): unknown {
   const secrets = secretsOf(stored, new Map());
-  const walk = (value: unknown): unknown => {
+  const storedHeaders = isObject(stored) && isObject(stored['headers']) ? stored['headers'] : {};
+  const walk = (value: unknown, top: boolean): unknown => {
     if (typeof value === 'string') return secrets.get(value) ?? value;
-    if (Array.isArray(value)) return value.map(walk);
+    if (Array.isArray(value)) return value.map((v) => walk(v, false));
     if (typeof value === 'object' && value !== null) {
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => {
+          if (top && k === 'headers' && isObject(v)) {
+            return [
+              k,
+              Object.fromEntries(
+                Object.entries(v).map(([name, header]) => {
+                  const before = storedHeaders[name];
+                  return typeof before === 'string' &&
+                    SENSITIVE_HEADER.test(name) &&
+                    header === redactHeader(before)
+                    ? [name, before]
+                    : [name, walk(header, false)];
+                }),
+              ),
+            ];
+          }
+          return [k, walk(v, false)];
+        }),
+      );
     }
     return value;
   };
-  return walk(body);
+  return walk(body, true);
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
