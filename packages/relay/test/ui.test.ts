@@ -625,7 +625,10 @@ describe('dashboard: rotate a signing secret (fake admin API)', () => {
       const fact = (name: string) =>
         page.locator('.facts div', { hasText: new RegExp(`^${name}`) }).getByRole('definition');
       await page.getByRole('heading', { level: 1, name: /^Destination billing/ }).waitFor();
-      assert.equal(await fact('Declared in').textContent(), 'admin API, version 3');
+      // The version comes with the destination's detail, read after the list.
+      await fact('Declared in')
+        .filter({ hasText: /^admin API, version 3$/ })
+        .waitFor(SLOW);
       assert.equal(await fact('Event types').textContent(), 'invoice.*');
       await page.getByText('Configuration (secrets redacted)').click();
       assert.match(
