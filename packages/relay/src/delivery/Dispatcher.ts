@@ -99,7 +99,10 @@ export interface ClaimingOptions {
   leaseTimeout: number;
   /** How often an idle dispatcher claims anyway (notifications are hints); default 1000. */
   pollInterval?: number;
-  /** Deliveries held (claimed) at most; default concurrency × batch size, within `window`. */
+  /**
+   * Deliveries held (claimed) at most, those in flight included; default 1.5 × concurrency ×
+   * batch size, within `window`.
+   */
   prefetch?: number;
 }
 
@@ -314,9 +317,11 @@ export class Dispatcher {
         pollInterval: claiming.pollInterval ?? 1000,
         prefetch: Math.min(
           this.#window,
-          // No more than it can send at once: a claimed head not being sent holds its key
-          // back from every other relay (measured: 2× this halved delivery with 3 relays).
-          claiming.prefetch ?? concurrency * (batch?.maxSize ?? 1),
+          // Half a round ahead of what it sends at once: a slot that frees starts the next
+          // delivery from memory instead of waiting for a claim's round trip (measured on
+          // PostgreSQL: 73% of the receiver's limit without it). Not more: a claimed head not
+          // being sent holds its key back from every other relay (2× halved delivery with 3).
+          claiming.prefetch ?? Math.ceil(concurrency * (batch?.maxSize ?? 1) * 1.5),
         ),
       };
     }

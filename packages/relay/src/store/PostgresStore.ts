@@ -488,8 +488,24 @@ export class PostgresStore implements Store {
     return () => undefined;
   }
 
-  release(_destination: string, _seqs: readonly number[]): Promise<void> {
-    return Promise.resolve();
+  /**
+   * Ends this owner's leases on `seqs` at once and wakes the relays on the store, which claim
+   * them without waiting for the lease timeout; see {@link Store.release}.
+   */
+  async release(destination: string, seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    // One statement: the notification goes out at its commit, when the rows are claimable.
+    await this.#query(
+      'release',
+      `WITH r AS (
+         UPDATE ${this.#s}.deliveries SET lease_owner = NULL, lease_until = NULL
+         WHERE destination = $1 AND seq = ANY($2::bigint[]) AND lease_owner = $3
+           AND status = 'pending'
+         RETURNING seq
+       )
+       SELECT pg_notify($4, $1) FROM (SELECT 1 FROM r LIMIT 1) x`,
+      [destination, [...seqs], this.#owner, this.#channel],
+    );
   }
 
   healthy(): boolean {
