@@ -958,26 +958,23 @@ export class PostgresStore implements Store {
        ORDER BY u.n`,
     );
     if (settles) {
-      // A new head is a delivery any relay may claim now: tell them (at commit).
+      // No notification: the recording relay claims the new head itself right after (a
+      // NOTIFY here had every relay claim on every record, tripling claims, for no gain).
       statements.push(
-        `WITH k AS (${leavingKeys}), p AS (
-           UPDATE ${s}.deliveries d SET head = true
-           FROM (
-             SELECT k.destination, (
-                 SELECT e.seq FROM ${s}.deliveries e
-                 WHERE e.destination = k.destination AND e.key = k.key AND e.status = 'pending'
-                 ORDER BY e.seq LIMIT 1) AS seq
-             FROM k
-             WHERE NOT EXISTS (
-               SELECT 1 FROM ${s}.deliveries h
-               WHERE h.destination = k.destination AND h.key = k.key AND h.status = 'pending'
-                 AND h.head)
-           ) m
-           WHERE d.destination = m.destination AND d.seq = m.seq
-           RETURNING d.destination
-         )
-         SELECT pg_notify(${pg.escapeLiteral(this.#channel)}, destination)
-         FROM (SELECT DISTINCT destination FROM p) x`,
+        `WITH k AS (${leavingKeys})
+         UPDATE ${s}.deliveries d SET head = true
+         FROM (
+           SELECT k.destination, (
+               SELECT e.seq FROM ${s}.deliveries e
+               WHERE e.destination = k.destination AND e.key = k.key AND e.status = 'pending'
+               ORDER BY e.seq LIMIT 1) AS seq
+           FROM k
+           WHERE NOT EXISTS (
+             SELECT 1 FROM ${s}.deliveries h
+             WHERE h.destination = k.destination AND h.key = k.key AND h.status = 'pending'
+               AND h.head)
+         ) m
+         WHERE d.destination = m.destination AND d.seq = m.seq`,
       );
     }
     if (this.#retention === 0 && delivers) {
@@ -1075,12 +1072,14 @@ export class PostgresStore implements Store {
     if (count <= 0) return [];
     const s = this.#s;
     const now = this.#now();
-    // In flight at another relay (a live lease of another owner) counts as busy too.
+    // A live lease, any owner's, counts as busy too: another relay may be sending it, and
+    // this one holds a lease from its claim until the attempt is recorded (an attempt that
+    // ended but whose record is still on its way is in no `busy` set).
     const candidates = `SELECT seq, key FROM ${s}.deliveries
       WHERE destination = $1 AND status = 'pending' AND NOT (seq = ANY($2::bigint[]))
-        AND (lease_owner IS NULL OR lease_owner = $4 OR lease_until <= $5)
+        AND (lease_owner IS NULL OR lease_until <= $4)
       ORDER BY seq LIMIT $3`;
-    const values = [destination, [...busy], count, this.#owner, now];
+    const values = [destination, [...busy], count, now];
     return this.#tx('overflow', async (c) => {
       const keys = await this.#lockKeysOf(
         c,
@@ -1090,7 +1089,7 @@ export class PostgresStore implements Store {
       const { rows } = await c.query<{ seq: number }>(
         `WITH o AS (${candidates} FOR UPDATE SKIP LOCKED)
          UPDATE ${s}.deliveries d SET status = 'dead', next_at = 0, batch_id = NULL,
-           dead_at = $5, head = false, lease_owner = NULL, lease_until = NULL
+           dead_at = $4, head = false, lease_owner = NULL, lease_until = NULL
          FROM o WHERE d.destination = $1 AND d.seq = o.seq
          RETURNING d.seq`,
         values,
