@@ -65,6 +65,8 @@ class SharedStore {
   readonly rows = new Map<number, Row>();
   readonly listeners = new Set<(destination: string) => void>();
   claims = 0;
+  /** Every release call: [owner, seqs]. */
+  readonly releases: [string, number[]][] = [];
   #seq = 0;
   constructor(readonly clock: FakeClock) {}
 
@@ -157,6 +159,18 @@ class SharedStore {
           }
         }
         return Promise.resolve(held);
+      },
+      release: (_destination: string, seqs: readonly number[]) => {
+        this.releases.push([owner, [...seqs]]);
+        for (const seq of seqs) {
+          const row = this.rows.get(seq);
+          if (row?.status === 'pending' && row.owner === owner) {
+            row.owner = undefined;
+            row.leaseUntil = 0;
+          }
+        }
+        for (const l of this.listeners) l(DEST);
+        return Promise.resolve();
       },
       counts: () => {
         const rows = [...this.rows.values()];
@@ -409,4 +423,39 @@ test('claiming: a retry goes back to the store and is claimed again when due', a
   assert.equal(store.rows.get(1)?.attempts, 3);
   assert.ok([...store.rows.values()].every((r) => r.status === 'delivered'));
   await d.close();
+});
+
+test('claiming: close gives back what was claimed but not sent, at once, so another relay sends it', async () => {
+  const clock = new FakeClock();
+  const store = new SharedStore(clock);
+  const receiver = new Receiver(clock);
+  store.add(6, () => undefined);
+  // Concurrency 2 holds 3: two in flight, one claimed ahead.
+  const a = relay(store, 'a', receiver.target('a'), { concurrency: 2 });
+  await a.start(0);
+  await settle();
+  assert.deepEqual(
+    receiver.sent.map((x) => x.n),
+    [1, 2],
+  );
+  assert.equal(store.rows.get(3)?.owner, 'a');
+  const closing = a.close();
+  await settle();
+  // Given back before the requests in flight end, long before its lease would expire.
+  assert.deepEqual(store.releases, [['a', [3]]]);
+  assert.equal(store.rows.get(3)?.owner, undefined);
+  assert.equal(store.rows.get(1)?.owner, 'a', 'in flight: still held');
+  const b = relay(store, 'b', receiver.target('b'), { concurrency: 2 });
+  await b.start(0);
+  assert.equal(store.rows.get(3)?.owner, 'b', 'taken at once, not after leaseTimeout');
+  await clock.advance(200);
+  await closing;
+  assert.ok([...store.rows.values()].every((r) => r.status === 'delivered'));
+  assert.deepEqual(
+    receiver.sent.map((x) => `${x.n}${x.by}`).sort(),
+    ['1a', '2a', '3b', '4b', '5b', '6b'],
+    'each sent once, 3 by b',
+  );
+  await b.close();
+  assert.deepEqual(store.releases.length, 1, 'b had nothing claimed left to give back');
 });

@@ -65,7 +65,7 @@ export interface DispatcherOptions {
     Store,
     'pending' | 'seal' | 'record' | 'destination' | 'updateDestination' | 'overflow'
   > &
-    Partial<Pick<Store, 'claim' | 'renew' | 'subscribe' | 'counts'>>;
+    Partial<Pick<Store, 'claim' | 'renew' | 'subscribe' | 'counts' | 'release'>>;
   target: Target;
   /** Requests (or batches) in flight at most. */
   concurrency: number;
@@ -587,6 +587,8 @@ export class Dispatcher {
     this.#closing = true;
     this.#clearTimer();
     this.#stopClaiming();
+    // At once, not after the requests in flight: the other relays may send them meanwhile.
+    const releasing = this.#releaseClaimed();
     const abort = aborted(signal);
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -625,9 +627,34 @@ export class Dispatcher {
         void this.#update({ lastSuccessAt: this.#lastSuccessAt });
       }
       await Promise.race([this.#persist, grace]);
+      await Promise.race([releasing, grace]);
     } finally {
       abort.dispose();
       clearTimeout(graceTimer);
+    }
+  }
+
+  /**
+   * Claiming: gives back the leases of every claimed delivery that is not being sent (a relay
+   * stopping), so another relay takes them at once instead of after the lease timeout.
+   */
+  async #releaseClaimed(): Promise<void> {
+    const release = this.#store.release;
+    if (this.#claiming === undefined || release === undefined) return;
+    const seqs: number[] = [];
+    for (const [seq, item] of this.#items) if (item.unit?.inFlight !== true) seqs.push(seq);
+    if (seqs.length === 0) return;
+    try {
+      await release.call(this.#store, this.#name, seqs);
+      this.#log.info(
+        { destination: this.#name, released: seqs.length },
+        `destination ${this.#name}: gave back ${seqs.length} claimed deliveries it did not send`,
+      );
+    } catch (error) {
+      this.#log.warn(
+        { err: error, destination: this.#name, deliveries: seqs.length },
+        `destination ${this.#name}: giving back ${seqs.length} claimed deliveries failed: ${errorText(error)}; other relays take them once their leases expire`,
+      );
     }
   }
 
