@@ -459,3 +459,72 @@ test('claiming: close gives back what was claimed but not sent, at once, so anot
   await b.close();
   assert.deepEqual(store.releases.length, 1, 'b had nothing claimed left to give back');
 });
+
+test('claiming: a wake-up during a claim claims again right after it, not at the next poll', async () => {
+  const clock = new FakeClock();
+  const store = new SharedStore(clock);
+  const receiver = new Receiver(clock);
+  const view = store.view('a');
+  let gate: (() => void) | undefined;
+  let first = true;
+  const slow: DispatcherOptions['store'] = {
+    ...view,
+    // The first claim reads the table, then takes long to answer (a slow database).
+    claim: async (destination, limit) => {
+      const rows = await view.claim!(destination, limit);
+      if (first) {
+        first = false;
+        await new Promise<void>((resolve) => {
+          gate = resolve;
+        });
+      }
+      return rows;
+    },
+  };
+  const d = new Dispatcher({
+    name: DEST,
+    store: slow,
+    target: receiver.target('a'),
+    concurrency: 4,
+    retry: { maxAttempts: 5, backoff: { base: 100, factor: 100, max: 1000 } },
+    maxRetryAfter: 60_000,
+    enabled: true,
+    logger: silent,
+    clock,
+    claiming: { leaseTimeout: LEASE, pollInterval: 60_000 },
+  });
+  const starting = d.start(0);
+  await settle();
+  assert.ok(gate !== undefined, 'the first claim is running');
+  // Stored while the claim runs, after it read the table (it finds nothing): only the
+  // wake-up tells of them.
+  store.add(3, () => undefined);
+  gate();
+  await starting;
+  await clock.advance(100);
+  assert.deepEqual(
+    receiver.sent.map((s) => s.n),
+    [1, 2, 3],
+    'claimed again after the first claim, long before the 60 s poll',
+  );
+  await d.close();
+});
+
+test('claiming: a freed slot starts the next delivery from what was claimed ahead', async () => {
+  const clock = new FakeClock();
+  const store = new SharedStore(clock);
+  const receiver = new Receiver(clock);
+  store.add(40, () => undefined);
+  const d = relay(store, 'a', receiver.target('a'), { concurrency: 4 });
+  await d.start(0);
+  await settle();
+  // 4 in flight and 2 ahead (1.5 × concurrency).
+  assert.equal(receiver.sent.length, 4);
+  assert.equal([...store.rows.values()].filter((r) => r.owner === 'a').length, 6);
+  const claims = store.claims;
+  // Every 20 ms round frees 4 slots: 40 deliveries in 10 rounds, claims refilling as they go.
+  await clock.advance(200);
+  assert.equal([...store.rows.values()].filter((r) => r.status === 'delivered').length, 40);
+  assert.ok(store.claims > claims, 'freed slots claimed more');
+  await d.close();
+});
