@@ -26,7 +26,10 @@ const LATENCY_MS = 50;
 const INGEST_BATCH = 100;
 const INGEST_CLIENTS = 6;
 const PG_URL = process.env['EVENTSINKS_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-const CLI = fileURLToPath(new URL('../../packages/relay/dist/cli.js', import.meta.url));
+// Overridable to compare two builds of the relay in the same conditions (e.g. before/after).
+const CLI =
+  process.env['EVENTSINKS_BENCH_RELAY_CLI'] ??
+  fileURLToPath(new URL('../../packages/relay/dist/cli.js', import.meta.url));
 
 interface Receiver {
   server: Server;
