@@ -42,12 +42,13 @@ interface Receiver {
 async function startReceiver(latency: number): Promise<Receiver> {
   const receiver: Receiver = { server: createServer(), url: '', seen: new Set(), duplicates: 0 };
   receiver.server.on('request', (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (text += c));
     req.on('end', () => {
       setTimeout(() => {
         try {
-          const body = JSON.parse(Buffer.concat(chunks).toString()) as { n?: unknown };
+          const body = JSON.parse(text) as { n?: unknown };
           const n = typeof body.n === 'number' ? body.n : -1;
           if (receiver.seen.has(n)) receiver.duplicates++;
           else receiver.seen.add(n);

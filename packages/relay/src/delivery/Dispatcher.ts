@@ -872,18 +872,26 @@ export class Dispatcher {
     this.#pump();
   }
 
-  /** Claims up to `prefetch` deliveries held at once; again while claims come back full. */
+  /**
+   * Claims up to `prefetch` deliveries held at once, starts what it can, and claims again
+   * right after when the claim came back full or a wake-up arrived while it ran (the claim may
+   * have read the table before that change). One claim per call, not a loop: the sends start
+   * between two claims, and `start` does not wait while notifications keep coming (measured:
+   * a relay restarted under steady ingest of a few keys claimed heads forever, never sending
+   * them nor answering its first request).
+   */
   async #claim(claiming: Required<ClaimingOptions>): Promise<void> {
     if (this.#loading || this.#disabled) return;
     this.#loading = true;
+    let again = false;
     try {
-      while (!this.#closing && !this.#disabled && this.#items.size < claiming.prefetch) {
-        this.#offeredDuringLoad = false;
-        const limit = claiming.prefetch - this.#items.size;
+      this.#offeredDuringLoad = false;
+      const limit = claiming.prefetch - this.#items.size;
+      if (!this.#closing && limit > 0) {
         const claimed = await this.#store.claim!(this.#name, limit);
         for (const d of claimed) if (!this.#items.has(d.seq)) this.#add(d);
         this.#claimedAll = claimed.length < limit && !this.#offeredDuringLoad;
-        if (claimed.length < limit && !this.#offeredDuringLoad) break;
+        again = !this.#claimedAll;
       }
     } catch (error) {
       // The poll claims again (a store down keeps failing: logged once a poll at most).
@@ -895,6 +903,7 @@ export class Dispatcher {
       this.#loading = false;
     }
     this.#pump();
+    if (again) this.#maybeLoad();
   }
 
   /** The slow poll: notifications can be lost (a reconnect, another relay's retry coming due). */
