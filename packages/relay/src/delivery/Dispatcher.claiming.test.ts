@@ -528,3 +528,48 @@ test('claiming: a freed slot starts the next delivery from what was claimed ahea
   assert.ok(store.claims > claims, 'freed slots claimed more');
   await d.close();
 });
+
+test('claiming: start does not wait while wake-ups keep coming, and sends what it claimed', async () => {
+  const clock = new FakeClock();
+  const store = new SharedStore(clock);
+  const receiver = new Receiver(clock);
+  // One key: one claimable head at a time. Every claim hears of new ingest (other relays'
+  // producers never stop), as a relay restarted under load does.
+  store.add(5, () => 'k');
+  const view = store.view('a');
+  const busy: DispatcherOptions['store'] = {
+    ...view,
+    claim: async (destination, limit) => {
+      const rows = await view.claim!(destination, limit);
+      // Bounded, so that a dispatcher that loops on wake-ups ends the test instead of hanging.
+      if (store.claims < 1000) for (const l of store.listeners) l(DEST);
+      return rows;
+    },
+  };
+  const d = new Dispatcher({
+    name: DEST,
+    store: busy,
+    target: receiver.target('a'),
+    concurrency: 4,
+    retry: { maxAttempts: 5, backoff: { base: 100, factor: 100, max: 1000 } },
+    maxRetryAfter: 60_000,
+    enabled: true,
+    logger: silent,
+    clock,
+    claiming: { leaseTimeout: LEASE, pollInterval: 1000 },
+  });
+  await d.start(0);
+  assert.ok(store.claims < 10, `start waited through ${store.claims} claims`);
+  await settle();
+  assert.deepEqual(
+    receiver.sent.map((s) => s.n),
+    [1],
+    'the head is sent while the claims go on',
+  );
+  await clock.advance(500);
+  assert.deepEqual(
+    receiver.sent.map((s) => s.n),
+    [1, 2, 3, 4, 5],
+  );
+  await d.close();
+});
