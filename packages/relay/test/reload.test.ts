@@ -108,6 +108,27 @@ server: { listen: 127.0.0.1:0 }
 destinations:${hook('a', 'ftp://nowhere')}${hook('b', r1.url)}
 `,
     );
+    // SIGHUP first: refused, logged at error with the problem. Sent again every 2 s until then
+    // (a refused reload changes nothing), in case the box is too loaded to notice the first.
+    let sent = 0;
+    await waitFor(
+      () => {
+        if (Date.now() - sent > 2000) {
+          relay.child.kill('SIGHUP');
+          sent = Date.now();
+        }
+        return logLines(relay).some(
+          (l) =>
+            l['level'] === 50 &&
+            /reload refused/.test(String(l['msg'])) &&
+            JSON.stringify(l['problems']).includes('expected an http:// or https:// URL'),
+        );
+      },
+      20_000,
+      'the refused SIGHUP reload logged',
+    ).catch((error: unknown) => {
+      throw new Error(`${String(error)}; the relay logged:\n${relay.stderr().slice(-2000)}`);
+    });
     const bad = await admin(relay.url, '/admin/reload', 'POST');
     assert.equal(bad.status, 400, JSON.stringify(bad.json));
     const body = bad.json as { error: string; problems: { path: string; message: string }[] };

@@ -65,6 +65,8 @@ class SharedStore {
   readonly rows = new Map<number, Row>();
   readonly listeners = new Set<(destination: string) => void>();
   claims = 0;
+  /** Every release call: [owner, seqs]. */
+  readonly releases: [string, number[]][] = [];
   #seq = 0;
   constructor(readonly clock: FakeClock) {}
 
@@ -157,6 +159,18 @@ class SharedStore {
           }
         }
         return Promise.resolve(held);
+      },
+      release: (_destination: string, seqs: readonly number[]) => {
+        this.releases.push([owner, [...seqs]]);
+        for (const seq of seqs) {
+          const row = this.rows.get(seq);
+          if (row?.status === 'pending' && row.owner === owner) {
+            row.owner = undefined;
+            row.leaseUntil = 0;
+          }
+        }
+        for (const l of this.listeners) l(DEST);
+        return Promise.resolve();
       },
       counts: () => {
         const rows = [...this.rows.values()];
@@ -408,5 +422,154 @@ test('claiming: a retry goes back to the store and is claimed again when due', a
   );
   assert.equal(store.rows.get(1)?.attempts, 3);
   assert.ok([...store.rows.values()].every((r) => r.status === 'delivered'));
+  await d.close();
+});
+
+test('claiming: close gives back what was claimed but not sent, at once, so another relay sends it', async () => {
+  const clock = new FakeClock();
+  const store = new SharedStore(clock);
+  const receiver = new Receiver(clock);
+  store.add(6, () => undefined);
+  // Concurrency 2 holds 3: two in flight, one claimed ahead.
+  const a = relay(store, 'a', receiver.target('a'), { concurrency: 2 });
+  await a.start(0);
+  await settle();
+  assert.deepEqual(
+    receiver.sent.map((x) => x.n),
+    [1, 2],
+  );
+  assert.equal(store.rows.get(3)?.owner, 'a');
+  const closing = a.close();
+  await settle();
+  // Given back before the requests in flight end, long before its lease would expire.
+  assert.deepEqual(store.releases, [['a', [3]]]);
+  assert.equal(store.rows.get(3)?.owner, undefined);
+  assert.equal(store.rows.get(1)?.owner, 'a', 'in flight: still held');
+  const b = relay(store, 'b', receiver.target('b'), { concurrency: 2 });
+  await b.start(0);
+  assert.equal(store.rows.get(3)?.owner, 'b', 'taken at once, not after leaseTimeout');
+  await clock.advance(200);
+  await closing;
+  assert.ok([...store.rows.values()].every((r) => r.status === 'delivered'));
+  assert.deepEqual(
+    receiver.sent.map((x) => `${x.n}${x.by}`).sort(),
+    ['1a', '2a', '3b', '4b', '5b', '6b'],
+    'each sent once, 3 by b',
+  );
+  await b.close();
+  assert.deepEqual(store.releases.length, 1, 'b had nothing claimed left to give back');
+});
+
+test('claiming: a wake-up during a claim claims again right after it, not at the next poll', async () => {
+  const clock = new FakeClock();
+  const store = new SharedStore(clock);
+  const receiver = new Receiver(clock);
+  const view = store.view('a');
+  let gate: (() => void) | undefined;
+  let first = true;
+  const slow: DispatcherOptions['store'] = {
+    ...view,
+    // The first claim reads the table, then takes long to answer (a slow database).
+    claim: async (destination, limit) => {
+      const rows = await view.claim!(destination, limit);
+      if (first) {
+        first = false;
+        await new Promise<void>((resolve) => {
+          gate = resolve;
+        });
+      }
+      return rows;
+    },
+  };
+  const d = new Dispatcher({
+    name: DEST,
+    store: slow,
+    target: receiver.target('a'),
+    concurrency: 4,
+    retry: { maxAttempts: 5, backoff: { base: 100, factor: 100, max: 1000 } },
+    maxRetryAfter: 60_000,
+    enabled: true,
+    logger: silent,
+    clock,
+    claiming: { leaseTimeout: LEASE, pollInterval: 60_000 },
+  });
+  const starting = d.start(0);
+  await settle();
+  assert.ok(gate !== undefined, 'the first claim is running');
+  // Stored while the claim runs, after it read the table (it finds nothing): only the
+  // wake-up tells of them.
+  store.add(3, () => undefined);
+  gate();
+  await starting;
+  await clock.advance(100);
+  assert.deepEqual(
+    receiver.sent.map((s) => s.n),
+    [1, 2, 3],
+    'claimed again after the first claim, long before the 60 s poll',
+  );
+  await d.close();
+});
+
+test('claiming: a freed slot starts the next delivery from what was claimed ahead', async () => {
+  const clock = new FakeClock();
+  const store = new SharedStore(clock);
+  const receiver = new Receiver(clock);
+  store.add(40, () => undefined);
+  const d = relay(store, 'a', receiver.target('a'), { concurrency: 4 });
+  await d.start(0);
+  await settle();
+  // 4 in flight and 2 ahead (1.5 × concurrency).
+  assert.equal(receiver.sent.length, 4);
+  assert.equal([...store.rows.values()].filter((r) => r.owner === 'a').length, 6);
+  const claims = store.claims;
+  // Every 20 ms round frees 4 slots: 40 deliveries in 10 rounds, claims refilling as they go.
+  await clock.advance(200);
+  assert.equal([...store.rows.values()].filter((r) => r.status === 'delivered').length, 40);
+  assert.ok(store.claims > claims, 'freed slots claimed more');
+  await d.close();
+});
+
+test('claiming: start does not wait while wake-ups keep coming, and sends what it claimed', async () => {
+  const clock = new FakeClock();
+  const store = new SharedStore(clock);
+  const receiver = new Receiver(clock);
+  // One key: one claimable head at a time. Every claim hears of new ingest (other relays'
+  // producers never stop), as a relay restarted under load does.
+  store.add(5, () => 'k');
+  const view = store.view('a');
+  const busy: DispatcherOptions['store'] = {
+    ...view,
+    claim: async (destination, limit) => {
+      const rows = await view.claim!(destination, limit);
+      // Bounded, so that a dispatcher that loops on wake-ups ends the test instead of hanging.
+      if (store.claims < 1000) for (const l of store.listeners) l(DEST);
+      return rows;
+    },
+  };
+  const d = new Dispatcher({
+    name: DEST,
+    store: busy,
+    target: receiver.target('a'),
+    concurrency: 4,
+    retry: { maxAttempts: 5, backoff: { base: 100, factor: 100, max: 1000 } },
+    maxRetryAfter: 60_000,
+    enabled: true,
+    logger: silent,
+    clock,
+    claiming: { leaseTimeout: LEASE, pollInterval: 1000 },
+  });
+  await d.start(0);
+  assert.ok(store.claims < 10, `start waited through ${store.claims} claims`);
+  await settle();
+  assert.deepEqual(
+    receiver.sent.map((s) => s.n),
+    [1],
+    'the head is sent while the claims go on',
+  );
+  await clock.advance(500);
+  assert.deepEqual(
+    receiver.sent.map((s) => s.n),
+    [1, 2, 3, 4, 5],
+  );
   await d.close();
 });

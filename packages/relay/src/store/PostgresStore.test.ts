@@ -321,6 +321,81 @@ describe('PostgresStore (PostgreSQL only)', options, () => {
     assert.equal((await b.claim('d', 10)).length, 2);
   });
 
+  it('release ends only its own leases, at once, and wakes the other relays', async () => {
+    const schema = freshSchema();
+    const a = store({ schema, owner: 'a', leaseTimeout: 3_600_000 });
+    const b = store({ schema, owner: 'b', leaseTimeout: 3_600_000 });
+    await a.open();
+    await b.open();
+    const heard: string[] = [];
+    b.subscribe((d) => heard.push(d));
+    await until('a notification', async () => {
+      await a.ingest({ messages: [message('warmup')] });
+      return heard.includes('warmup');
+    });
+    const { stored } = await a.ingest({ messages: [message('d'), message('d'), message('d')] });
+    const [s1, s2, s3] = stored.map((m) => m.seq) as [number, number, number];
+    assert.deepEqual(
+      (await a.claim('d', 2)).map((p) => p.seq),
+      [s1, s2],
+    );
+    assert.deepEqual(
+      (await b.claim('d', 10)).map((p) => p.seq),
+      [s3],
+    );
+    heard.length = 0;
+    // b's s3 is not a's to release: it stays with b.
+    await a.release('d', [s1, s3]);
+    await until('the wake-up of the release', () => heard.includes('d'));
+    assert.deepEqual(
+      (await b.claim('d', 10)).map((p) => p.seq),
+      [s1],
+      'released at once (no lease timeout), s2 still held by a, s3 by b',
+    );
+    assert.deepEqual(await b.renew('d', [s1, s3]), [s1, s3]);
+    assert.deepEqual(await a.renew('d', [s1, s2]), [s2], 'a holds nothing it released');
+    await a.release('d', []);
+  });
+
+  it('overflow dead-letters only unleased or lease-expired deliveries, never another relay’s', async () => {
+    const schema = freshSchema();
+    let t = 1_000_000;
+    const now = () => t;
+    const a = store({ schema, owner: 'a', leaseTimeout: 1_000, now });
+    const b = store({ schema, owner: 'b', leaseTimeout: 1_000, now });
+    await a.open();
+    await b.open();
+    const { stored } = await a.ingest({
+      messages: [message('d'), message('d'), message('d'), message('d', 'k'), message('d', 'k')],
+    });
+    const [s1, s2, s3, k1, k2] = stored.map((m) => m.seq) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    assert.deepEqual(
+      (await b.claim('d', 2)).map((p) => p.seq),
+      [s1, s2],
+    );
+    // a's own claim is held too: its attempt may have ended with the record still on its way.
+    assert.deepEqual(
+      (await a.claim('d', 1)).map((p) => p.seq),
+      [s3],
+    );
+    assert.deepEqual(
+      await a.overflow('d', 10, new Set(), 'overflow: test'),
+      [k1, k2],
+      'only the unleased ones, the oldest first',
+    );
+    t += 1_001; // every lease expired (their relays died)
+    assert.deepEqual(await a.overflow('d', 2, new Set([s2]), 'overflow: test'), [s1, s3]);
+    assert.deepEqual(await a.counts('d'), { pending: 1, delivered: 0, dead: 4 });
+    const detail = await a.getMessage(stored[0]!.id);
+    assert.equal(detail?.deliveries[0]?.attempts[0]?.error, 'overflow: test');
+  });
+
   it('wakes subscribers of every store when any one ingests, resends or replays', async () => {
     const schema = freshSchema();
     const a = store({ schema });

@@ -302,6 +302,17 @@ function decodeCursor(cursor: string): number {
   return seq;
 }
 
+// Text as PostgreSQL takes it inside a JSON literal: no NUL (text cannot hold one) and no lone
+// surrogate (invalid in UTF-8), either of which would fail the whole statement.
+function pgText(text: string): string {
+  return (
+    text
+      // eslint-disable-next-line no-control-regex
+      .replace(/\u0000/g, '')
+      .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD')
+  );
+}
+
 function bySeq(a: { seq: number }, b: { seq: number }): number {
   return a.seq - b.seq;
 }
@@ -587,8 +598,24 @@ export class PostgresStore implements Store {
     }
   }
 
-  release(_destination: string, _seqs: readonly number[]): Promise<void> {
-    return Promise.resolve();
+  /**
+   * Ends this owner's leases on `seqs` at once and wakes the relays on the store, which claim
+   * them without waiting for the lease timeout; see {@link Store.release}.
+   */
+  async release(destination: string, seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    // One statement: the notification goes out at its commit, when the rows are claimable.
+    await this.#query(
+      'release',
+      `WITH r AS (
+         UPDATE ${this.#s}.deliveries SET lease_owner = NULL, lease_until = NULL
+         WHERE destination = $1 AND seq = ANY($2::bigint[]) AND lease_owner = $3
+           AND status = 'pending'
+         RETURNING seq
+       )
+       SELECT pg_notify($4, $1) FROM (SELECT 1 FROM r LIMIT 1) x`,
+      [destination, [...seqs], this.#owner, this.#channel],
+    );
   }
 
   healthy(): boolean {
@@ -944,120 +971,128 @@ export class PostgresStore implements Store {
     );
   }
 
-  /** Logs attempts and moves their deliveries on, releasing leases; see {@link Store.record}. */
+  /**
+   * Logs attempts and moves their deliveries on, releasing leases; see {@link Store.record}.
+   * One round trip: the statements go as one simple query, which PostgreSQL runs as one
+   * transaction, each statement with a fresh snapshot (so the head moves after the key locks).
+   */
   async record(attempts: readonly AttemptRecord[]): Promise<void> {
     if (attempts.length === 0) return;
     const s = this.#s;
     const now = this.#now();
-    const col = {
-      destination: [] as string[],
-      seq: [] as number[],
-      at: [] as number[],
-      duration: [] as number[],
-      status: [] as (number | null)[],
-      error: [] as (string | null)[],
-      response: [] as (string | null)[],
-      nextAt: [] as (number | null)[],
-      outcome: [] as DeliveryStatus[],
-      ended: [] as number[],
-    };
+    const rows: Record<string, unknown>[] = [];
+    const moves: unknown[][] = [];
+    let settles = false;
+    let delivers = false;
     for (const a of attempts) {
+      const duration = Math.max(0, Math.round(a.durationMs));
       for (const seq of a.seqs) {
-        col.destination.push(a.destination);
-        col.seq.push(seq);
-        col.at.push(a.at);
-        col.duration.push(Math.max(0, Math.round(a.durationMs)));
-        col.status.push(a.status ?? null);
-        col.error.push(a.error ?? null);
-        col.response.push(a.response ?? null);
-        col.nextAt.push(a.outcome === 'pending' ? (a.nextAt ?? 0) : null);
-        col.outcome.push(a.outcome);
-        col.ended.push(a.at + col.duration[col.duration.length - 1]!);
+        rows.push({
+          destination: a.destination,
+          seq,
+          at: Math.round(a.at),
+          duration_ms: duration,
+          status: a.status ?? null,
+          error: a.error === undefined ? null : pgText(a.error),
+          response: a.response === undefined ? null : pgText(a.response),
+          next_at: a.outcome === 'pending' ? Math.round(a.nextAt ?? 0) : null,
+          outcome: a.outcome,
+          ended: Math.round(a.at) + duration,
+          n: rows.length + 1,
+        });
+        moves.push([a.destination, seq, a.outcome]);
+        if (a.outcome !== 'pending') settles = true;
+        if (a.outcome === 'delivered') delivers = true;
       }
     }
-    if (col.seq.length === 0) return;
-    await this.#tx('record', async (c) => {
-      // A key whose head leaves pending passes the head on (#promote), under the key's lock.
-      const leaving = col.outcome.some((o) => o !== 'pending')
-        ? await this.#lockKeysOf(
-            c,
-            `${s}.deliveries d JOIN unnest($1::text[], $2::bigint[], $3::text[])
-               AS u(destination, seq, outcome) ON d.destination = u.destination AND d.seq = u.seq
-             WHERE u.outcome <> 'pending' AND d.status = 'pending'`,
-            [col.destination, col.seq, col.outcome],
-          )
-        : [];
-      // One statement: the UPDATE in the CTE and the INSERT both see the deliveries as they
-      // were, so an attempt is logged for every delivery that was pending (one deleted or
-      // settled meanwhile is left alone, no error), even a stale owner's that may not move it.
-      await c.query(
-        `WITH u AS (
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[],
-               $5::integer[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[])
-             WITH ORDINALITY AS u(destination, seq, at, duration_ms, status, error, response,
-               next_at, outcome, ended, n)
-         ), moved AS (
-           UPDATE ${s}.deliveries d SET
-             status = u.outcome,
-             attempts = d.attempts + 1,
-             next_at = COALESCE(u.next_at, 0),
-             batch_id = CASE WHEN u.outcome = 'pending' THEN d.batch_id ELSE NULL END,
-             dead_at = CASE WHEN u.outcome = 'dead' THEN u.ended ELSE NULL END,
-             head = CASE WHEN u.outcome = 'pending' THEN d.head ELSE false END,
-             lease_owner = NULL,
-             lease_until = NULL
-           FROM u
-           WHERE d.destination = u.destination AND d.seq = u.seq AND d.status = 'pending'
-             AND (u.outcome = 'delivered' OR d.lease_owner IS NULL OR d.lease_owner = $12
-               OR d.lease_until <= $11)
-           RETURNING d.seq
-         )
-         INSERT INTO ${s}.attempts
-           (destination, seq, at, duration_ms, status, error, response, next_at, outcome)
-         SELECT u.destination, u.seq, u.at, u.duration_ms, u.status, u.error, u.response,
-           u.next_at, u.outcome
-         FROM u JOIN ${s}.deliveries d ON d.destination = u.destination AND d.seq = u.seq
-           AND d.status = 'pending'
-         ORDER BY u.n`,
-        [
-          col.destination,
-          col.seq,
-          col.at,
-          col.duration,
-          col.status,
-          col.error,
-          col.response,
-          col.nextAt,
-          col.outcome,
-          col.ended,
-          now,
-          this.#owner,
-        ],
+    if (rows.length === 0) return;
+    const pg = this.#pg;
+    if (pg === undefined)
+      throw new PostgresStoreError('PostgreSQL store: record: open() was not called');
+    // The values go inline (no parameters in a multi-statement query): one JSON literal each,
+    // escaped by the driver, read back with json_to_recordset.
+    const lit = (value: unknown): string => `${pg.escapeLiteral(JSON.stringify(value))}::json`;
+    const all = `(SELECT * FROM json_to_recordset(${lit(rows)}) AS u(destination text, seq bigint,
+      at bigint, duration_ms integer, status integer, error text, response text, next_at bigint,
+      outcome text, ended bigint, n integer))`;
+    const moved = `(SELECT x->>0 AS destination, (x->>1)::bigint AS seq, x->>2 AS outcome
+      FROM json_array_elements(${lit(moves)}) AS x)`;
+    // The keys whose head may leave pending: locked first (in hash order, as everywhere), and
+    // given their next head last, under those locks.
+    const leavingKeys = `SELECT DISTINCT d.destination, d.key FROM ${s}.deliveries d
+      JOIN ${moved} m ON d.destination = m.destination AND d.seq = m.seq
+      WHERE m.outcome <> 'pending' AND d.key IS NOT NULL`;
+    const keyLock = pg.escapeLiteral(`eventsinks.key:${this.#schema}`);
+    const statements: string[] = [];
+    if (settles) {
+      statements.push(
+        `SELECT pg_advisory_xact_lock(hashtext(${keyLock}), hashtext(destination || ':' || key))
+         FROM (${leavingKeys}) x ORDER BY hashtext(destination || ':' || key)`,
       );
-      await this.#promote(c, leaving);
-      if (this.#retention === 0 && col.outcome.includes('delivered')) {
-        await this.#deleteDelivered(c, col.destination, col.seq);
-      }
-    });
-  }
-
-  async #deleteDelivered(
-    c: PoolClient,
-    destinations: readonly string[],
-    seqs: readonly number[],
-  ): Promise<void> {
-    const s = this.#s;
-    await c.query(
-      `DELETE FROM ${s}.deliveries d
-       USING unnest($1::text[], $2::bigint[]) AS u(destination, seq)
-       WHERE d.destination = u.destination AND d.seq = u.seq AND d.status = 'delivered'`,
-      [destinations, seqs],
+    }
+    // The UPDATE in the CTE and the INSERT both see the deliveries as they were, so an attempt
+    // is logged for every delivery that was pending (one deleted or settled meanwhile is left
+    // alone, no error), even a stale owner's that may not move it.
+    statements.push(
+      `WITH u AS ${all}, moved AS (
+         UPDATE ${s}.deliveries d SET
+           status = u.outcome,
+           attempts = d.attempts + 1,
+           next_at = COALESCE(u.next_at, 0),
+           batch_id = CASE WHEN u.outcome = 'pending' THEN d.batch_id ELSE NULL END,
+           dead_at = CASE WHEN u.outcome = 'dead' THEN u.ended ELSE NULL END,
+           head = CASE WHEN u.outcome = 'pending' THEN d.head ELSE false END,
+           lease_owner = NULL,
+           lease_until = NULL
+         FROM u
+         WHERE d.destination = u.destination AND d.seq = u.seq AND d.status = 'pending'
+           AND (u.outcome = 'delivered' OR d.lease_owner IS NULL
+             OR d.lease_owner = ${pg.escapeLiteral(this.#owner)} OR d.lease_until <= ${now})
+         RETURNING d.seq
+       )
+       INSERT INTO ${s}.attempts
+         (destination, seq, at, duration_ms, status, error, response, next_at, outcome)
+       SELECT u.destination, u.seq, u.at, u.duration_ms, u.status, u.error, u.response,
+         u.next_at, u.outcome
+       FROM u JOIN ${s}.deliveries d ON d.destination = u.destination AND d.seq = u.seq
+         AND d.status = 'pending'
+       ORDER BY u.n`,
     );
-    await c.query(
-      `DELETE FROM ${s}.messages m WHERE m.seq = ANY($1::bigint[])
-       AND NOT EXISTS (SELECT 1 FROM ${s}.deliveries d WHERE d.seq = m.seq)`,
-      [[...new Set(seqs)]],
-    );
+    if (settles) {
+      // No notification: the recording relay claims the new head itself right after (a
+      // NOTIFY here had every relay claim on every record, tripling claims, for no gain).
+      statements.push(
+        `WITH k AS (${leavingKeys})
+         UPDATE ${s}.deliveries d SET head = true
+         FROM (
+           SELECT k.destination, (
+               SELECT e.seq FROM ${s}.deliveries e
+               WHERE e.destination = k.destination AND e.key = k.key AND e.status = 'pending'
+               ORDER BY e.seq LIMIT 1) AS seq
+           FROM k
+           WHERE NOT EXISTS (
+             SELECT 1 FROM ${s}.deliveries h
+             WHERE h.destination = k.destination AND h.key = k.key AND h.status = 'pending'
+               AND h.head)
+         ) m
+         WHERE d.destination = m.destination AND d.seq = m.seq`,
+      );
+    }
+    if (this.#retention === 0 && delivers) {
+      statements.push(
+        `DELETE FROM ${s}.deliveries d USING ${moved} m
+         WHERE d.destination = m.destination AND d.seq = m.seq AND d.status = 'delivered'`,
+        `DELETE FROM ${s}.messages x WHERE x.seq IN (SELECT m.seq FROM ${moved} m)
+         AND NOT EXISTS (SELECT 1 FROM ${s}.deliveries d WHERE d.seq = x.seq)`,
+      );
+    }
+    const pool = this.#poolOrThrow('record');
+    try {
+      await pool.query(statements.join(';\n'));
+      this.#healthy = true;
+    } catch (error) {
+      throw this.#error('record', error);
+    }
   }
 
   /** Sets one delivery back to pending; see {@link Store.resend}. */
@@ -1138,12 +1173,14 @@ export class PostgresStore implements Store {
     if (count <= 0) return [];
     const s = this.#s;
     const now = this.#now();
-    // In flight at another relay (a live lease of another owner) counts as busy too.
+    // A live lease, any owner's, counts as busy too: another relay may be sending it, and
+    // this one holds a lease from its claim until the attempt is recorded (an attempt that
+    // ended but whose record is still on its way is in no `busy` set).
     const candidates = `SELECT seq, key FROM ${s}.deliveries
       WHERE destination = $1 AND status = 'pending' AND NOT (seq = ANY($2::bigint[]))
-        AND (lease_owner IS NULL OR lease_owner = $4 OR lease_until <= $5)
+        AND (lease_owner IS NULL OR lease_until <= $4)
       ORDER BY seq LIMIT $3`;
-    const values = [destination, [...busy], count, this.#owner, now];
+    const values = [destination, [...busy], count, now];
     return this.#tx('overflow', async (c) => {
       const keys = await this.#lockKeysOf(
         c,
@@ -1153,7 +1190,7 @@ export class PostgresStore implements Store {
       const { rows } = await c.query<{ seq: number }>(
         `WITH o AS (${candidates} FOR UPDATE SKIP LOCKED)
          UPDATE ${s}.deliveries d SET status = 'dead', next_at = 0, batch_id = NULL,
-           dead_at = $5, head = false, lease_owner = NULL, lease_until = NULL
+           dead_at = $4, head = false, lease_owner = NULL, lease_until = NULL
          FROM o WHERE d.destination = $1 AND d.seq = o.seq
          RETURNING d.seq`,
         values,

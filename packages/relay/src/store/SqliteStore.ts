@@ -1080,7 +1080,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  release(_destination: string, _seqs: readonly number[]): Promise<void> {
+  /** Frees the in-memory leases on `seqs` and wakes the subscribers; see {@link Store.release}. */
+  release(destination: string, seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return Promise.resolve();
+    this.#leases.release(destination, seqs);
+    this.#leases.wake([destination]);
     return Promise.resolve();
   }
 

@@ -581,6 +581,40 @@ export function storeConformance(
         assert.equal(store.healthy(), true);
       });
 
+      it('release ends leases at once without an attempt, and wakes subscribers', async () => {
+        const store = await fresh();
+        const heard: string[] = [];
+        const unsubscribe = store.subscribe((d) => heard.push(d));
+        const deadline = Date.now() + 10_000;
+        // A store may set up its wake-ups in the background: ingest until the first arrives.
+        while (!heard.includes('r-warm')) {
+          assert.ok(Date.now() < deadline, 'no wake-up for an ingest');
+          await store.ingest({ messages: [message(['r-warm'])] });
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        const { stored } = await store.ingest({
+          messages: [message(['r']), message(['r']), message(['r'])],
+        });
+        const [r1, r2, r3] = stored.map((m) => m.seq) as [number, number, number];
+        const seqs = (list: readonly { seq: number }[]) => list.map((p) => p.seq);
+        assert.deepEqual(seqs(await store.claim('r', 10)), [r1, r2, r3]);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        heard.length = 0;
+        await store.release('r', [r1, r3]);
+        assert.deepEqual(await store.renew('r', [r1, r2, r3]), [r2], 'only r2 still held');
+        assert.deepEqual(seqs(await store.claim('r', 10)), [r1, r3], 'claimable again at once');
+        const detail = await store.getMessage(stored[0]!.id);
+        assert.deepEqual(detail?.deliveries[0]?.attempts, [], 'a release is not an attempt');
+        assert.equal(detail?.deliveries[0]?.status, 'pending');
+        await store.release('r', []);
+        await store.release('nothing-here', [r1]);
+        while (!heard.includes('r')) {
+          assert.ok(Date.now() < deadline, 'no wake-up for a release');
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        unsubscribe();
+      });
+
       it('tells subscribers which destinations got new deliveries', async () => {
         const store = await fresh();
         const heard = new Set<string>();
