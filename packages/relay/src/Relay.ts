@@ -171,6 +171,7 @@ export class Relay {
         draining: () => this.#state === 'draining' || this.#state === 'stopped',
         accept: (events, source, options) => this.accept(events, source, options),
         admin: createAdminHandler({ store, destinations: this.#destinations, logger }),
+        adminToken: config.admin.token,
       }),
     );
     this.#server = server;

@@ -285,12 +285,25 @@ const store = z
   ])
   .prefault({ type: 'sqlite' });
 
+/**
+ * The admin API (`/admin/*`) and the dashboard (`/ui`). With `token`, every admin request needs
+ * `Authorization: Bearer <token>`, from any address; without it, the http source's `token` is
+ * required, and without either the admin API answers only on loopback.
+ */
+const admin = z
+  .strictObject({
+    /** Bearer token of the admin API and dashboard (compared in constant time, never logged). */
+    token: z.string().min(1).optional(),
+  })
+  .prefault({});
+
 /** The whole relay configuration. */
 export const relayConfigSchema = z
   .strictObject({
     server,
     dataDir,
     durability,
+    admin,
     /** The store: the embedded SQLite database `<dataDir>/relay.db` by default. */
     store,
     /**
@@ -345,7 +358,8 @@ export const relayConfigSchema = z
 
 /**
  * The parts of the configuration that the admin commands (`dlq`, `messages`) read: where
- * the relay listens, where its files and store are, the http source's token and the destinations' names.
+ * the relay listens, where its files and store are, the admin token (else the http source's) and
+ * the destinations' names.
  * The rest is not checked (nor interpolated) by them: `validate` and `relay` do that.
  */
 export const relayAdminSchema = z.looseObject({
@@ -355,6 +369,8 @@ export const relayAdminSchema = z.looseObject({
   // For opening the store when no relay runs (`eventsinks messages`, `dlq`).
   store,
   retention: duration.prefault('24h'),
+  // The admin token the commands send to a running relay (else the http source's).
+  admin,
   sources: z
     .array(z.looseObject({ type: z.string(), token: z.string().min(1).optional() }))
     .prefault([{ type: 'http' }]),

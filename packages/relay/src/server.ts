@@ -1,7 +1,7 @@
 // The relay's HTTP server: the http source (POST /events), /metrics, /healthz, /readyz, the
 // admin API (admin.ts; used by `eventsinks messages` and `eventsinks dlq` while the relay runs)
 // and its dashboard at /ui (ui/serve.ts).
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AdminHandler } from './admin.js';
@@ -29,6 +29,8 @@ export interface ServerContext {
   ): Promise<Accepted>;
   /** The admin API, called once a request to `/admin/…` is authorized. */
   admin: AdminHandler;
+  /** `admin.token`: when set, the bearer token of `/admin/*` and `/ui` (over the source's). */
+  adminToken?: string | undefined;
 }
 
 function send(
@@ -46,13 +48,20 @@ function send(
   res.end(text);
 }
 
-function tokenMatches(header: string | undefined, token: string): boolean {
+// Copied into a plain Uint8Array: @types/node's timingSafeEqual does not take a Buffer here.
+const sha256 = (text: string): Uint8Array =>
+  new Uint8Array(createHash('sha256').update(text, 'utf8').digest());
+
+/**
+ * Whether an `Authorization` header carries `Bearer <token>`, in constant time: both sides are
+ * hashed first, so the comparison takes as long whatever the given token's length (comparing
+ * the raw bytes would return early on a length mismatch and tell the token's length).
+ */
+export function tokenMatches(header: string | undefined, token: string): boolean {
   const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  if (!match) return false;
-  const encoder = new TextEncoder();
-  const given = encoder.encode(match[1]!.trim());
-  const expected = encoder.encode(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const given = sha256(match ? match[1]!.trim() : '');
+  // Compared even without a match, so a missing header takes the same time as a wrong one.
+  return timingSafeEqual(given, sha256(token)) && match !== null;
 }
 
 function isLoopback(address: string | undefined): boolean {
@@ -319,12 +328,23 @@ export function createHandler(context: ServerContext) {
     reply(res, 202, JSON.parse(answer(accepted.envelopes)) as unknown);
   }
 
+  // The contract's order: admin.token, else the http source's token, else loopback only.
+  const adminToken = context.adminToken ?? source?.token;
   const adminAllowed = (req: IncomingMessage): boolean =>
-    source?.token !== undefined ? authorized(req) : isLoopback(req.socket.remoteAddress);
+    adminToken !== undefined
+      ? tokenMatches(req.headers.authorization, adminToken)
+      : isLoopback(req.socket.remoteAddress);
 
   async function admin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (!adminAllowed(req))
-      return reply(res, 401, { error: 'admin requests need the bearer token' });
+    if (!adminAllowed(req)) {
+      req.resume();
+      return reply(
+        res,
+        401,
+        { error: 'admin requests need the bearer token' },
+        { 'www-authenticate': 'Bearer' },
+      );
+    }
     return context.admin(req, res, url, reply);
   }
 
@@ -333,7 +353,12 @@ export function createHandler(context: ServerContext) {
   async function dashboard(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!adminAllowed(req)) {
       req.resume();
-      return reply(res, 401, { error: 'the dashboard needs the admin bearer token' });
+      return reply(
+        res,
+        401,
+        { error: 'the dashboard needs the admin bearer token' },
+        { 'www-authenticate': 'Bearer' },
+      );
     }
     if (!(await ui(req, res, url))) reply(res, 404, { error: 'not found' });
   }
