@@ -391,6 +391,14 @@ export type SourceConfig = RelayConfig['sources'][number];
 /** A `match`/`ignore` filter. */
 export type FieldMatch = z.output<typeof fieldMatch>;
 
+/**
+ * One destination as the file declares it (the body of the admin API's create and replace,
+ * adminSchemas.ts).
+ */
+export const destinationSchema = destination;
+/** A duration with a unit (`30s`, `24h`), parsed to milliseconds. */
+export const durationSchema = duration;
+
 /** The JSON Schema of the configuration file (its input form: durations as strings). */
 export function relayJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(relayConfigSchema, { io: 'input', unrepresentable: 'any' });

@@ -1,55 +1,25 @@
 // The admin API as the page uses it: typed calls, relative to the page (/ui/ → ../admin/), so
-// that a relay behind a path prefix works too. The shapes mirror packages/relay/src/admin.ts
-// (redeclared: that module is Node code).
+// that a relay behind a path prefix works too. The shapes are the zod schemas' of
+// src/adminSchemas.ts, imported as types only (erased by the bundler: no zod in the page).
+
+import type {
+  AttemptJson,
+  DeliveryStatusJson,
+  DestinationStatus,
+  MessageDetailJson,
+  MessageSummaryJson,
+} from '../src/adminSchemas.js';
 
 /** A destination as `GET /admin/destinations` lists it. */
-export interface DestinationStatus {
-  name: string;
-  type: string;
-  state: 'healthy' | 'failing' | 'disabled';
-  pending: number;
-  inFlight: number;
-  delivered: number;
-  failed: number;
-  deadLetters: number;
-  lastError: string | null;
-  lastSuccessAt: string | null;
-}
-
+export type { DestinationStatus };
 /** A delivery's status in the log. */
-export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
-
+export type DeliveryStatus = DeliveryStatusJson;
 /** One line of `GET /admin/messages`. */
-export interface MessageSummary {
-  id: string;
-  receivedAt: string;
-  source: string;
-  deliveries: { destination: string; status: DeliveryStatus; attempts: number }[];
-}
-
+export type MessageSummary = MessageSummaryJson;
 /** One delivery attempt. */
-export interface Attempt {
-  at: string;
-  durationMs: number;
-  status?: number;
-  error?: string;
-  response?: string;
-  nextAt?: string;
-}
-
+export type Attempt = AttemptJson;
 /** `GET /admin/messages/{id}`. */
-export interface MessageDetail {
-  id: string;
-  receivedAt: string;
-  source: string;
-  event: Record<string, unknown>;
-  deliveries: {
-    destination: string;
-    status: DeliveryStatus;
-    attempts: Attempt[];
-    attemptsOmitted?: number;
-  }[];
-}
+export type MessageDetail = MessageDetailJson;
 
 /** An answer other than 2xx: `status` and the API's own `error` text. */
 export class ApiError extends Error {
