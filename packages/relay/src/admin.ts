@@ -303,6 +303,34 @@ const ROUTES: [RegExp, string, (m: RegExpExecArray) => Route][] = [
 ];
 
 /**
+ * The handler's routes, `{method, path}` with `{}` for each path parameter, read off the
+ * patterns above (so that test/openapi.test.ts holds the OpenAPI document against what the
+ * handler really answers, not against a second list).
+ */
+export function adminRoutes(): { method: string; path: string }[] {
+  return ROUTES.flatMap(([pattern, method]) =>
+    pathTemplates(pattern).map((path) => ({ method, path })),
+  );
+}
+
+/** `^\/admin\/x\/([^/]+)\/(a|b)$` → `/admin/x/{}/a`, `/admin/x/{}/b`. */
+function pathTemplates(pattern: RegExp): string[] {
+  const expand = (text: string): string[] => {
+    const choice = /\(([\w-]+(?:\|[\w-]+)+)\)/.exec(text);
+    if (!choice) return [text];
+    return choice[1]!.split('|').flatMap((option) => expand(text.replace(choice[0], option)));
+  };
+  return expand(
+    pattern.source
+      .replace(/^\^/, '')
+      .replace(/\$$/, '')
+      .replace(/\\\/\?$/, '')
+      .replaceAll('([^/]+)', '{}')
+      .replaceAll('\\/', '/'),
+  );
+}
+
+/**
  * The admin API's request handler, for server.ts to call with every authenticated `/admin/`
  * request. Answers (never throws, except what server.ts answers with 500): 400 naming a bad
  * parameter and its value, 404 for an unknown route, destination or message, 405 with `allow`

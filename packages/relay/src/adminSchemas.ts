@@ -20,8 +20,11 @@ export interface AdminSchemaMeta {
 export const adminSchemas = z.registry<AdminSchemaMeta>();
 
 function named<T extends z.ZodType>(schema: T, id: string, description: string): T {
-  adminSchemas.add(schema, { id, description });
-  return schema;
+  // z.toJSONSchema takes ids from this registry but descriptions from the global one (`meta`),
+  // which gets no id: relay.schema.json, made from the global one, stays free of these names.
+  const described = schema.meta({ description }) as T;
+  adminSchemas.add(described, { id, description });
+  return described;
 }
 
 const isoTime = z.string().meta({ format: 'date-time' });

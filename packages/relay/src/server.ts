@@ -12,6 +12,7 @@ import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
 import type { RejectReason, RelayMetrics } from './metrics.js';
 import type { SourceConfig } from './schema.js';
 import { createUiHandler } from './ui/serve.js';
+import { adminOpenApiText } from './openapi.js';
 
 type HttpSourceConfig = Extract<SourceConfig, { type: 'http' }>;
 
@@ -182,6 +183,9 @@ function idempotencyKeyOf(req: IncomingMessage): { key: string } | { problem: st
   return { key };
 }
 
+/** Where the admin API's OpenAPI document is served (behind the admin auth). */
+export const OPENAPI_PATH = '/admin/openapi.json';
+
 /** Ids listed in a 202 unless the request asks for all of them with `?ids=all`. */
 export const MAX_IDS = 100;
 
@@ -328,6 +332,7 @@ export function createHandler(context: ServerContext) {
     reply(res, 202, JSON.parse(answer(accepted.envelopes)) as unknown);
   }
 
+  let openapi: string | undefined;
   // The contract's order: admin.token, else the http source's token, else loopback only.
   const adminToken = context.adminToken ?? source?.token;
   const adminAllowed = (req: IncomingMessage): boolean =>
@@ -344,6 +349,14 @@ export function createHandler(context: ServerContext) {
         { error: 'admin requests need the bearer token' },
         { 'www-authenticate': 'Bearer' },
       );
+    }
+    // Served here, not in admin.ts: the document describes the whole admin API, auth included.
+    if (url.pathname === OPENAPI_PATH) {
+      req.resume();
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return reply(res, 405, { error: `use GET for ${OPENAPI_PATH}` }, { allow: 'GET' });
+      openapi ??= adminOpenApiText();
+      return reply(res, 200, openapi, { 'content-type': 'application/json' });
     }
     return context.admin(req, res, url, reply);
   }
