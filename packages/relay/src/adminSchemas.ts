@@ -22,7 +22,7 @@ export const adminSchemas = z.registry<AdminSchemaMeta>();
 function named<T extends z.ZodType>(schema: T, id: string, description: string): T {
   // z.toJSONSchema takes ids from this registry but descriptions from the global one (`meta`),
   // which gets no id: relay.schema.json, made from the global one, stays free of these names.
-  const described = schema.meta({ description }) as T;
+  const described = schema.meta({ description });
   adminSchemas.add(described, { id, description });
   return described;
 }

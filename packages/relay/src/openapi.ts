@@ -359,8 +359,9 @@ function ref(schema: z.ZodType): { $ref: string } {
 
 /** An inline JSON Schema (a parameter's), without the draft's `$schema`. */
 function inline(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io: 'input' });
-  return rest;
+  const json: Record<string, unknown> = z.toJSONSchema(schema, { io: 'input' });
+  delete json.$schema;
+  return json;
 }
 
 /** Every named schema, as `components.schemas`. */
@@ -375,8 +376,11 @@ function components(): Record<string, unknown> {
   });
   const out: Record<string, unknown> = {};
   for (const [id, schema] of Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b))) {
-    const { $schema: _s, $id: _i, ...rest } = schema as Record<string, unknown>;
-    out[id] = rest;
+    // Each is a part of this document, not a document of its own.
+    const part: Record<string, unknown> = { ...schema };
+    delete part.$schema;
+    delete part.$id;
+    out[id] = part;
   }
   return out;
 }
