@@ -10,7 +10,10 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { SinkClosedError, type Sink } from 'eventsinks';
 import { createAdminHandler } from './admin.js';
 import { startBrokerSource, type RunningSource } from './brokers.js';
-import { Destination } from './destinations.js';
+import { isDeepStrictEqual } from 'node:util';
+import { ConfigError, formatProblem } from './config.js';
+import type { Destination } from './destinations.js';
+import { DestinationRegistry, ReloadInvalidError, type ReloadOutcome } from './registry.js';
 import { envelop, idFromField, type Envelope } from './envelope.js';
 import { IngestRefusedError, StoreFailedError, checkEvent } from './ingest.js';
 import { createLogger } from './logger.js';
@@ -20,6 +23,7 @@ import { createHandler } from './server.js';
 import { startStdin } from './stdin.js';
 import { migrateQueueFiles } from './store/migrate.js';
 import { createStore } from './store/openStore.js';
+import { PostgresStore } from './store/PostgresStore.js';
 import { SqliteStore } from './store/SqliteStore.js';
 import type { NewMessage, PendingDelivery, Store } from './store/Store.js';
 
@@ -27,6 +31,16 @@ export interface RelayOptions {
   logger?: Logger;
   stdin?: NodeJS.ReadableStream;
   stdout?: NodeJS.WritableStream;
+  /**
+   * The configuration's input form (what `loadConfig` read, before defaults): the file
+   * destinations' admin detail shows it. Without it, their validated form stands in.
+   */
+  input?: unknown;
+  /**
+   * Re-reads and validates the configuration for {@link Relay.reload} (SIGHUP,
+   * `POST /admin/reload`); without it, reload is refused. Throws ConfigError when invalid.
+   */
+  loadConfig?: () => { config: RelayConfig; input: unknown };
 }
 
 type State = 'created' | 'starting' | 'ready' | 'draining' | 'stopped';
@@ -59,7 +73,11 @@ export class Relay {
   readonly #stdin: NodeJS.ReadableStream;
   readonly #stdout: NodeJS.WritableStream;
   #store: Store | undefined;
-  #destinations: Destination[] = [];
+  // The live list: the registry changes it in place (API changes, reloads).
+  readonly #destinations: Destination[] = [];
+  #registry: DestinationRegistry | undefined;
+  readonly #input: unknown;
+  readonly #loadConfig: (() => { config: RelayConfig; input: unknown }) | undefined;
   // Events of requests being stored, per destination, not yet counted in its `pending`: the
   // maxPending check counts them, so that concurrent requests cannot overshoot it together.
   readonly #reserved = new Map<Destination, number>();
@@ -77,6 +95,8 @@ export class Relay {
     this.logger = options.logger ?? createLogger({ level: config.log.level });
     this.#stdin = options.stdin ?? process.stdin;
     this.#stdout = options.stdout ?? process.stdout;
+    this.#input = options.input;
+    this.#loadConfig = options.loadConfig;
     this.metrics = new RelayMetrics(() =>
       this.#destinations.map((d) => ({
         name: d.name,
@@ -129,13 +149,27 @@ export class Relay {
       this.#state = 'stopped';
       throw error;
     }
+    // Several relays may start at once on one database: the log says which one migrated.
+    if (store instanceof PostgresStore && store.applied.length > 0) {
+      logger.info(
+        {
+          schema: config.store.type === 'postgres' ? config.store.schema : undefined,
+          versions: store.applied,
+        },
+        'applied PostgreSQL schema migrations',
+      );
+    }
     this.#store = store;
+    const registry = new DestinationRegistry({
+      context: { config, metrics, logger, stdout: this.#stdout, store },
+      list: this.#destinations,
+    });
+    this.#registry = registry;
     try {
-      for (const destination of config.destinations) {
-        this.#destinations.push(
-          new Destination(destination, { config, metrics, logger, stdout: this.#stdout, store }),
-        );
-      }
+      const inputs = inputDestinations(this.#input);
+      config.destinations.forEach((destination, i) => {
+        registry.addFile(destination, inputs?.[i] ?? destination);
+      });
       // The previous release's queue files lived in dataDir beside the SQLite store; a relay
       // on PostgreSQL never had them.
       if (store instanceof SqliteStore) {
@@ -151,8 +185,10 @@ export class Relay {
           logger.info(migrated, "moved the previous release's queue files into the store");
         }
       }
-      for (const d of this.#destinations) await d.start();
+      await registry.startAll();
+      await registry.follow();
     } catch (error) {
+      registry.close();
       await Promise.allSettled(this.#destinations.map((d) => d.close(AbortSignal.abort())));
       await store.close().catch(() => undefined);
       this.#state = 'stopped';
@@ -168,9 +204,19 @@ export class Relay {
         logger,
         // Not ready while the store is unreachable: ingest would answer 503 anyway.
         ready: () => this.#state === 'ready' && store.healthy(),
+        notReadyReason: () =>
+          this.#state !== 'ready'
+            ? this.#state
+            : `the ${config.store.type === 'postgres' ? 'PostgreSQL ' : ''}store is unreachable`,
         draining: () => this.#state === 'draining' || this.#state === 'stopped',
         accept: (events, source, options) => this.accept(events, source, options),
-        admin: createAdminHandler({ store, destinations: this.#destinations, logger }),
+        admin: createAdminHandler({
+          store,
+          destinations: this.#destinations,
+          logger,
+          registry,
+          reload: () => this.reload(),
+        }),
         adminToken: config.admin.token,
       }),
     );
@@ -243,6 +289,23 @@ export class Relay {
     events: Record<string, unknown>[],
     source: string,
     options: AcceptOptions = {},
+  ): Promise<Accepted> {
+    // The destinations chosen below are the ones handed the stored events: the registry
+    // changes the list only while no ingest is in between.
+    const registry = this.#registry;
+    if (registry === undefined) return this.#accept(events, source, options);
+    await registry.admit();
+    try {
+      return await this.#accept(events, source, options);
+    } finally {
+      registry.leave();
+    }
+  }
+
+  async #accept(
+    events: Record<string, unknown>[],
+    source: string,
+    options: AcceptOptions,
   ): Promise<Accepted> {
     const store = this.#store;
     if (store === undefined || this.#state === 'stopped' || this.#state === 'created')
@@ -488,6 +551,7 @@ export class Relay {
     await Promise.allSettled(this.#sources.map((s) => s.close(signal)));
     if (this.#purger !== undefined) clearTimeout(this.#purger);
     await this.#purging;
+    this.#registry?.close();
     await Promise.allSettled(this.#destinations.map((d) => d.close(signal)));
     if (server) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -549,6 +613,70 @@ export class Relay {
     this.#purger.unref();
   }
 
+  /** The running destinations and their changes at runtime (after `start()`). */
+  get registry(): DestinationRegistry | undefined {
+    return this.#registry;
+  }
+
+  /**
+   * Re-reads the configuration (SIGHUP, `POST /admin/reload`): a bad file changes nothing
+   * (ReloadInvalidError with its problems); else the file's destinations are added, changed or
+   * removed (see DestinationRegistry.reload). Other settings need a restart: logged at warn.
+   * @throws ReloadInvalidError
+   */
+  async reload(): Promise<ReloadOutcome> {
+    const registry = this.#registry;
+    if (registry === undefined || this.#state !== 'ready') {
+      throw new Error(`the relay cannot reload when ${this.#state}`);
+    }
+    if (this.#loadConfig === undefined) {
+      throw new ReloadInvalidError(
+        [{ path: '', message: 'this relay was not started from a configuration file' }],
+        undefined,
+      );
+    }
+    let loaded: { config: RelayConfig; input: unknown };
+    try {
+      loaded = this.#loadConfig();
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        const problems = error.problems.map((p) => ({
+          path: p.line !== undefined ? `${p.path} (line ${p.line})` : p.path,
+          message: p.message,
+        }));
+        this.logger.error(
+          { problems: error.problems.map((p) => formatProblem(p, error.file)) },
+          'reload refused: the configuration is invalid; nothing was changed',
+        );
+        throw new ReloadInvalidError(problems, error.file, { cause: error });
+      }
+      throw error;
+    }
+    const restart = Object.keys({ ...this.config, ...loaded.config }).filter(
+      (key) =>
+        key !== 'destinations' &&
+        !isDeepStrictEqual(
+          (this.config as Record<string, unknown>)[key],
+          (loaded.config as Record<string, unknown>)[key],
+        ),
+    );
+    if (restart.length > 0) {
+      this.logger.warn(
+        { settings: restart },
+        `reload: ${restart.join(', ')} changed; these take effect only after a restart`,
+      );
+    }
+    const inputs = inputDestinations(loaded.input);
+    const outcome = await registry.reload(
+      loaded.config.destinations.map((config, i) => ({
+        config,
+        input: inputs?.[i] ?? (config as Record<string, unknown>),
+      })),
+    );
+    this.logger.info(outcome, 'configuration reloaded');
+    return outcome;
+  }
+
   /** One line per destination: pending, in flight, delivered, failed, dead letters, state. */
   status(): string[] {
     return this.#destinations.map(
@@ -564,6 +692,13 @@ const FULL_RETRY_MS = 250;
 
 // Messages deleted per purge transaction.
 const PURGE_PAGE = 200;
+
+/** The `destinations` of a configuration's input form, when it has them. */
+function inputDestinations(input: unknown): Record<string, unknown>[] | undefined {
+  if (typeof input !== 'object' || input === null) return undefined;
+  const list = (input as { destinations?: unknown }).destinations;
+  return Array.isArray(list) ? (list as Record<string, unknown>[]) : undefined;
+}
 
 /** `127.0.0.1:8080` → ['127.0.0.1', 8080]; `[::1]:80` → ['::1', 80]. */
 export function splitHostPort(listen: string): [string, number] {

@@ -13,6 +13,7 @@ import type {
   MessageSummary,
   Store,
 } from './store/Store.js';
+import { rotateSecret } from './rotate.js';
 import { parseDuration } from './units.js';
 import type {
   AttemptJson,
@@ -32,6 +33,13 @@ export type {
   MessagePageJson,
   MessageSummaryJson,
 } from './adminSchemas.js';
+import {
+  DestinationInvalidError,
+  RegistryError,
+  ReloadInvalidError,
+  type DestinationRegistry,
+  type ReloadOutcome,
+} from './registry.js';
 
 /** server.ts's `reply`: writes a JSON (or text) answer; adds `connection: close` while draining. */
 export type Reply = (
@@ -66,7 +74,17 @@ export interface AdminContext {
   store: Store;
   destinations: readonly AdminDestination[];
   logger: Logger;
+  /**
+   * The relay's destinations at runtime: with it, the list and detail show `origin` and
+   * `eventTypes`, and destinations can be created, replaced, patched and deleted.
+   */
+  registry?: DestinationRegistry;
+  /** `POST /admin/reload`: re-reads the configuration file (see Relay.reload). */
+  reload?: () => Promise<ReloadOutcome>;
 }
+
+/** The largest JSON body the admin API reads. */
+export const MAX_ADMIN_BODY = 1024 * 1024;
 
 /** The most items one list answer holds (`limit` above it is a 400). */
 export const MAX_LIMIT = 1000;
@@ -265,40 +283,70 @@ function segment(text: string, what: string): string {
 
 type Route =
   | { kind: 'destinations' }
+  | { kind: 'create' }
+  | { kind: 'show'; name: string }
+  | { kind: 'replace'; name: string }
+  | { kind: 'patch'; name: string }
+  | { kind: 'delete'; name: string }
   | { kind: 'destination'; name: string; action: 'enable' | 'disable' }
+  | { kind: 'reload' }
+  | { kind: 'rotate'; name: string }
   | { kind: 'messages' }
   | { kind: 'message'; id: string }
   | { kind: 'resend'; id: string }
   | { kind: 'dlq'; name: string }
   | { kind: 'replay'; name: string };
 
-const ROUTES: [RegExp, string, (m: RegExpExecArray) => Route][] = [
-  [/^\/admin\/destinations\/?$/, 'GET', () => ({ kind: 'destinations' })],
+type Make = (m: RegExpExecArray) => Route;
+const named =
+  (kind: 'show' | 'replace' | 'patch' | 'delete'): Make =>
+  (m) => ({ kind, name: segment(m[1]!, 'destination') });
+
+const ROUTES: [RegExp, Record<string, Make>][] = [
+  [
+    /^\/admin\/destinations\/?$/,
+    { GET: () => ({ kind: 'destinations' }), POST: () => ({ kind: 'create' }) },
+  ],
+  [
+    /^\/admin\/destinations\/([^/]+)$/,
+    {
+      GET: named('show'),
+      PUT: named('replace'),
+      PATCH: named('patch'),
+      DELETE: named('delete'),
+    },
+  ],
   [
     /^\/admin\/destinations\/([^/]+)\/(enable|disable)$/,
-    'POST',
-    (m) => ({
-      kind: 'destination',
-      name: segment(m[1]!, 'destination'),
-      action: m[2] as 'enable' | 'disable',
-    }),
+    {
+      POST: (m) => ({
+        kind: 'destination',
+        name: segment(m[1]!, 'destination'),
+        action: m[2] as 'enable' | 'disable',
+      }),
+    },
   ],
-  [/^\/admin\/messages\/?$/, 'GET', () => ({ kind: 'messages' })],
+  [
+    /^\/admin\/destinations\/([^/]+)\/rotate-secret$/,
+    { POST: (m) => ({ kind: 'rotate', name: segment(m[1]!, 'destination') }) },
+  ],
+  [/^\/admin\/reload$/, { POST: () => ({ kind: 'reload' }) }],
+  [/^\/admin\/messages\/?$/, { GET: () => ({ kind: 'messages' }) }],
   [
     /^\/admin\/messages\/([^/]+)$/,
-    'GET',
-    (m) => ({ kind: 'message', id: segment(m[1]!, 'message id') }),
+    { GET: (m) => ({ kind: 'message', id: segment(m[1]!, 'message id') }) },
   ],
   [
     /^\/admin\/messages\/([^/]+)\/resend$/,
-    'POST',
-    (m) => ({ kind: 'resend', id: segment(m[1]!, 'message id') }),
+    { POST: (m) => ({ kind: 'resend', id: segment(m[1]!, 'message id') }) },
   ],
-  [/^\/admin\/dlq\/([^/]+)$/, 'GET', (m) => ({ kind: 'dlq', name: segment(m[1]!, 'destination') })],
+  [
+    /^\/admin\/dlq\/([^/]+)$/,
+    { GET: (m) => ({ kind: 'dlq', name: segment(m[1]!, 'destination') }) },
+  ],
   [
     /^\/admin\/dlq\/([^/]+)\/replay$/,
-    'POST',
-    (m) => ({ kind: 'replay', name: segment(m[1]!, 'destination') }),
+    { POST: (m) => ({ kind: 'replay', name: segment(m[1]!, 'destination') }) },
   ],
 ];
 
@@ -308,8 +356,10 @@ const ROUTES: [RegExp, string, (m: RegExpExecArray) => Route][] = [
  * handler really answers, not against a second list).
  */
 export function adminRoutes(): { method: string; path: string }[] {
-  return ROUTES.flatMap(([pattern, method]) =>
-    pathTemplates(pattern).map((path) => ({ method, path })),
+  return ROUTES.flatMap(([pattern, methods]) =>
+    pathTemplates(pattern).flatMap((path) =>
+      Object.keys(methods).map((method) => ({ method, path })),
+    ),
   );
 }
 
@@ -328,6 +378,37 @@ function pathTemplates(pattern: RegExp): string[] {
       .replaceAll('([^/]+)', '{}')
       .replaceAll('\\/', '/'),
   );
+}
+
+/** The request's JSON body (at most {@link MAX_ADMIN_BODY} bytes). */
+async function jsonBody(req: IncomingMessage, optional = false): Promise<unknown> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > MAX_ADMIN_BODY) {
+      req.resume();
+      throw new BadParameter(`body: larger than ${MAX_ADMIN_BODY} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  const text = new TextDecoder().decode(Buffer.concat(chunks));
+  if (text.trim() === '') {
+    if (optional) return undefined;
+    throw new BadParameter('body: expected a JSON object, got an empty body');
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new BadParameter(`body: not valid JSON (${(error as Error).message})`);
+  }
+}
+
+function forceParam(url: URL): boolean {
+  const text = url.searchParams.get('force');
+  if (text === null || text === 'false') return false;
+  if (text === 'true' || text === '') return true;
+  throw new BadParameter(`force: expected true or false, got ${JSON.stringify(text)}`);
 }
 
 /**
@@ -349,11 +430,62 @@ export function createAdminHandler(context: AdminContext): AdminHandler {
     error: `no destination named ${JSON.stringify(name)} (have: ${names()})`,
   });
 
-  async function route(found: Route, res: ServerResponse, url: URL, reply: Reply): Promise<void> {
+  const registry = (): DestinationRegistry => {
+    if (context.registry === undefined)
+      throw new BadParameter('destinations cannot be changed here');
+    return context.registry;
+  };
+
+  async function route(
+    found: Route,
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    reply: Reply,
+  ): Promise<void> {
     switch (found.kind) {
       case 'destinations': {
-        const items = await Promise.all(context.destinations.map(async (d) => d.status()));
+        const items =
+          context.registry !== undefined
+            ? context.registry.statuses()
+            : await Promise.all(context.destinations.map(async (d) => d.status()));
         return reply(res, 200, { items });
+      }
+      case 'create': {
+        const body = await jsonBody(req);
+        const detail = await registry().create(body);
+        return reply(res, 201, detail, {
+          location: `/admin/destinations/${encodeURIComponent(detail.name)}`,
+        });
+      }
+      case 'show':
+        return reply(res, 200, registry().detail(found.name));
+      case 'replace':
+        return reply(res, 200, await registry().replace(found.name, await jsonBody(req)));
+      case 'rotate': {
+        const body = await jsonBody(req, true);
+        const registered = registry();
+        const answer = await rotateSecret(
+          {
+            origin: (name) => registered.origin(name),
+            update: (name, edit) => registered.update(name, edit, 'secret rotated'),
+          },
+          found.name,
+          body,
+        );
+        return reply(res, answer.status, answer.body);
+      }
+      case 'patch':
+        return reply(res, 200, await registry().patch(found.name, await jsonBody(req)));
+      case 'delete': {
+        const force = forceParam(url);
+        await registry().remove(found.name, force);
+        return reply(res, 204, '');
+      }
+      case 'reload': {
+        req.resume();
+        if (context.reload === undefined) throw new BadParameter('this relay cannot reload');
+        return reply(res, 200, await context.reload());
       }
       case 'destination': {
         const destination = byName(found.name);
@@ -361,7 +493,13 @@ export function createAdminHandler(context: AdminContext): AdminHandler {
         if (found.action === 'enable') await destination.enable();
         else await destination.disable();
         log.info({ destination: destination.name }, `destination ${found.action}d by an operator`);
-        return reply(res, 200, await destination.status());
+        return reply(
+          res,
+          200,
+          context.registry?.get(destination.name) !== undefined
+            ? context.registry.status(destination.name)
+            : await destination.status(),
+        );
       }
       case 'messages': {
         const limit = limitParam(url, DEFAULT_MESSAGES_LIMIT);
@@ -425,18 +563,27 @@ export function createAdminHandler(context: AdminContext): AdminHandler {
 
   return async (req, res, url, reply) => {
     try {
-      for (const [pattern, method, make] of ROUTES) {
+      for (const [pattern, methods] of ROUTES) {
         const match = pattern.exec(url.pathname);
         if (!match) continue;
-        if (req.method !== method) {
+        const make = methods[req.method ?? ''];
+        if (make === undefined) {
           req.resume();
-          return reply(res, 405, { error: `use ${method} for ${url.pathname}` }, { allow: method });
+          const allow = Object.keys(methods).join(', ');
+          return reply(res, 405, { error: `use ${allow} for ${url.pathname}` }, { allow });
         }
-        return await route(make(match), res, url, reply);
+        const found = make(match);
+        // Only the routes that read a body leave it to be read.
+        if (!['create', 'replace', 'patch', 'rotate'].includes(found.kind)) req.resume();
+        return await route(found, req, res, url, reply);
       }
       return reply(res, 404, { error: `no admin endpoint ${url.pathname}` });
     } catch (error) {
       if (error instanceof BadParameter) return reply(res, 400, { error: error.message });
+      if (error instanceof DestinationInvalidError || error instanceof ReloadInvalidError) {
+        return reply(res, 400, { error: error.message, problems: error.problems });
+      }
+      if (error instanceof RegistryError) return reply(res, error.status, { error: error.message });
       // The store closes at the end of a drain; a request that comes in after is told so.
       if (isSinkClosedError(error)) {
         return reply(

@@ -6,8 +6,10 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type * as z from 'zod';
 import { interpolate, type InterpolationProblem } from './interpolate.js';
 import {
+  destinationSchema,
   relayAdminSchema,
   relayConfigSchema,
+  type DestinationConfig,
   type RelayAdminConfig,
   type RelayConfig,
 } from './schema.js';
@@ -122,6 +124,7 @@ export function parseConfig(
   text: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
   file?: string,
+  out?: { input?: unknown },
 ): RelayConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -142,7 +145,7 @@ export function parseConfig(
     );
   }
   const raw: unknown = doc.toJS() ?? {};
-  return validate(raw, env, file, doc, lines);
+  return check(relayConfigSchema, raw, env, file, doc, lines, undefined, out);
 }
 
 /**
@@ -199,9 +202,11 @@ function check<S extends z.ZodType>(
   doc: Document | undefined,
   lines: LineCounter | undefined,
   needs?: (path: readonly (string | number)[]) => boolean,
+  out?: { input?: unknown },
 ): z.output<S> {
   const interpolationProblems: InterpolationProblem[] = [];
   const interpolated = interpolate(raw, env, interpolationProblems, [], needs);
+  if (out) out.input = interpolated;
   const problems: ConfigProblem[] = interpolationProblems.map((p) => ({
     path: formatPath(p.path),
     ...locate(doc, lines, p.path),
@@ -247,9 +252,13 @@ function issuesToProblems(
 export function loadConfig(
   path: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  out?: { input?: unknown },
 ): RelayConfig {
-  if (path === undefined) return validate({}, env);
-  const config = parseConfig(readConfigText(path), env, path);
+  if (path === undefined) {
+    if (out) out.input = {};
+    return validate({}, env);
+  }
+  const config = parseConfig(readConfigText(path), env, path, out);
   const base = dirname(resolve(path));
   config.dataDir = relativeTo(base, config.dataDir);
   if (config.store.type === 'sqlite' && config.store.path !== undefined)
@@ -277,6 +286,22 @@ export function loadAdminConfig(
   if (config.store.type === 'sqlite' && config.store.path !== undefined)
     config.store.path = relativeTo(base, config.store.path);
   return config;
+}
+
+/**
+ * Validates one destination as the admin API receives it, with the schema and the messages of
+ * the file's `destinations` entries. Paths are the body's own (`url`, `retry.maxAttempts`). No
+ * `${VAR}` interpolation: the API must not read the relay's environment.
+ * @throws ConfigError listing every problem.
+ * @example
+ * ```ts
+ * const config = validateDestination({ name: 'orders', type: 'webhook', url: 'https://example.com/hook' });
+ * ```
+ */
+export function validateDestination(raw: unknown): DestinationConfig {
+  const result = destinationSchema.safeParse(raw);
+  if (result.success) return result.data;
+  throw new ConfigError(issuesToProblems(result.error.issues, undefined, undefined), undefined);
 }
 
 /** The text of a configuration file. @throws ConfigError when it cannot be read. */

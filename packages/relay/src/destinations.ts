@@ -8,7 +8,7 @@ import type { AdminDestination, DestinationStatus } from './admin.js';
 import { Dispatcher } from './delivery/Dispatcher.js';
 import type { Target } from './delivery/Target.js';
 import { createTarget } from './delivery/targets.js';
-import { field, makePredicate, type Envelope } from './envelope.js';
+import { field, makeEventTypePredicate, makePredicate, type Envelope } from './envelope.js';
 import type { RelayMetrics } from './metrics.js';
 import type { DestinationConfig, RelayConfig } from './schema.js';
 import type { DeliveryCounts, PendingDelivery, Store } from './store/Store.js';
@@ -60,13 +60,21 @@ export class Destination implements AdminDestination {
     this.#store = context.store;
     const log = context.logger.child({ destination: config.name });
     this.#log = log;
-    this.#predicate = makePredicate(config.match, config.ignore);
+    const fields = makePredicate(config.match, config.ignore);
+    const types = makeEventTypePredicate(config.eventTypes, context.config.eventTypeField);
+    // Both must pass (AND); either alone is the predicate.
+    this.#predicate =
+      fields !== undefined && types !== undefined
+        ? (envelope) => types(envelope) && fields(envelope)
+        : (fields ?? types);
     const { metrics } = context;
     const labels = { destination: config.name };
     this.#dispatcher = new Dispatcher({
       name: config.name,
       store: context.store,
-      target: target ?? createTarget(config, { stdout: context.stdout }),
+      target:
+        target ??
+        createTarget(config, { stdout: context.stdout, warn: (message) => log.warn(message) }),
       concurrency: config.concurrency,
       ...(config.batch ? { batch: config.batch } : {}),
       ...(config.rateLimit ? { rateLimit: { perSecond: config.rateLimit.perSecond } } : {}),
@@ -213,7 +221,7 @@ export class Destination implements AdminDestination {
     }
   }
 
-  /** How many of `envelopes` this destination takes (its `match`/`ignore` filter). */
+  /** How many of `envelopes` this destination takes (its `eventTypes` and `match`/`ignore`). */
   matching(envelopes: readonly Envelope[]): number {
     const predicate = this.#predicate;
     if (predicate === undefined) return envelopes.length;

@@ -103,3 +103,36 @@ export function makePredicate(
     matchEntries.every(([path, expected]) => fieldMatches(event, path, expected)) &&
     !ignoreEntries.some(([path, expected]) => fieldMatches(event, path, expected));
 }
+
+/**
+ * The predicate for a destination's `eventTypes`: the event's `typeField` value must be a
+ * string matching one of `patterns`, where `*` stands for any run of characters (so `order.*`
+ * takes `order.created` and `order.item.added`, `*` every event that has a type). Undefined
+ * without patterns (every event passes).
+ * @example
+ * ```ts
+ * const takes = makeEventTypePredicate(['order.*'], 'type');
+ * takes?.({ id: '1', receivedAt: 0, source: 'http', event: { type: 'order.created' } }); // true
+ * ```
+ */
+export function makeEventTypePredicate(
+  patterns: readonly string[] | undefined,
+  typeField: string,
+): ((envelope: Envelope) => boolean) | undefined {
+  if (patterns === undefined || patterns.length === 0) return undefined;
+  const regex = new RegExp(
+    `^(?:${patterns
+      .map((p) =>
+        p
+          .split('*')
+          .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*'),
+      )
+      .join('|')})$`,
+    's',
+  );
+  return ({ event }) => {
+    const type = field(event, typeField);
+    return typeof type === 'string' && regex.test(type);
+  };
+}

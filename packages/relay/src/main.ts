@@ -41,6 +41,7 @@ import {
   isVerbose,
   type LogLevel,
 } from './logger.js';
+import { ReloadInvalidError } from './registry.js';
 import { Relay, splitHostPort } from './Relay.js';
 import { relayJsonSchema, type RelayAdminConfig, type RelayConfig } from './schema.js';
 import {
@@ -742,12 +743,22 @@ async function runRelay(
   level: LogLevel,
   io: Io,
   env: Env,
+  input: unknown,
 ): Promise<number> {
   const logger = createLogger({ level });
   if (source.path !== undefined && isEmptyConfig(readConfigText(source.path))) {
     logger.warn(`${source.path}: ${EMPTY_FILE_NOTE}`);
   }
-  const relay = new Relay(config, { logger });
+  const relay = new Relay(config, {
+    logger,
+    input,
+    // A reload reads the same file with the environment the relay started with.
+    loadConfig: () => {
+      const again: { input?: unknown } = {};
+      const reloaded = loadConfig(source.path, env, again);
+      return { config: reloaded, input: again.input };
+    },
+  });
   try {
     await relay.start();
   } catch (error) {
@@ -784,6 +795,16 @@ async function runRelay(
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGHUP re-reads the configuration file (as POST /admin/reload); the outcome is logged.
+    process.on('SIGHUP', () => {
+      relay.logger.info({ signal: 'SIGHUP' }, 'reloading the configuration');
+      relay.reload().catch((error: unknown) => {
+        // An invalid file was logged with its problems by reload itself.
+        if (!(error instanceof ReloadInvalidError)) {
+          relay.logger.error({ err: error }, 'reload failed');
+        }
+      });
+    });
     // Under npm (`npx eventsinks relay`, `npm start`) a shell may sit between npm and the relay
     // and not pass npm's SIGTERM on: the shell dies and the relay would run on, orphaned. When
     // the parent goes away, stop as if signalled. (Only under npm: a relay started with nohup or
@@ -1023,7 +1044,8 @@ async function run(
       );
   }
   const source = findConfig(values.config, env);
-  const config = loadConfig(source.path, env);
+  const read: { input?: unknown } = {};
+  const config = loadConfig(source.path, env, read);
   if (name === 'validate') {
     const summary = `${config.destinations.length} destination${config.destinations.length === 1 ? '' : 's'}, ${config.sources.length} source${config.sources.length === 1 ? '' : 's'}`;
     if (source.path === undefined) {
@@ -1039,5 +1061,5 @@ async function run(
   }
   const level: LogLevel =
     flagLevel ?? (isLogLevel(envLevel) ? envLevel : undefined) ?? config.log.level;
-  return runRelay(config, source, level, io, env);
+  return runRelay(config, source, level, io, env, read.input);
 }

@@ -11,7 +11,7 @@ import {
   destinationInputSchema,
   destinationListSchema,
   destinationPatchSchema,
-  destinationStatusSchema,
+  destinationItemSchema,
   errorSchema,
   messageDetailSchema,
   messagePageSchema,
@@ -197,7 +197,7 @@ export const ADMIN_OPERATIONS: readonly AdminOperation[] = [
         : 'Stop delivering; events stay stored (file destinations too)',
     tag: 'destinations',
     responses: {
-      200: { description: 'Its status now.', schema: destinationStatusSchema },
+      200: { description: 'Its status now.', schema: destinationItemSchema },
       401: unauthorized,
       404: noDestination,
       503: stopping,

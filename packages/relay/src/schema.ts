@@ -68,6 +68,10 @@ const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, {
   error: 'expected a name of letters, digits, "-" and "_" (at most 64)',
 });
 
+const eventTypePattern = z.string().min(1, {
+  error: 'expected an event type pattern such as "order.created" or "order.*"',
+});
+
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 /** Field path (dots for nesting) → the value, or any of the values, it must have. */
 const fieldMatch = z.record(z.string().min(1), z.union([scalar, z.array(scalar)]));
@@ -131,6 +135,12 @@ const common = {
   enabled: z.boolean().default(true),
   match: fieldMatch.optional(),
   ignore: fieldMatch.optional(),
+  /**
+   * Only events whose type (the relay-wide `eventTypeField`, `type` by default) matches one of
+   * these patterns; `*` stands for any run of characters (`order.*`). An event without a
+   * string type is not taken. Combined with `match`/`ignore` (all must pass).
+   */
+  eventTypes: z.array(eventTypePattern).min(1).optional(),
   retry,
   batch: batch.optional(),
   /**
@@ -146,6 +156,38 @@ const common = {
   whenFull: z.enum(['reject', 'dead-letter']).default('reject'),
 };
 
+/** A Standard Webhooks secret. The messages never show the value: it is a secret. */
+const whsec = z
+  .string({ error: 'expected a Standard Webhooks secret: "whsec_" followed by base64' })
+  .regex(/^whsec_[A-Za-z0-9+/=]+$/, {
+    error: 'expected a Standard Webhooks secret: "whsec_" followed by base64',
+  });
+
+/**
+ * An instant with its time zone (`2026-12-03T12:00:00Z`, `…+01:00`): a time without one would
+ * mean a different instant on each relay's machine.
+ */
+const instant = z.iso.datetime({
+  offset: true,
+  error: (issue) =>
+    `expected an ISO-8601 date and time with a time zone, e.g. "2026-12-03T12:00:00Z"; got ${JSON.stringify(issue.input)}`,
+});
+
+/**
+ * Standard Webhooks signing. `secret` signs always; each of `secrets` signs until its
+ * `expiresAt` (for ever without one). Every secret still signing gives one signature, so
+ * during a rotation receivers holding either the old or the new secret verify every request.
+ */
+const signing = z
+  .strictObject({
+    secret: whsec.optional(),
+    secrets: z.array(z.strictObject({ secret: whsec, expiresAt: instant.optional() })).optional(),
+  })
+  .refine((value) => value.secret !== undefined || (value.secrets?.length ?? 0) > 0, {
+    error:
+      'expected `secret` or a non-empty `secrets` list: a signing without a secret signs nothing',
+  });
+
 const webhookDestination = z.strictObject({
   type: z.literal('webhook'),
   ...common,
@@ -155,13 +197,7 @@ const webhookDestination = z.strictObject({
   method: z.enum(['POST', 'PUT', 'PATCH']).default('POST'),
   headers: z.record(z.string(), z.string()).default({}),
   timeout: duration.prefault('5s'),
-  signing: z
-    .strictObject({
-      secret: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, {
-        error: 'expected a Standard Webhooks secret: "whsec_" followed by base64',
-      }),
-    })
-    .optional(),
+  signing: signing.optional(),
   followRedirects: z.boolean().default(false),
   maxRetryAfter: duration.prefault('5m'),
 });
@@ -208,7 +244,11 @@ const amqpDestination = z.strictObject({
   queue: z.string().min(1),
 });
 
-const destination = z.discriminatedUnion('type', [
+/**
+ * One destination, as the file's `destinations` list and the admin API's
+ * `POST /admin/destinations` take it (one schema, the same messages).
+ */
+export const destinationSchema = z.discriminatedUnion('type', [
   webhookDestination,
   stdoutDestination,
   fileDestination,
@@ -317,6 +357,8 @@ export const relayConfigSchema = z
      * accepted before (within `retention`) is acknowledged again and not stored twice.
      */
     idField: fieldPath.optional(),
+    /** The field path of an event's type, which destinations' `eventTypes` match. */
+    eventTypeField: fieldPath.default('type'),
     /** On SIGTERM/SIGINT: how long to keep delivering before leaving the rest on disk. */
     drainTimeout: duration.prefault('20s'),
     log: z
@@ -328,7 +370,7 @@ export const relayConfigSchema = z
       .prefault({}),
     sources: z.array(source).prefault([{ type: 'http' }]),
     destinations: z
-      .array(destination)
+      .array(destinationSchema)
       .min(1)
       .prefault([{ type: 'stdout', name: 'stdout' }]),
   })
@@ -382,20 +424,28 @@ export const relayAdminSchema = z.looseObject({
 /** What {@link relayAdminSchema} yields. */
 export type RelayAdminConfig = z.output<typeof relayAdminSchema>;
 
+/**
+ * The body of `POST /admin/destinations/{name}/rotate-secret`: the new secret (a fresh one when
+ * absent) and how long the old ones keep signing (`grace`, default 24 h), both optional.
+ */
+export const rotateSecretRequestSchema = z.strictObject({
+  secret: whsec.optional(),
+  grace: duration.prefault('24h'),
+});
+/** What {@link rotateSecretRequestSchema} yields: `grace` in ms. */
+export type RotateSecretRequest = z.output<typeof rotateSecretRequestSchema>;
+
 /** The configuration after validation: durations in ms, sizes in bytes, defaults filled in. */
 export type RelayConfig = z.output<typeof relayConfigSchema>;
 /** One destination's configuration. */
 export type DestinationConfig = RelayConfig['destinations'][number];
 /** One source's configuration. */
 export type SourceConfig = RelayConfig['sources'][number];
+/** A webhook destination's `signing`: its secrets, with their expiry as ISO-8601 text. */
+export type SigningConfig = z.output<typeof signing>;
 /** A `match`/`ignore` filter. */
 export type FieldMatch = z.output<typeof fieldMatch>;
 
-/**
- * One destination as the file declares it (the body of the admin API's create and replace,
- * adminSchemas.ts).
- */
-export const destinationSchema = destination;
 /** A duration with a unit (`30s`, `24h`), parsed to milliseconds. */
 export const durationSchema = duration;
 

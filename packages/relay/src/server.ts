@@ -10,9 +10,18 @@ import type { Accepted, AcceptOptions } from './Relay.js';
 import { isSinkClosedError } from 'eventsinks';
 import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
 import type { RejectReason, RelayMetrics } from './metrics.js';
-import type { SourceConfig } from './schema.js';
-import { createUiHandler } from './ui/serve.js';
 import { adminOpenApiText } from './openapi.js';
+import type { SourceConfig } from './schema.js';
+import { LOGIN_CSP, loginPage } from './ui/login.js';
+import { UI_SECURITY_HEADERS, createUiHandler } from './ui/serve.js';
+import {
+  CSRF_HEADER,
+  UiSessions,
+  isHttps,
+  passesCsrfCheck,
+  sessionCookieOf,
+  sessionSetCookie,
+} from './ui/session.js';
 
 type HttpSourceConfig = Extract<SourceConfig, { type: 'http' }>;
 
@@ -21,6 +30,8 @@ export interface ServerContext {
   metrics: RelayMetrics;
   logger: Logger;
   ready(): boolean;
+  /** Why {@link ServerContext.ready} is false, said in ingest's 503 and /readyz ("starting"). */
+  notReadyReason?(): string;
   /** True from the start of a drain: every response then carries `connection: close`. */
   draining(): boolean;
   accept(
@@ -49,20 +60,38 @@ function send(
   res.end(text);
 }
 
-// Copied into a plain Uint8Array: @types/node's timingSafeEqual does not take a Buffer here.
-const sha256 = (text: string): Uint8Array =>
-  new Uint8Array(createHash('sha256').update(text, 'utf8').digest());
+/** Constant-time equality of two secrets of any lengths (their SHA-256 digests are compared). */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string): Uint8Array => {
+    const buffer = createHash('sha256').update(text).digest();
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+  };
+  return timingSafeEqual(digest(given), digest(expected));
+}
 
 /**
- * Whether an `Authorization` header carries `Bearer <token>`, in constant time: both sides are
- * hashed first, so the comparison takes as long whatever the given token's length (comparing
- * the raw bytes would return early on a length mismatch and tell the token's length).
+ * Whether an `Authorization` header carries `Bearer <token>`, in constant time whatever the
+ * given token's length ({@link sameSecret}: comparing the raw bytes would return early on a
+ * length mismatch and so tell the token's length).
  */
 export function tokenMatches(header: string | undefined, token: string): boolean {
   const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  const given = sha256(match ? match[1]!.trim() : '');
   // Compared even without a match, so a missing header takes the same time as a wrong one.
-  return timingSafeEqual(given, sha256(token)) && match !== null;
+  return sameSecret(match ? match[1]!.trim() : '', token) && match !== null;
+}
+
+/** The longest sign-in form body read (a token of a few hundred characters fits well). */
+const MAX_LOGIN_BODY = 4096;
+
+/**
+ * False when a browser says the request comes from another site (`Sec-Fetch-Site` other than
+ * `same-origin` or `none`): such a request may not change anything, even from loopback, where
+ * no token is asked (a page on any site could otherwise post to the relay on the operator's
+ * machine). Clients that are not browsers send no such header.
+ */
+function sameOriginOrNotBrowser(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return site === undefined || site === 'same-origin' || site === 'none';
 }
 
 function isLoopback(address: string | undefined): boolean {
@@ -249,9 +278,14 @@ export function createHandler(context: ServerContext) {
         'retry-after': '5',
       });
     if (!context.ready())
-      return reject(503, 'not_ready', 'not ready (starting); nothing was accepted', {
-        'retry-after': '5',
-      });
+      return reject(
+        503,
+        'not_ready',
+        `not ready (${context.notReadyReason?.() ?? 'starting'}); nothing was accepted`,
+        {
+          'retry-after': '5',
+        },
+      );
     if (!authorized(req)) {
       req.resume();
       return reject(401, 'unauthorized', 'missing or wrong bearer token', {
@@ -317,10 +351,14 @@ export function createHandler(context: ServerContext) {
           'retry-after': '5',
         });
       log.error({ err: error }, 'could not store events');
-      const message =
+      const stored =
         error instanceof StoreFailedError
           ? error.message
           : 'could not store the events; nothing was accepted';
+      // The failure that made the store unreachable (PostgreSQL down) says so to the client.
+      const message = context.ready()
+        ? stored
+        : `${context.notReadyReason?.() ?? 'not ready'}: ${stored}`;
       return reject(503, 'store_failed', message, { 'retry-after': '1' });
     }
     if (accepted.replayed !== undefined) {
@@ -332,16 +370,38 @@ export function createHandler(context: ServerContext) {
     reply(res, 202, JSON.parse(answer(accepted.envelopes)) as unknown);
   }
 
+  /**
+   * The token admin requests and the dashboard need, if any: `admin.token`, else the http
+   * source's token; with neither, loopback only.
+   */
+  const adminToken = (): string | undefined => context.adminToken ?? source?.token;
   let openapi: string | undefined;
-  // The contract's order: admin.token, else the http source's token, else loopback only.
-  const adminToken = context.adminToken ?? source?.token;
-  const adminAllowed = (req: IncomingMessage): boolean =>
-    adminToken !== undefined
-      ? tokenMatches(req.headers.authorization, adminToken)
-      : isLoopback(req.socket.remoteAddress);
+
+  // The dashboard's sign-in sessions (ui/session.ts: why they are signed sessions, not the token).
+  const sessions = new UiSessions();
+
+  /** How `req` is allowed to the admin API: its bearer token, the dashboard's cookie, loopback. */
+  const adminAuth = (req: IncomingMessage): 'bearer' | 'cookie' | 'loopback' | undefined => {
+    const token = adminToken();
+    if (token === undefined) return isLoopback(req.socket.remoteAddress) ? 'loopback' : undefined;
+    if (tokenMatches(req.headers.authorization, token)) return 'bearer';
+    const cookie = sessionCookieOf(req);
+    return cookie !== undefined && sessions.verify(cookie, token) ? 'cookie' : undefined;
+  };
+
+  /** Why `req` may not change anything through the admin API (CSRF), or undefined. */
+  const forgeryCheck = (req: IncomingMessage, auth: string): string | undefined => {
+    if (req.method === 'GET' || req.method === 'HEAD') return undefined;
+    if (!sameOriginOrNotBrowser(req))
+      return `a request from another site (sec-fetch-site: ${String(req.headers['sec-fetch-site'])}) may not change anything`;
+    if (auth === 'cookie' && !passesCsrfCheck(req))
+      return `a request signed in by the dashboard's cookie that changes something needs the header ${CSRF_HEADER}: 1`;
+    return undefined;
+  };
 
   async function admin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (!adminAllowed(req)) {
+    const auth = adminAuth(req);
+    if (auth === undefined) {
       req.resume();
       return reply(
         res,
@@ -349,6 +409,11 @@ export function createHandler(context: ServerContext) {
         { error: 'admin requests need the bearer token' },
         { 'www-authenticate': 'Bearer' },
       );
+    }
+    const forged = forgeryCheck(req, auth);
+    if (forged !== undefined) {
+      req.resume();
+      return reply(res, 403, { error: forged });
     }
     // Served here, not in admin.ts: the document describes the whole admin API, auth included.
     if (url.pathname === OPENAPI_PATH) {
@@ -361,18 +426,99 @@ export function createHandler(context: ServerContext) {
     return context.admin(req, res, url, reply);
   }
 
-  // The dashboard (ui/serve.ts) is a view of the admin API, so it is behind the same check.
+  /** The sign-in page (its own CSP: one inline style, no script). */
+  const sendLogin = (req: IncomingMessage, res: ServerResponse, status: number, error?: string) => {
+    const html = loginPage(error === undefined ? {} : { error });
+    reply(res, status, req.method === 'HEAD' ? '' : html, {
+      ...UI_SECURITY_HEADERS,
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': LOGIN_CSP,
+      'cache-control': 'no-store',
+      ...(status === 401 ? { 'www-authenticate': 'Bearer' } : {}),
+    });
+  };
+
+  /** A redirect to the dashboard's page (relative: it works behind a path prefix too). */
+  const toDashboard = (res: ServerResponse, cookie?: string): void =>
+    reply(res, 303, 'see ./\n', {
+      location: './',
+      'cache-control': 'no-store',
+      ...(cookie === undefined ? {} : { 'set-cookie': cookie }),
+    });
+
+  async function signIn(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const token = adminToken();
+    if (!sameOriginOrNotBrowser(req)) {
+      req.resume();
+      return reply(res, 403, { error: 'sign-in from another site is refused' });
+    }
+    // Without a token there is nothing to sign in to (loopback, or refused below).
+    if (token === undefined) {
+      req.resume();
+      return toDashboard(res);
+    }
+    const body = await readBody(req, MAX_LOGIN_BODY);
+    if ('tooLarge' in body) {
+      lingeringClose(req);
+      return reply(res, 413, { error: `sign-in body larger than ${MAX_LOGIN_BODY} bytes` });
+    }
+    const given = new URLSearchParams(Buffer.from(body.bytes).toString('utf8')).get('token');
+    if (given === null || !sameSecret(given.trim(), token)) {
+      // The address only: never what was typed.
+      log.warn({ remoteAddress: req.socket.remoteAddress }, 'dashboard sign-in with a wrong token');
+      return sendLogin(req, res, 401, 'That is not the admin token. Try again.');
+    }
+    log.info({ remoteAddress: req.socket.remoteAddress }, 'dashboard sign-in');
+    const cookie = sessionSetCookie(sessions.issue(token), {
+      secure: isHttps(req),
+      maxAgeSeconds: Math.floor(sessions.lifetimeMs / 1000),
+    });
+    return toDashboard(res, cookie);
+  }
+
+  function signOut(req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    const token = adminToken();
+    const cookie = sessionCookieOf(req);
+    // Only the same site may sign the operator out; SameSite=Strict keeps the cookie from
+    // others' requests anyway.
+    if (!sameOriginOrNotBrowser(req))
+      return reply(res, 403, { error: 'sign-out from another site is refused' });
+    if (token !== undefined && cookie !== undefined) sessions.revoke(cookie, token);
+    toDashboard(res, sessionSetCookie(undefined, { secure: isHttps(req), maxAgeSeconds: 0 }));
+  }
+
+  // The dashboard (ui/serve.ts) is a view of the admin API, so it is behind the same check,
+  // with a sign-in page for browsers (they cannot send the bearer header when they navigate).
   const ui = createUiHandler();
   async function dashboard(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (!adminAllowed(req)) {
+    // `/ui` only redirects to `/ui/`, so that relative URLs (the form's `login`) resolve.
+    if (url.pathname === '/ui') {
       req.resume();
-      return reply(
-        res,
-        401,
-        { error: 'the dashboard needs the admin bearer token' },
-        { 'www-authenticate': 'Bearer' },
-      );
+      if (await ui(req, res, url)) return;
     }
+    if (url.pathname === '/ui/login' && req.method === 'POST') return signIn(req, res);
+    if (url.pathname === '/ui/logout' && req.method === 'POST') return signOut(req, res);
+    const auth = adminAuth(req);
+    const loopbackOnly = (): void =>
+      reply(res, 401, { error: 'the dashboard answers loopback only while no admin token is set' });
+    if (url.pathname === '/ui/login' || url.pathname === '/ui/logout') {
+      req.resume();
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return reply(res, 405, { error: `use POST for ${url.pathname}` }, { allow: 'POST' });
+      // Signed in already (or no token): the page itself.
+      if (auth !== undefined) return toDashboard(res);
+      if (adminToken() === undefined) return loopbackOnly();
+      return sendLogin(req, res, 200);
+    }
+    if (auth === undefined) {
+      req.resume();
+      if (adminToken() === undefined) return loopbackOnly();
+      return sendLogin(req, res, 401);
+    }
+    // How the page is allowed in: it shows "Sign out" for a cookie session.
+    if (url.pathname === '/ui/session' && (req.method === 'GET' || req.method === 'HEAD'))
+      return reply(res, 200, { auth }, { 'cache-control': 'no-store' });
     if (!(await ui(req, res, url))) reply(res, 404, { error: 'not found' });
   }
 
@@ -390,7 +536,8 @@ export function createHandler(context: ServerContext) {
           return reply(res, 200, 'ok\n');
         case '/readyz':
           if (context.ready()) return reply(res, 200, 'ready\n');
-          return reply(res, 503, context.draining() ? 'draining\n' : 'not ready\n');
+          if (context.draining()) return reply(res, 503, 'draining\n');
+          return reply(res, 503, `not ready (${context.notReadyReason?.() ?? 'starting'})\n`);
         case '/metrics': {
           const text = await metrics.registry.metrics();
           return reply(res, 200, text, { 'content-type': metrics.registry.contentType });

@@ -3,6 +3,7 @@
 // marked with its last error, the receiver fixed, its dead letters resent and counted, a message
 // found by id with its payload and attempts. It also saves the screenshots of docs/.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -269,9 +270,13 @@ class FakeDestination implements AdminDestination {
     delivery.status = 'dead';
   }
 
+  /** Issue 16's fields: where it is declared, the event types it takes. */
+  origin: 'file' | 'api' = 'file';
+  eventTypes: string[] | null = null;
+
   status(): DestinationStatus {
     const dead = this.#deliveries('dead').length;
-    return {
+    const status: DestinationStatus = {
       name: this.name,
       type: 'webhook',
       state: !this.enabled ? 'disabled' : this.lastError !== null ? 'failing' : 'healthy',
@@ -284,6 +289,7 @@ class FakeDestination implements AdminDestination {
       lastSuccessAt:
         this.lastSuccessAt === null ? null : new Date(this.lastSuccessAt).toISOString(),
     };
+    return Object.assign(status, { origin: this.origin, eventTypes: this.eventTypes });
   }
 
   async enable(): Promise<void> {
@@ -345,10 +351,54 @@ async function fakeRelay() {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
   };
+  billing.origin = 'api';
+  billing.eventTypes = ['invoice.*'];
+  /** The rotate-secret calls the page made: their body and CSRF header. */
+  const rotations: { name: string; body: unknown; header: string | undefined }[] = [];
+  const secrets: string[] = [];
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://fake.invalid');
     void (async () => {
+      // Issue 16's destination detail and rotate-secret, as the contract has them.
+      const route = /^\/admin\/destinations\/([^/]+)(\/rotate-secret)?$/.exec(url.pathname);
+      const destination = destinations.find((d) => d.name === decodeURIComponent(route?.[1] ?? ''));
+      if (route && destination && route[2] === undefined && req.method === 'GET') {
+        return reply(res, 200, {
+          ...destination.status(),
+          version: destination.origin === 'api' ? 3 : null,
+          config: {
+            name: destination.name,
+            type: 'webhook',
+            url: 'http://127.0.0.1:4301/hook',
+            signing: { secret: 'whsec_…Zm9v' },
+          },
+        });
+      }
+      if (route && destination && route[2] !== undefined && req.method === 'POST') {
+        let text = '';
+        for await (const chunk of req) text += String(chunk);
+        const body = text === '' ? {} : (JSON.parse(text) as { grace?: string });
+        const header = req.headers['x-eventsinks-ui'];
+        rotations.push({
+          name: destination.name,
+          body,
+          header: typeof header === 'string' ? header : undefined,
+        });
+        if (destination.origin === 'file') {
+          return reply(res, 409, {
+            error: `destination "${destination.name}" is declared in the config file; rotate it in its signing.secrets and reload`,
+          });
+        }
+        const secret = `whsec_${randomBytes(24).toString('base64')}`;
+        secrets.push(secret);
+        return reply(res, 200, {
+          secret,
+          previous: [{ expiresAt: new Date(Date.parse('2026-12-03T09:30:00Z')).toISOString() }],
+        });
+      }
       if (url.pathname.startsWith('/admin/')) return admin(req, res, url, reply);
+      // server.ts's answer on loopback without a token.
+      if (url.pathname === '/ui/session') return reply(res, 200, { auth: 'loopback' });
       if (await ui(req, res, url)) return;
       if (url.pathname === '/metrics') {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
@@ -378,6 +428,8 @@ async function fakeRelay() {
     base,
     billing,
     ingest,
+    rotations,
+    secrets,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -387,7 +439,7 @@ async function fakeRelay() {
 }
 
 describe('dashboard end to end (relay child process)', () => {
-  it('marks the failing destination, resends its dead letters, finds a message', async (t) => {
+  it('marks the failing destination, resends its dead letters, finds a message', async () => {
     const failing = await new Receiver().start();
     failing.status = 500;
     const healthy = await new Receiver().start();
@@ -410,12 +462,6 @@ destinations:
 `,
     );
     const relay = await startRelay(file, { cwd: dir });
-    const probe = await fetch(`${relay.url}/admin/destinations`);
-    if (probe.status !== 200) {
-      // Before the delivery engine is wired in, the relay has no /admin/destinations.
-      t.skip(`the relay answers ${probe.status} to /admin/destinations (engine not integrated)`);
-      return;
-    }
     const firstEvent = { type: 'invoice.paid', invoice: 'inv_1001', amount: 4200 };
     const events = [
       firstEvent,
@@ -556,36 +602,192 @@ describe('dashboard on a phone (fake admin API)', () => {
   });
 });
 
-describe('dashboard auth', () => {
-  it('is behind the admin check: with a token set, loopback needs it too', async () => {
+describe('dashboard: rotate a signing secret (fake admin API)', () => {
+  it('shows the new secret once with a copy button, and the 409 of a file destination', async () => {
+    const fake = await fakeRelay();
+    const { page, problems, close } = await open(fake.base);
+    try {
+      await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], {
+        origin: fake.base,
+      });
+      fake.ingest({ type: 'invoice.paid', invoice: 'inv_3001' });
+      // The overview shows where each destination is declared and what it takes.
+      const billingRow = page.getByRole('row', { name: /^billing\b/ });
+      await billingRow.getByText('webhook · API').waitFor(SLOW);
+      await billingRow.getByText('invoice.*').waitFor();
+      await page
+        .getByRole('row', { name: /^audit\b/ })
+        .getByText('webhook · file')
+        .waitFor();
+
+      await billingRow.getByRole('link', { name: 'billing' }).click();
+      const fact = (name: string) =>
+        page.locator('.facts div', { hasText: new RegExp(`^${name}`) }).getByRole('definition');
+      await page.getByRole('heading', { level: 1, name: /^Destination billing/ }).waitFor();
+      assert.equal(await fact('Declared in').textContent(), 'admin API, version 3');
+      assert.equal(await fact('Event types').textContent(), 'invoice.*');
+      await page.getByText('Configuration (secrets redacted)').click();
+      assert.match(
+        (await page.getByLabel('Configuration of billing').textContent()) ?? '',
+        /"secret": "whsec_…Zm9v"/,
+      );
+
+      await page.getByLabel('Previous secret keeps signing for').fill('2h');
+      await page.getByRole('button', { name: 'Rotate signing secret' }).click();
+      const shown = page.getByRole('group', { name: /New signing secret of billing/ });
+      await shown.waitFor(SLOW);
+      assert.equal(fake.secrets.length, 1);
+      const secret = fake.secrets[0]!;
+      assert.equal(await shown.getByRole('textbox').inputValue(), secret);
+      await shown
+        .getByRole('list', { name: 'Previous secrets' })
+        .getByText('The previous secret also signs until 2026-12-03 09:30:00.')
+        .waitFor();
+      assert.deepEqual(fake.rotations, [{ name: 'billing', body: { grace: '2h' }, header: '1' }]);
+      await shown.getByRole('button', { name: 'Copy secret' }).click();
+      await shown.getByRole('status').filter({ hasText: 'Copied to the clipboard.' }).waitFor();
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
+      await shot(page, 'ui-rotate.png');
+
+      // Shown once: back on the page later, it is gone.
+      await page
+        .getByRole('navigation', { name: 'Main' })
+        .getByRole('link', { name: 'Destinations' })
+        .click();
+      await page.getByRole('link', { name: 'audit' }).click();
+      await page.getByRole('heading', { level: 1, name: /^Destination audit/ }).waitFor();
+      assert.equal(await fact('Declared in').textContent(), 'config file');
+      assert.equal(await fact('Event types').textContent(), 'all events');
+      await page.getByRole('button', { name: 'Rotate signing secret' }).click();
+      await page
+        .getByRole('alert')
+        .filter({
+          hasText:
+            'Not rotated: destination "audit" is declared in the config file; rotate it in its signing.secrets and reload',
+        })
+        .waitFor(SLOW);
+      assert.deepEqual(fake.rotations[1], { name: 'audit', body: { grace: '24h' }, header: '1' });
+      await page.goBack();
+      await page.goBack();
+      await page.getByRole('heading', { level: 1, name: /^Destination billing/ }).waitFor();
+      await page.getByRole('button', { name: 'Rotate signing secret' }).waitFor();
+      assert.equal(await page.getByRole('group', { name: /New signing secret/ }).count(), 0);
+      assert.ok(!(await page.content()).includes(secret), 'the secret is no longer in the page');
+      // The 409 is the only failed request.
+      assert.deepEqual(problems, [
+        'console: Failed to load resource: the server responded with a status of 409 (Conflict)',
+      ]);
+    } finally {
+      await close();
+      await fake.close();
+    }
+  });
+});
+
+describe('dashboard sign-in (relay child process, admin token)', () => {
+  it('opens in a plain browser with the token: wrong token, right token, CSRF, sign out', async () => {
+    const receiver = await new Receiver().start();
     const dir = tempDir();
+    const token = 'tok_4ZpQ8sVr2Lm9-admin';
     const file = writeConfig(
       dir,
       `server: { listen: 127.0.0.1:0 }
 dataDir: ./data
 sources:
   - type: http
-    token: s3cret
+    token: ${token}
 destinations:
+  - name: billing
+    type: webhook
+    url: ${receiver.url}
   - name: out
     type: stdout
 `,
     );
     const relay = await startRelay(file, { cwd: dir });
+
+    // Without credentials the page is the sign-in form; the bearer header still works.
     const without = await fetch(`${relay.url}/ui/`);
     assert.equal(without.status, 401);
-    assert.match(await without.text(), /bearer token/);
+    assert.match(without.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(without.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    assert.match(await without.text(), /<form method="post" action="login">/);
     const wrong = await fetch(`${relay.url}/ui/app.js`, {
       headers: { authorization: 'Bearer nope' },
     });
     assert.equal(wrong.status, 401);
-    const page = await fetch(`${relay.url}/ui/`, { headers: { authorization: 'Bearer s3cret' } });
-    assert.equal(page.status, 200);
-    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
-    assert.match(await page.text(), /<script type="module" src="app\.js\?v=/);
+    const bearer = await fetch(`${relay.url}/ui/`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(bearer.status, 200);
+    assert.match(await bearer.text(), /<script type="module" src="app\.js\?v=/);
     const unknown = await fetch(`${relay.url}/ui/relay.json`, {
-      headers: { authorization: 'Bearer s3cret' },
+      headers: { authorization: `Bearer ${token}` },
     });
     assert.equal(unknown.status, 404);
+
+    const { page, problems, close } = await open(relay.url, 1280, 720);
+    try {
+      await page.getByRole('heading', { level: 1, name: 'eventsinks relay' }).waitFor();
+      const field = page.getByLabel('Admin token');
+      assert.equal(await field.getAttribute('type'), 'password');
+      await field.fill('not-the-token');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page
+        .getByRole('alert')
+        .filter({ hasText: 'That is not the admin token. Try again.' })
+        .waitFor(SLOW);
+      await shot(page, 'ui-login.png');
+      // The browser logs the 401 of the page itself; nothing else may show up.
+      const others = problems.filter((p) => !/status of 401/.test(p));
+      assert.deepEqual(others, []);
+      problems.length = 0;
+
+      // The right token (typed, then Enter): the overview, from the cookie alone.
+      await page.getByLabel('Admin token').fill(token);
+      await page.getByLabel('Admin token').press('Enter');
+      await page.getByRole('heading', { level: 1, name: 'Destinations' }).waitFor(SLOW);
+      await page.getByRole('link', { name: 'billing' }).waitFor(SLOW);
+      const cookies = await page.context().cookies();
+      const session = cookies.find((c) => c.name === 'eventsinks_admin');
+      assert.ok(session, 'the session cookie is set');
+      assert.equal(session.httpOnly, true);
+      assert.equal(session.sameSite, 'Strict');
+      assert.equal(session.path, '/');
+      assert.equal(session.secure, false);
+      assert.ok(!session.value.includes(token), 'the cookie is a session, not the token');
+
+      // The page's own changes work; the same change without its header is refused (CSRF).
+      await page.getByRole('link', { name: 'billing' }).click();
+      await page.getByRole('button', { name: 'Disable billing' }).click();
+      await page.getByRole('heading', { level: 1, name: /disabled$/ }).waitFor(SLOW);
+      const forged = await page.evaluate(async () => {
+        const r = await fetch('../admin/destinations/billing/enable', { method: 'POST' });
+        return { status: r.status, body: (await r.json()) as { error: string } };
+      });
+      assert.equal(forged.status, 403);
+      assert.match(forged.body.error, /x-eventsinks-ui: 1/);
+      await page.getByRole('heading', { level: 1, name: /disabled$/ }).waitFor();
+      await page.getByRole('button', { name: 'Enable billing' }).click();
+      await page.getByRole('heading', { level: 1, name: /healthy$/ }).waitFor(SLOW);
+      // The refused fetch above is the only failed request.
+      assert.deepEqual(problems, [
+        'console: Failed to load resource: the server responded with a status of 403 (Forbidden)',
+      ]);
+
+      // Sign out: back to the form, and the old cookie no longer opens anything.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('button', { name: 'Sign in' }).waitFor(SLOW);
+      assert.equal(
+        (
+          await fetch(`${relay.url}/admin/destinations`, {
+            headers: { cookie: `eventsinks_admin=${session.value}` },
+          })
+        ).status,
+        401,
+      );
+    } finally {
+      await close();
+    }
   });
 });

@@ -8,6 +8,7 @@ import { Chart } from './Chart.js';
 import { ago, clip, count, duration, latency, percent, time } from './format.js';
 import { href, usePoll } from './hooks.js';
 import { windowLabel } from './Overview.js';
+import { SigningSecret } from './Secret.js';
 import { State } from './State.js';
 import type { StatsWindow } from './stats.js';
 
@@ -41,6 +42,31 @@ async function detailOrNone(id: string) {
   } catch (error) {
     // Purged between the list and the read: it is simply no longer shown.
     if (error instanceof ApiError && error.status === 404) return undefined;
+    throw error;
+  }
+}
+
+/** Where a destination is declared, in words (the version of one created over the API). */
+export function originText(status: DestinationStatus, version?: number | null): string {
+  if (status.origin === 'file') return 'config file';
+  if (status.origin === 'api')
+    return version == null ? 'admin API' : `admin API, version ${version}`;
+  return '—';
+}
+
+/** The event type patterns a destination takes, in words. */
+export function eventTypesText(eventTypes: string[] | null | undefined): string {
+  if (eventTypes === undefined) return '—';
+  return eventTypes === null ? 'all events' : eventTypes.join(', ');
+}
+
+async function detailOfDestination(name: string) {
+  try {
+    return await api.destination(name);
+  } catch (error) {
+    // A relay before issue 16 has no such route: the page works without it.
+    if (error instanceof ApiError && (error.status === 404 || error.status === 405))
+      return undefined;
     throw error;
   }
 }
@@ -109,10 +135,17 @@ export function Destination({
   onChanged: () => void;
 }) {
   const activity = usePoll(() => loadActivity(name), 4000, name);
+  const status = destinations?.find((d) => d.name === name);
+  // Only a relay that lists `origin` (issue 16) has the detail route: no 404 from older ones.
+  const hasDetail = status?.origin !== undefined;
+  const detail = usePoll(
+    () => (hasDetail ? detailOfDestination(name) : Promise.resolve(undefined)),
+    10_000,
+    `${name}:${hasDetail}`,
+  );
   const [notice, setNotice] = useState<{ text: string; error: boolean } | undefined>();
   const [busy, setBusy] = useState(false);
   const [since, setSince] = useState('');
-  const status = destinations?.find((d) => d.name === name);
   const span = windowLabel(stats);
   const summary = stats.summary(name);
 
@@ -160,6 +193,14 @@ export function Destination({
               <div>
                 <dt>Type</dt>
                 <dd>{status.type}</dd>
+              </div>
+              <div>
+                <dt>Declared in</dt>
+                <dd>{originText(status, detail.data?.version)}</dd>
+              </div>
+              <div>
+                <dt>Event types</dt>
+                <dd>{eventTypesText(status.eventTypes)}</dd>
               </div>
               <div>
                 <dt>Pending</dt>
@@ -238,6 +279,14 @@ export function Destination({
                 </button>
               )}
             </div>
+            {detail.data?.config !== undefined && (
+              <details>
+                <summary>Configuration (secrets redacted)</summary>
+                <pre class="payload config" tabIndex={0} aria-label={`Configuration of ${name}`}>
+                  {JSON.stringify(detail.data.config, null, 2)}
+                </pre>
+              </details>
+            )}
           </>
         ) : (
           <p>Loading…</p>
@@ -245,6 +294,16 @@ export function Destination({
       </section>
 
       <Chart series={stats.series(name)} title={`${name}, last ${span}`} />
+
+      {status?.type === 'webhook' && (
+        <SigningSecret
+          name={name}
+          onChanged={() => {
+            onChanged();
+            detail.refresh();
+          }}
+        />
+      )}
 
       <section aria-labelledby="dead-heading">
         <h2 id="dead-heading">Dead letters</h2>

@@ -84,7 +84,14 @@ export function Overview({
                   <tr key={d.name}>
                     <th scope="row">
                       <a href={href({ view: 'destination', name: d.name })}>{d.name}</a>
-                      <span class="type"> {d.type}</span>
+                      <span class="type">
+                        {' '}
+                        {d.type}
+                        {d.origin === undefined ? '' : ` · ${d.origin === 'file' ? 'file' : 'API'}`}
+                      </span>
+                      {d.eventTypes != null && (
+                        <span class="type event-types"> {d.eventTypes.join(', ')}</span>
+                      )}
                     </th>
                     <td>
                       <State state={d.state} />

@@ -5,13 +5,27 @@
 import type {
   AttemptJson,
   DeliveryStatusJson,
-  DestinationStatus,
+  DestinationDetailJson,
+  DestinationItemJson,
   MessageDetailJson,
   MessageSummaryJson,
+  RotateSecretAnswer,
 } from '../src/adminSchemas.js';
 
 /** A destination as `GET /admin/destinations` lists it. */
-export type { DestinationStatus };
+export type DestinationStatus = DestinationItemJson;
+
+/** `GET /admin/destinations/{name}`: the status, its version (api only) and redacted config. */
+export type DestinationDetail = DestinationDetailJson;
+
+/** `POST /admin/destinations/{name}/rotate-secret`. */
+export type RotatedSecret = RotateSecretAnswer;
+
+/** How the page's requests are allowed: `GET /ui/session` (server.ts). */
+export interface UiSession {
+  auth: 'bearer' | 'cookie' | 'loopback';
+}
+
 /** A delivery's status in the log. */
 export type DeliveryStatus = DeliveryStatusJson;
 /** One line of `GET /admin/messages`. */
@@ -24,10 +38,13 @@ export type MessageDetail = MessageDetailJson;
 /** An answer other than 2xx: `status` and the API's own `error` text. */
 export class ApiError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** The API's own `error` text, without the method, path and status. */
+  readonly reason: string;
+  constructor(status: number, message: string, reason = message) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
+    this.reason = reason;
   }
 }
 
@@ -37,40 +54,49 @@ export function errorText(error: unknown): string {
   return typeof error === 'string' ? error : JSON.stringify(error);
 }
 
-const TOKEN_KEY = 'eventsinks-relay-token';
+/**
+ * Sent with every call: a request signed in by the dashboard's cookie that changes something
+ * must carry it (server.ts's check against cross-site request forgery).
+ */
+const UI_HEADER = { 'x-eventsinks-ui': '1' };
 
-/** The bearer token the operator entered (kept for this tab only), if any. */
-export function token(): string | null {
-  return sessionStorage.getItem(TOKEN_KEY);
-}
-
-/** Keeps `value` as the bearer token of every later call (this tab only); empty forgets it. */
-export function setToken(value: string): void {
-  if (value === '') sessionStorage.removeItem(TOKEN_KEY);
-  else sessionStorage.setItem(TOKEN_KEY, value);
-}
-
-async function call(method: 'GET' | 'POST', path: string): Promise<Response> {
-  const headers: Record<string, string> = { accept: 'application/json' };
-  const bearer = token();
-  if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
-  const response = await fetch(new URL(`../${path}`, document.baseURI), { method, headers });
+async function call(
+  method: 'GET' | 'POST',
+  path: string,
+  body?: Record<string, unknown>,
+): Promise<Response> {
+  const headers: Record<string, string> = { accept: 'application/json', ...UI_HEADER };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  // The session cookie goes with it (same origin); no token is ever kept in the page.
+  const response = await fetch(new URL(`../${path}`, document.baseURI), {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   if (!response.ok) {
     const text = await response.text();
     let message = text.trim() || response.statusText;
     try {
-      const body = JSON.parse(text) as { error?: unknown };
-      if (typeof body.error === 'string') message = body.error;
+      const answer = JSON.parse(text) as { error?: unknown };
+      if (typeof answer.error === 'string') message = answer.error;
     } catch {
       // Not JSON (a proxy's page): its text is the message.
     }
-    throw new ApiError(response.status, `${method} /${path}: ${response.status} ${message}`);
+    throw new ApiError(
+      response.status,
+      `${method} /${path}: ${response.status} ${message}`,
+      message,
+    );
   }
   return response;
 }
 
-async function json<T>(method: 'GET' | 'POST', path: string): Promise<T> {
-  return (await (await call(method, path)).json()) as T;
+async function json<T>(
+  method: 'GET' | 'POST',
+  path: string,
+  body?: Record<string, unknown>,
+): Promise<T> {
+  return (await (await call(method, path, body)).json()) as T;
 }
 
 const seg = encodeURIComponent;
@@ -108,4 +134,13 @@ export const api = {
       )
     ).replayed,
   metrics: async (): Promise<string> => (await call('GET', 'metrics')).text(),
+  destination: (name: string): Promise<DestinationDetail> =>
+    json('GET', `admin/destinations/${seg(name)}`),
+  rotateSecret: (name: string, grace: string): Promise<RotatedSecret> =>
+    json('POST', `admin/destinations/${seg(name)}/rotate-secret`, grace === '' ? {} : { grace }),
+  /** How this page is signed in (`ui/session`, beside the page). */
+  session: async (): Promise<UiSession | undefined> => {
+    const response = await fetch(new URL('session', document.baseURI), { headers: UI_HEADER });
+    return response.ok ? ((await response.json()) as UiSession) : undefined;
+  },
 };

@@ -5,7 +5,7 @@ import 'uplot/dist/uPlot.min.css';
 import './app.css';
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { ApiError, api, errorText, setToken, token, type DestinationStatus } from './api.js';
+import { ApiError, api, errorText, type DestinationStatus, type UiSession } from './api.js';
 import { Destination } from './Destination.js';
 import { time } from './format.js';
 import { href, usePoll, useRoute, type Route } from './hooks.js';
@@ -52,28 +52,28 @@ function Search() {
   );
 }
 
-function TokenForm({ reason }: { reason: string }) {
-  const [value, setValue] = useState('');
+/** Shown when the relay refuses the page's calls: the session expired or was ended. */
+function SignedOut({ reason }: { reason: string }) {
   return (
-    <form
-      class="token"
-      onSubmit={(event) => {
-        event.preventDefault();
-        setToken(value.trim());
-        location.reload();
-      }}
-    >
-      <p role="alert">{reason}</p>
-      <label for="token">Admin token</label>
-      <input
-        id="token"
-        type="password"
-        autoComplete="current-password"
-        value={value}
-        onInput={(event) => setValue(event.currentTarget.value)}
-      />
-      <button type="submit">Use token</button>
-      {token() !== null && <p>The token entered before was refused.</p>}
+    <div class="token">
+      <p role="alert">The relay refused the dashboard's request: {reason}</p>
+      <p>
+        <a href="login">Sign in again</a> with the admin token.
+      </p>
+    </div>
+  );
+}
+
+/** Sign out: a plain form (no script needed), shown when the page is signed in by cookie. */
+function SignOut() {
+  const [session, setSession] = useState<UiSession | undefined>();
+  useEffect(() => {
+    api.session().then(setSession, () => setSession(undefined));
+  }, []);
+  if (session?.auth !== 'cookie') return null;
+  return (
+    <form class="sign-out" method="post" action="logout">
+      <button type="submit">Sign out</button>
     </form>
   );
 }
@@ -124,7 +124,7 @@ function App() {
   const unauthorized = error instanceof ApiError && error.status === 401;
   const destinations = snapshot.data?.destinations;
   let view;
-  if (unauthorized) view = <TokenForm reason={error.message} />;
+  if (unauthorized) view = <SignedOut reason={error.reason} />;
   else if (route.view === 'destination') {
     view = (
       <Destination
@@ -167,6 +167,7 @@ function App() {
           </ul>
         </nav>
         <Search />
+        <SignOut />
       </header>
       <main id="main" ref={heading}>
         {error !== undefined && !unauthorized && (

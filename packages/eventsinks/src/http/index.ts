@@ -8,7 +8,12 @@ export { WebhookSink } from './WebhookSink.js';
 export type { WebhookSinkOptions } from './WebhookSink.js';
 export { httpRetryStrategy } from './httpRetryStrategy.js';
 export type { HttpRetryStrategyOptions } from './httpRetryStrategy.js';
-export { signWebhook, verifyWebhook, DEFAULT_WEBHOOK_TOLERANCE } from './signing.js';
+export {
+  signWebhook,
+  signWebhookAll,
+  verifyWebhook,
+  DEFAULT_WEBHOOK_TOLERANCE,
+} from './signing.js';
 export type {
   VerifyWebhookOptions,
   VerifiedWebhook,

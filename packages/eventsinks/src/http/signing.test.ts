@@ -6,7 +6,7 @@ import { Breaker } from '../retry/Breaker.js';
 import { RetryingSink } from '../RetryingSink.js';
 import { isWebhookVerificationError, type WebhookVerificationReason } from './errors.js';
 import { HttpSink } from './HttpSink.js';
-import { signWebhook, verifyWebhook } from './signing.js';
+import { signWebhook, signWebhookAll, verifyWebhook } from './signing.js';
 import { reply, startServer, type Received, type TestServer } from './test-utils.js';
 
 const secret = `whsec_${randomBytes(24).toString('base64')}`;
@@ -252,5 +252,47 @@ describe('Standard Webhooks signing', () => {
       (e: unknown) => e instanceof TypeError && !String(e).includes('secret%%%'),
     );
     await assert.rejects(verifyWebhook(secret, {}, '', { tolerance: -1 }), /`tolerance`/);
+  });
+
+  it('signWebhookAll signs with every secret; a receiver with any one of them verifies', async () => {
+    const second = `whsec_${randomBytes(32).toString('base64')}`;
+    const stranger = `whsec_${randomBytes(32).toString('base64')}`;
+    const body = '{"rotation":true}';
+    const timestamp = Math.floor(Date.now() / 1000);
+    const header = await signWebhookAll([secret, second], 'msg_r', timestamp, body);
+    // One signWebhook signature per secret, in order, space-separated.
+    assert.equal(
+      header,
+      `${await signWebhook(secret, 'msg_r', timestamp, body)} ${await signWebhook(second, 'msg_r', timestamp, body)}`,
+    );
+    const headers = {
+      'webhook-id': 'msg_r',
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': header,
+    };
+    for (const key of [secret, second]) {
+      assert.deepEqual(await verifyWebhook(key, headers, body), { id: 'msg_r', timestamp });
+      new Webhook(key).verify(body, headers); // the official library, too
+    }
+    assert.equal(await reason(verifyWebhook(stranger, headers, body)), 'invalid-signature');
+    assert.throws(() => new Webhook(stranger).verify(body, headers), /No matching signature/);
+    // One secret gives exactly signWebhook's value.
+    assert.equal(
+      await signWebhookAll([second], 'msg_r', timestamp, new TextEncoder().encode(body)),
+      await signWebhook(second, 'msg_r', timestamp, body),
+    );
+  });
+
+  it('signWebhookAll refuses no secrets and names a bad one by index, never showing it', async () => {
+    await assert.rejects(signWebhookAll([], 'msg', 1, ''), /non-empty array.*an empty array/);
+    await assert.rejects(
+      signWebhookAll('whsec_abc' as unknown as string[], 'msg', 1, ''),
+      /non-empty array.*string/,
+    );
+    await assert.rejects(
+      signWebhookAll([secret, 'whsec_%%%hidden%%%'], 'msg', 1, ''),
+      (e: unknown) =>
+        e instanceof TypeError && /`secrets\[1\]`/.test(String(e)) && !String(e).includes('hidden'),
+    );
   });
 });

@@ -99,6 +99,43 @@ export async function signWebhook(
 }
 
 /**
+ * Signs a webhook with several secrets at once, for secret rotation: one `v1,` signature per
+ * secret (as {@link signWebhook} makes it), space-separated in one `webhook-signature` value.
+ * A receiver holding any one of the secrets verifies the request (Standard Webhooks accepts
+ * any matching signature of the list), so a sender can sign with the old and the new secret
+ * while receivers switch.
+ *
+ * @param secrets - the `whsec_…` secrets, at least one; the signatures follow their order.
+ * @param id - the message id (`webhook-id`).
+ * @param timestamp - seconds since the epoch (`webhook-timestamp`).
+ * @param body - the exact request body.
+ * @returns the value of `webhook-signature`, e.g. `"v1,<sigA> v1,<sigB>"`.
+ * @throws TypeError if `secrets` is empty or not an array, or one of them is not a valid
+ *   secret (the message names its index, never the secret).
+ * @example
+ * ```ts
+ * // During a rotation: receivers with either secret verify the request.
+ * const signature = await signWebhookAll([newSecret, oldSecret], 'msg_1', Math.floor(Date.now() / 1000), body);
+ * ```
+ */
+export async function signWebhookAll(
+  secrets: readonly string[],
+  id: string,
+  timestamp: number,
+  body: WebhookBody,
+): Promise<string> {
+  if (!Array.isArray(secrets) || secrets.length === 0) {
+    throw new TypeError(
+      `Expected \`secrets\` to be a non-empty array of whsec_… secrets, got ${Array.isArray(secrets) ? 'an empty array' : typeof secrets}`,
+    );
+  }
+  const bytes = bodyBytes(body);
+  const keys = await Promise.all(secrets.map((secret, i) => importSecret(`secrets[${i}]`, secret)));
+  const signatures = await Promise.all(keys.map((key) => hmac(key, id, timestamp, bytes)));
+  return signatures.map((signature) => `v1,${base64Encode(signature)}`).join(' ');
+}
+
+/**
  * Verifies a Standard Webhooks request, for receivers: the `webhook-signature` header must hold
  * a `v1` signature of `` `${webhook-id}.${webhook-timestamp}.${body}` `` under `secret`, and the
  * timestamp must be within `tolerance` of now. Signatures are compared in constant time.

@@ -6,8 +6,9 @@
 // HttpEncodeError), so the target maps them exactly as it mapped HttpSink's.
 import { STATUS_CODES } from 'node:http';
 import { SinkClosedError } from 'eventsinks';
-import { HttpStatusError, HttpTransportError, signWebhook } from 'eventsinks/http';
+import { HttpStatusError, HttpTransportError, signWebhookAll } from 'eventsinks/http';
 import { Agent, interceptors, type Dispatcher } from 'undici';
+import { secretsAt, type SigningKey } from '../signing.js';
 
 /** Most bytes of a response body a {@link WebhookClient} reads (64 KiB), as HttpSink does. */
 export const MAX_RESPONSE_BODY = 64 * 1024;
@@ -29,6 +30,17 @@ export interface WebhookClientOptions {
   connections: number;
   /** Sign every request the Standard Webhooks way with this `whsec_…` secret. */
   secret?: string | undefined;
+  /**
+   * Sign with each of these secrets that has not expired at send time (with `secret` too,
+   * when both are given): one signature per secret in `webhook-signature`, for rotation.
+   * When every one has expired, the one that expired last signs, and `onWarning` is told
+   * once: a request is never sent unsigned.
+   */
+  secrets?: readonly SigningKey[] | undefined;
+  /** The clock the secrets' expiry is checked against, in ms; default `Date.now`. */
+  now?: (() => number) | undefined;
+  /** Told (once per client) that every secret has expired. Default: a process warning. */
+  onWarning?: ((message: string) => void) | undefined;
 }
 
 /** What the receiver answered with a 2xx. */
@@ -62,10 +74,21 @@ export class WebhookClient {
   readonly #agent: Agent;
   readonly #dispatcher: Dispatcher;
   readonly #inflight = new Set<AbortController>();
+  readonly #keys: readonly SigningKey[];
+  #warnedExpired = false;
   #closed = false;
 
   constructor(url: string, options: WebhookClientOptions) {
-    if (options.secret !== undefined) validateSecretShape(options.secret);
+    const keys: SigningKey[] = [];
+    if (options.secret !== undefined) {
+      validateSecretShape(options.secret, 'signing.secret');
+      keys.push({ secret: options.secret });
+    }
+    (options.secrets ?? []).forEach((key, i) => {
+      validateSecretShape(key.secret, `signing.secrets[${i}].secret`);
+      keys.push(key);
+    });
+    this.#keys = keys;
     const parsed = new URL(url);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(options.headers)) {
@@ -101,21 +124,29 @@ export class WebhookClient {
   }
 
   /**
-   * Sends `body` (JSON) with `webhook-id: id`, signed when a secret is set.
+   * Sends `body` (JSON) with `webhook-id: id`, signed when a secret is set (with every secret
+   * not yet expired).
    *
    * @throws HttpStatusError for a non-2xx answer, HttpTransportError when no answer came (or
    * not within the timeout), SinkClosedError when `close` cut the request off.
    */
   async send(body: string, id: string): Promise<WebhookResponse> {
     if (this.#closed) throw new SinkClosedError('the webhook client is closed');
-    const { method, timeout, secret } = this.#options;
+    const { method, timeout } = this.#options;
     const headers: Record<string, string> = { ...this.#headers };
     headers['content-type'] = 'application/json';
     headers['webhook-id'] = id;
-    if (secret !== undefined) {
+    if (this.#keys.length > 0) {
+      // The timestamp is the real time (receivers check it against theirs); only the expiry
+      // of the secrets follows the injectable clock.
       const timestamp = Math.floor(Date.now() / 1000);
       headers['webhook-timestamp'] = String(timestamp);
-      headers['webhook-signature'] = await signWebhook(secret, id, timestamp, body);
+      headers['webhook-signature'] = await signWebhookAll(
+        this.#signingSecrets(),
+        id,
+        timestamp,
+        body,
+      );
       // close() may have come while signing.
       if (this.#closed) throw new SinkClosedError('the webhook client is closed');
     }
@@ -167,6 +198,19 @@ export class WebhookClient {
       clearTimeout(timer);
       this.#inflight.delete(controller);
     }
+  }
+
+  /** The secrets that sign now; warns once when all have expired (the last one still signs). */
+  #signingSecrets(): string[] {
+    const now = this.#options.now?.() ?? Date.now();
+    const { secrets, allExpired } = secretsAt(this.#keys, now);
+    if (allExpired && !this.#warnedExpired) {
+      this.#warnedExpired = true;
+      const message = `every signing secret of ${this.url} has expired: still signing with the one that expired last; rotate the secret (POST /admin/destinations/{name}/rotate-secret) or give one without expiresAt`;
+      if (this.#options.onWarning) this.#options.onWarning(message);
+      else process.emitWarning(message);
+    }
+    return secrets;
   }
 
   /**
@@ -223,11 +267,11 @@ export function parseRetryAfter(value: string | null, now: number): number | und
 
 // As HttpSink's constructor: a key that cannot be base64 fails when the target is made, not
 // as a dead letter per event. (The schema checks the `whsec_` prefix and the alphabet.)
-function validateSecretShape(secret: string): void {
+function validateSecretShape(secret: string, name: string): void {
   const key = secret.startsWith('whsec_') ? secret.slice(6) : secret;
   if (key.length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || key.length % 4 === 1) {
     throw new TypeError(
-      `Expected \`signing.secret\` to be a non-empty base64 key, optionally prefixed with whsec_; got a ${secret.length}-character string that is not`,
+      `Expected \`${name}\` to be a non-empty base64 key, optionally prefixed with whsec_; got a ${secret.length}-character string that is not`,
     );
   }
 }

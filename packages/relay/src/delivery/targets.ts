@@ -8,6 +8,7 @@ import type { Envelope } from '../envelope.js';
 import { describeError } from '../logger.js';
 import type { DestinationConfig } from '../schema.js';
 import type { AttemptOutcome, Target } from './Target.js';
+import { signingKeys } from '../signing.js';
 import { WebhookClient } from './WebhookClient.js';
 
 /**
@@ -28,6 +29,10 @@ export interface TargetContext {
    * error between writes). Default: a process warning.
    */
   onError?(error: unknown, during: string): void;
+  /** Told of a condition worth a warning (every signing secret expired). Default: a process warning. */
+  warn?(message: string): void;
+  /** The clock webhook signing secrets' `expiresAt` is checked against; default `Date.now`. */
+  now?(): number;
 }
 
 /**
@@ -50,7 +55,7 @@ export function createTarget(config: DestinationConfig, context: TargetContext):
       process.emitWarning(`${config.name}: ${during}: ${oneLine(describeError(error))}`));
   switch (config.type) {
     case 'webhook':
-      return webhookTarget(config, report);
+      return webhookTarget(config, report, context);
     case 'stdout':
       return streamTarget(context.stdout, report);
     case 'file':
@@ -211,7 +216,7 @@ interface Heard {
   body: string;
 }
 
-function webhookTarget(config: WebhookConfig, report: Report): Target {
+function webhookTarget(config: WebhookConfig, report: Report, context: TargetContext): Target {
   // undici's request on connections sized to the concurrency, not HttpSink's global fetch:
   // fetch's per-request CPU capped delivery far below the destination's concurrency.
   const client = new WebhookClient(config.url, {
@@ -220,7 +225,11 @@ function webhookTarget(config: WebhookConfig, report: Report): Target {
     timeout: config.timeout,
     followRedirects: config.followRedirects,
     connections: config.concurrency,
-    secret: config.signing?.secret,
+    // Every secret of `signing`; each signs until its expiresAt (rotation).
+    secrets: signingKeys(config.signing),
+    // Without a warn hook, WebhookClient's own default (a process warning).
+    onWarning: context.warn && ((message) => context.warn!(message)),
+    now: context.now && (() => context.now!()),
   });
   const attempts = new Attempts((signal) => client.close(signal), report);
   return {

@@ -60,6 +60,7 @@ import type {
   StoreOptions,
   StoredMessage,
 } from './Store.js';
+import { DestinationSpecConflictError } from './Store.js';
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions extends StoreOptions {
@@ -186,6 +187,24 @@ const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
+interface SpecRow {
+  name: string;
+  config: Record<string, unknown>;
+  version: number;
+  created_at: number;
+  updated_at: number;
+}
+
+function toSpec(row: SpecRow): DestinationSpec {
+  return {
+    name: row.name,
+    config: row.config,
+    version: row.version,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
 /** The newest schema version this code knows. */
 export const POSTGRES_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
 
@@ -302,6 +321,7 @@ export class PostgresStore implements Store {
   readonly #schema: string;
   readonly #s: string;
   readonly #channel: string;
+  readonly #specChannel: string;
   readonly #retention: number;
   readonly #leaseTimeout: number;
   readonly #owner: string;
@@ -319,6 +339,7 @@ export class PostgresStore implements Store {
   #applied: number[] = [];
 
   readonly #listeners = new Set<(destination: string) => void>();
+  readonly #specListeners = new Set<() => void>();
   readonly #claimed = new Set<string>();
   #listenClient: Client | undefined;
   #listenRetry: NodeJS.Timeout | undefined;
@@ -339,6 +360,7 @@ export class PostgresStore implements Store {
     this.#schema = schema;
     this.#s = `"${schema}"`;
     this.#channel = `${schema}.deliveries`;
+    this.#specChannel = `${schema}.specs`;
     this.#retention = options.retention;
     this.#leaseTimeout = options.leaseTimeout ?? 30_000;
     this.#owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -391,7 +413,8 @@ export class PostgresStore implements Store {
     this.#healthy = true;
     this.#opened = true;
     // Subscribed before open: listening needs the driver, loaded only now.
-    if (this.#listeners.size > 0 && this.#listenClient === undefined) this.#listen();
+    if (this.#listeners.size + this.#specListeners.size > 0 && this.#listenClient === undefined)
+      this.#listen();
   }
 
   // bigint columns (seq, ms timestamps) as numbers: they stay far below 2^53.
@@ -444,6 +467,7 @@ export class PostgresStore implements Store {
     clearTimeout(this.#probe);
     clearTimeout(this.#listenRetry);
     this.#listeners.clear();
+    this.#specListeners.clear();
     const listen = this.#listenClient;
     this.#listenClient = undefined;
     await listen?.end().catch(() => undefined);
@@ -467,25 +491,98 @@ export class PostgresStore implements Store {
   }
 
   /** False while PostgreSQL is unreachable; see {@link Store.healthy}. */
-  // Contract of issue 16/15, implemented by the store work (see Store.ts).
-  listDestinationSpecs(): Promise<DestinationSpec[]> {
-    return Promise.reject(new Error('listDestinationSpecs: not implemented yet'));
+  /** Every stored destination spec, by name; see {@link Store.listDestinationSpecs}. */
+  async listDestinationSpecs(): Promise<DestinationSpec[]> {
+    const rows = await this.#query<SpecRow>(
+      'listDestinationSpecs',
+      `SELECT * FROM ${this.#s}.destination_specs ORDER BY name`,
+    );
+    return rows.map(toSpec);
   }
 
-  putDestinationSpec(
-    _name: string,
-    _config: Record<string, unknown>,
-    _expectedVersion?: number,
+  /**
+   * Creates or replaces a spec; the version check and the write are one statement, so two
+   * relays writing at once cannot both pass it. Notifies the other relays at commit.
+   */
+  async putDestinationSpec(
+    name: string,
+    config: Record<string, unknown>,
+    expectedVersion?: number,
   ): Promise<DestinationSpec> {
-    return Promise.reject(new Error('putDestinationSpec: not implemented yet'));
+    const s = this.#s;
+    const now = this.#now();
+    const json = JSON.stringify(config);
+    return this.#tx('putDestinationSpec', async (c) => {
+      const result =
+        expectedVersion === undefined
+          ? await c.query<SpecRow>(
+              `INSERT INTO ${s}.destination_specs AS t (name, config, version, created_at, updated_at)
+               VALUES ($1, $2::jsonb, 1, $3, $3)
+               ON CONFLICT (name) DO UPDATE SET config = EXCLUDED.config,
+                 version = t.version + 1, updated_at = EXCLUDED.updated_at
+               RETURNING *`,
+              [name, json, now],
+            )
+          : expectedVersion === 0
+            ? await c.query<SpecRow>(
+                `INSERT INTO ${s}.destination_specs (name, config, version, created_at, updated_at)
+                 VALUES ($1, $2::jsonb, 1, $3, $3) ON CONFLICT (name) DO NOTHING RETURNING *`,
+                [name, json, now],
+              )
+            : await c.query<SpecRow>(
+                `UPDATE ${s}.destination_specs SET config = $2::jsonb, version = version + 1,
+                   updated_at = $3 WHERE name = $1 AND version = $4 RETURNING *`,
+                [name, json, now, expectedVersion],
+              );
+      const row = result.rows[0];
+      if (row === undefined) {
+        const actual = await c.query<{ version: number }>(
+          `SELECT version FROM ${s}.destination_specs WHERE name = $1`,
+          [name],
+        );
+        throw new DestinationSpecConflictError(
+          name,
+          expectedVersion ?? 0,
+          actual.rows[0]?.version ?? 0,
+        );
+      }
+      await c.query('SELECT pg_notify($1, $2)', [this.#specChannel, name]);
+      return toSpec(row);
+    });
   }
 
-  deleteDestinationSpec(_name: string): Promise<boolean> {
-    return Promise.reject(new Error('deleteDestinationSpec: not implemented yet'));
+  /** Deletes a spec and notifies the other relays; see {@link Store.deleteDestinationSpec}. */
+  async deleteDestinationSpec(name: string): Promise<boolean> {
+    return this.#tx('deleteDestinationSpec', async (c) => {
+      const result = await c.query(`DELETE FROM ${this.#s}.destination_specs WHERE name = $1`, [
+        name,
+      ]);
+      const deleted = (result.rowCount ?? 0) > 0;
+      if (deleted) await c.query('SELECT pg_notify($1, $2)', [this.#specChannel, name]);
+      return deleted;
+    });
   }
 
-  subscribeSpecs(_listener: () => void): () => void {
-    return () => undefined;
+  /**
+   * Hears spec changes of every relay on this schema (NOTIFY on the LISTEN connection
+   * `subscribe` uses); see {@link Store.subscribeSpecs}.
+   */
+  subscribeSpecs(listener: () => void): () => void {
+    this.#specListeners.add(listener);
+    if (this.#listenClient === undefined && this.#listenRetry === undefined) this.#listen();
+    return () => {
+      this.#specListeners.delete(listener);
+    };
+  }
+
+  #specsChanged(): void {
+    for (const listener of this.#specListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.#onError(error, 'spec subscriber threw');
+      }
+    }
   }
 
   release(_destination: string, _seqs: readonly number[]): Promise<void> {
@@ -529,7 +626,8 @@ export class PostgresStore implements Store {
   }
 
   #error(what: string, error: unknown): Error {
-    if (error instanceof PostgresStoreError) return error;
+    if (error instanceof PostgresStoreError || error instanceof DestinationSpecConflictError)
+      return error;
     this.#unreachable(error);
     const reason = isUnreachable(error)
       ? `PostgreSQL is unreachable (${messageOf(error)})`
@@ -1302,14 +1400,19 @@ export class PostgresStore implements Store {
     client.on('end', () => onLost(new Error('the LISTEN connection ended')));
     client.on('notification', (n) => {
       if (n.channel === this.#channel && n.payload !== undefined) this.#wake(n.payload);
+      else if (n.channel === this.#specChannel) this.#specsChanged();
     });
     this.#listenClient = client;
     client
       .connect()
-      .then(() => client.query(`LISTEN "${this.#channel}"`))
+      .then(() => client.query(`LISTEN "${this.#channel}"; LISTEN "${this.#specChannel}"`))
       .then(() => {
         this.#listenFailures = 0;
-        if (this.#listenedBefore) for (const d of this.#claimed) this.#wake(d);
+        if (this.#listenedBefore) {
+          for (const d of this.#claimed) this.#wake(d);
+          // Changes made while not listening were not heard.
+          this.#specsChanged();
+        }
         this.#listenedBefore = true;
       })
       .catch(onLost);

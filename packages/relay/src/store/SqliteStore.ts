@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { QueueLockedError } from 'eventsinks/sqlite';
 import { LocalLeases } from './LocalLeases.js';
+import { DestinationSpecConflictError } from './Store.js';
 import type {
   Attempt,
   AttemptRecord,
@@ -150,6 +151,24 @@ interface PendingRow {
   batch_id: string | null;
 }
 
+interface SpecRow {
+  name: string;
+  config: string;
+  version: number;
+  created_at: number;
+  updated_at: number;
+}
+
+function toSpec(row: SpecRow): DestinationSpec {
+  return {
+    name: row.name,
+    config: JSON.parse(row.config) as Record<string, unknown>,
+    version: row.version,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
 interface SummaryRow {
   seq: number;
   id: string;
@@ -211,6 +230,14 @@ function runChunked(
 
 function prepare(db: Database.Database) {
   return {
+    specs: db.prepare<[], SpecRow>('SELECT * FROM destination_specs ORDER BY name'),
+    spec: db.prepare<[string], SpecRow>('SELECT * FROM destination_specs WHERE name = ?'),
+    putSpec: db.prepare<[string, string, number, number, number]>(
+      `INSERT INTO destination_specs (name, config, version, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET config = excluded.config,
+       version = excluded.version, updated_at = excluded.updated_at`,
+    ),
+    deleteSpec: db.prepare<[string]>('DELETE FROM destination_specs WHERE name = ?'),
     idempotencyGet: db
       .prepare<[string], string>('SELECT answer FROM idempotency WHERE key = ?')
       .pluck(),
@@ -496,6 +523,7 @@ export class SqliteStore implements Store {
   readonly #pages = new Map<string, Database.Statement<(string | number)[], SummaryRow>>();
   #closed = false;
   // One owner per file: leases and wake-ups need not leave the process.
+  readonly #specListeners = new Set<() => void>();
   readonly #leases = new LocalLeases((d, after, limit) => this.pending(d, after, limit));
 
   /** @throws TypeError naming a bad option. Nothing is opened before {@link SqliteStore.open}. */
@@ -981,25 +1009,70 @@ export class SqliteStore implements Store {
   }
 
   /** True while open: the file is local. */
-  // Contract of issue 16/15, implemented by the store work (see Store.ts).
+  /** Every stored destination spec, by name; see {@link Store.listDestinationSpecs}. */
   listDestinationSpecs(): Promise<DestinationSpec[]> {
-    return Promise.reject(new Error('listDestinationSpecs: not implemented yet'));
+    return this.#run(() => this.#statements().specs.all().map(toSpec));
   }
 
+  /** Creates or replaces a spec, checking `expectedVersion`; see {@link Store.putDestinationSpec}. */
   putDestinationSpec(
-    _name: string,
-    _config: Record<string, unknown>,
-    _expectedVersion?: number,
+    name: string,
+    config: Record<string, unknown>,
+    expectedVersion?: number,
   ): Promise<DestinationSpec> {
-    return Promise.reject(new Error('putDestinationSpec: not implemented yet'));
+    return this.#run(() => {
+      const s = this.#statements();
+      const spec = this.#database().transaction(() => {
+        const row = s.spec.get(name);
+        const actual = row?.version ?? 0;
+        if (expectedVersion !== undefined && expectedVersion !== actual) {
+          throw new DestinationSpecConflictError(name, expectedVersion, actual);
+        }
+        const now = Date.now();
+        const next: SpecRow = {
+          name,
+          config: JSON.stringify(config),
+          version: actual + 1,
+          created_at: row?.created_at ?? now,
+          updated_at: now,
+        };
+        s.putSpec.run(next.name, next.config, next.version, next.created_at, next.updated_at);
+        return toSpec(next);
+      })();
+      this.#notifySpecs();
+      return spec;
+    });
   }
 
-  deleteDestinationSpec(_name: string): Promise<boolean> {
-    return Promise.reject(new Error('deleteDestinationSpec: not implemented yet'));
+  /** Deletes a spec; see {@link Store.deleteDestinationSpec}. */
+  deleteDestinationSpec(name: string): Promise<boolean> {
+    return this.#run(() => {
+      const deleted = this.#statements().deleteSpec.run(name).changes > 0;
+      if (deleted) this.#notifySpecs();
+      return deleted;
+    });
   }
 
-  subscribeSpecs(_listener: () => void): () => void {
-    return () => undefined;
+  /** Spec changes within this process (one relay per file); see {@link Store.subscribeSpecs}. */
+  subscribeSpecs(listener: () => void): () => void {
+    this.#specListeners.add(listener);
+    return () => {
+      this.#specListeners.delete(listener);
+    };
+  }
+
+  // After the change is committed, on a later turn: a listener reads the specs back.
+  #notifySpecs(): void {
+    if (this.#specListeners.size === 0) return;
+    setImmediate(() => {
+      for (const listener of this.#specListeners) {
+        try {
+          listener();
+        } catch (error) {
+          process.emitWarning(`a store spec subscriber threw: ${String(error)}`);
+        }
+      }
+    });
   }
 
   release(_destination: string, _seqs: readonly number[]): Promise<void> {

@@ -2,7 +2,12 @@
 // may know which database is behind the interface.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { NewMessage, Store, StoreOptions } from './Store.js';
+import {
+  DestinationSpecConflictError,
+  type NewMessage,
+  type Store,
+  type StoreOptions,
+} from './Store.js';
 
 let counter = 0;
 
@@ -776,6 +781,104 @@ export function storeConformance(
         ]);
         assert.deepEqual(await store.counts('a'), { pending: 1, delivered: 1, dead: 1 });
         assert.deepEqual(await store.counts('b'), { pending: 1, delivered: 0, dead: 0 });
+      });
+
+      it('creates, versions, replaces and deletes destination specs', async () => {
+        const store = await fresh();
+        assert.deepEqual(await store.listDestinationSpecs(), []);
+        const config = {
+          name: 'b',
+          type: 'webhook',
+          url: 'http://127.0.0.1:1/x',
+          nested: [1, { a: true }],
+        };
+        const created = await store.putDestinationSpec('b', config, 0);
+        assert.equal(created.version, 1);
+        assert.deepEqual(created.config, config);
+        assert.equal(created.createdAt, created.updatedAt);
+        await store.putDestinationSpec('a', { name: 'a', type: 'stdout' });
+        const listed = await store.listDestinationSpecs();
+        assert.deepEqual(
+          listed.map((x) => [x.name, x.version]),
+          [
+            ['a', 1],
+            ['b', 1],
+          ],
+        );
+        assert.deepEqual(listed[1]!.config, config);
+        const replaced = await store.putDestinationSpec('b', { ...config, url: 'http://x/y' }, 1);
+        assert.equal(replaced.version, 2);
+        assert.equal(replaced.createdAt, created.createdAt);
+        assert.equal((await store.listDestinationSpecs())[1]!.config['url'], 'http://x/y');
+        // Without expectedVersion: replaced whatever the version.
+        assert.equal((await store.putDestinationSpec('b', config)).version, 3);
+        assert.equal(await store.deleteDestinationSpec('b'), true);
+        assert.equal(await store.deleteDestinationSpec('b'), false);
+        assert.deepEqual(
+          (await store.listDestinationSpecs()).map((x) => x.name),
+          ['a'],
+        );
+      });
+
+      it('rejects a spec write whose expectedVersion does not match', async () => {
+        const store = await fresh();
+        await store.putDestinationSpec('a', { v: 1 }, 0);
+        await assert.rejects(store.putDestinationSpec('a', { v: 2 }, 0), (error: unknown) => {
+          assert.ok(error instanceof DestinationSpecConflictError);
+          assert.equal(error.code, 'ERR_DESTINATION_SPEC_CONFLICT');
+          assert.equal(error.actual, 1);
+          assert.match(error.message, /"a" exists already/);
+          return true;
+        });
+        await assert.rejects(store.putDestinationSpec('a', { v: 2 }, 5), (error: unknown) => {
+          assert.ok(error instanceof DestinationSpecConflictError);
+          assert.equal(error.expected, 5);
+          return true;
+        });
+        await assert.rejects(store.putDestinationSpec('none', { v: 2 }, 1), (error: unknown) => {
+          assert.ok(error instanceof DestinationSpecConflictError);
+          assert.equal(error.actual, 0);
+          assert.match(error.message, /does not exist/);
+          return true;
+        });
+        assert.deepEqual(
+          (await store.listDestinationSpecs()).map((x) => [x.name, x.config, x.version]),
+          [['a', { v: 1 }, 1]],
+        );
+      });
+
+      it('lets one of two concurrent creates of a spec win', async () => {
+        const store = await fresh();
+        const results = await Promise.allSettled([
+          store.putDestinationSpec('a', { v: 1 }, 0),
+          store.putDestinationSpec('a', { v: 2 }, 0),
+        ]);
+        assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+        assert.equal((await store.listDestinationSpecs())[0]!.version, 1);
+      });
+
+      it('tells spec subscribers of changes', async () => {
+        const store = await fresh();
+        let calls = 0;
+        let heard: () => void = () => undefined;
+        const listener = (): void => {
+          calls++;
+          heard();
+        };
+        const unsubscribe = store.subscribeSpecs(listener);
+        // The PostgreSQL store listens on its own connection: give it time to be listening.
+        for (let i = 0; i < 50 && calls === 0; i++) {
+          const next = new Promise<void>((resolve) => (heard = resolve));
+          await store.putDestinationSpec('a', { i });
+          await Promise.race([next, new Promise((resolve) => setTimeout(resolve, 200))]);
+        }
+        assert.ok(calls > 0, 'a put was heard');
+        const before = calls;
+        const next = new Promise<void>((resolve) => (heard = resolve));
+        await store.deleteDestinationSpec('a');
+        await Promise.race([next, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+        assert.ok(calls > before, 'a delete was heard');
+        unsubscribe();
       });
 
       it('rejects calls after close', async () => {

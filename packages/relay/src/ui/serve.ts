@@ -55,7 +55,8 @@ interface Loaded {
   version: string;
 }
 
-const SECURITY_HEADERS = {
+/** The security headers of every answer under `/ui` (the sign-in page replaces the CSP). */
+export const UI_SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy': UI_CSP,
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
@@ -73,7 +74,7 @@ function answer(
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
-    ...SECURITY_HEADERS,
+    ...UI_SECURITY_HEADERS,
     ...headers,
   });
   res.end(req.method === 'HEAD' ? undefined : text);
@@ -143,7 +144,7 @@ export function createUiHandler(options: UiHandlerOptions = {}): UiHandler {
       etag: file.etag,
       // Behind the admin check: a shared cache must not keep it.
       'cache-control': immutable ? 'private, max-age=31536000, immutable' : 'private, no-cache',
-      ...SECURITY_HEADERS,
+      ...UI_SECURITY_HEADERS,
     };
     const match = req.headers['if-none-match'];
     if (match !== undefined && match.split(/\s*,\s*/).includes(file.etag)) {
