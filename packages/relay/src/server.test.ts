@@ -56,7 +56,9 @@ async function request(
         headers = head;
       },
       end(text: string) {
-        resolve({ status, headers, body: JSON.parse(text) as unknown });
+        // The dashboard's sign-in page is HTML; the rest JSON.
+        const json = String(headers['content-type']).startsWith('application/json');
+        resolve({ status, headers, body: json ? (JSON.parse(text) as unknown) : text });
       },
     } as unknown as ServerResponse;
     handler(req, res);
