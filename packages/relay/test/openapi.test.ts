@@ -8,6 +8,8 @@ import * as z from 'zod';
 import { adminRoutes } from '../src/admin.js';
 import { ADMIN_OPERATIONS, adminOpenApi, type AdminOperation } from '../src/openapi.js';
 import { OPENAPI_PATH } from '../src/server.js';
+import type { ReloadAnswer, DestinationItemJson } from '../src/adminSchemas.js';
+import type { RegistryStatus, ReloadOutcome } from '../src/registry.js';
 import {
   Receiver,
   closeAll,
@@ -27,7 +29,19 @@ const anyParameter = (path: string): string => path.replace(/\{\w*\}/g, '{}');
 const key = (method: string, path: string): string =>
   `${method.toUpperCase()} ${anyParameter(path)}`;
 
+// Compile time: what the registry (registry.ts) answers with is assignable to the documented
+// types, so tsc fails when the two drift apart.
+type Fits<A, B> = [A] extends [B] ? true : false;
+const registryAnswersFit: [
+  Fits<RegistryStatus, DestinationItemJson>,
+  Fits<ReloadOutcome, ReloadAnswer>,
+] = [true, true];
+
 describe('the admin routes and the OpenAPI document', () => {
+  it('the registry answers with the documented types (checked by tsc)', () => {
+    assert.deepEqual(registryAnswersFit, [true, true]);
+  });
+
   it('the handler answers exactly the documented operations', () => {
     const handled = [...adminRoutes(), { method: 'GET', path: OPENAPI_PATH }]
       .map((r) => key(r.method, r.path))
