@@ -26,6 +26,13 @@ import { createStore } from './store/openStore.js';
 import { PostgresStore } from './store/PostgresStore.js';
 import { SqliteStore } from './store/SqliteStore.js';
 import type { NewMessage, PendingDelivery, Store } from './store/Store.js';
+import {
+  startIngest,
+  startTelemetry,
+  traceparentOf,
+  type IngestTrace,
+  type RunningTelemetry,
+} from './telemetry.js';
 
 export interface RelayOptions {
   logger?: Logger;
@@ -63,6 +70,12 @@ export interface AcceptOptions {
   idempotencyKey?: string;
   /** The answer to keep for `idempotencyKey`, from the events' ids. */
   answer?: (envelopes: readonly Envelope[]) => string;
+  /**
+   * The request's ingest span, started and ended by the caller (the http source); without
+   * one, accept makes its own. Its `traceparent` is stored with every event that carries
+   * none in `telemetry.traceparentField`.
+   */
+  trace?: IngestTrace;
 }
 
 /** The relay; `start()` opens the store, the server and the sources, `stop()` drains. */
@@ -89,6 +102,7 @@ export class Relay {
   #stopping: Promise<void> | undefined;
   #purger: ReturnType<typeof setTimeout> | undefined;
   #purging: Promise<void> | undefined;
+  #telemetry: RunningTelemetry | undefined;
 
   constructor(config: RelayConfig, options: RelayOptions = {}) {
     this.config = config;
@@ -141,12 +155,20 @@ export class Relay {
     if (this.#state !== 'created') throw new Error(`relay cannot start when ${this.#state}`);
     this.#state = 'starting';
     const { config, logger, metrics } = this;
+    try {
+      // First: the spans and metrics of everything after it go to the SDK it registers.
+      this.#telemetry = await startTelemetry(config.telemetry, logger);
+    } catch (error) {
+      this.#state = 'stopped';
+      throw error;
+    }
     mkdirSync(config.dataDir, { recursive: true });
     const store = createStore(config);
     try {
       await store.open();
     } catch (error) {
       this.#state = 'stopped';
+      await this.#telemetry?.shutdown();
       throw error;
     }
     // Several relays may start at once on one database: the log says which one migrated.
@@ -191,6 +213,7 @@ export class Relay {
       registry.close();
       await Promise.allSettled(this.#destinations.map((d) => d.close(AbortSignal.abort())));
       await store.close().catch(() => undefined);
+      await this.#telemetry?.shutdown();
       this.#state = 'stopped';
       throw error;
     }
@@ -293,12 +316,39 @@ export class Relay {
     // The destinations chosen below are the ones handed the stored events: the registry
     // changes the list only while no ingest is in between.
     const registry = this.#registry;
-    if (registry === undefined) return this.#accept(events, source, options);
+    if (registry === undefined) return this.#traced(events, source, options);
     await registry.admit();
     try {
-      return await this.#accept(events, source, options);
+      return await this.#traced(events, source, options);
     } finally {
       registry.leave();
+    }
+  }
+
+  /** {@link Relay.accept} inside an ingest span (the caller's, or one of its own). */
+  async #traced(
+    events: Record<string, unknown>[],
+    source: string,
+    options: AcceptOptions,
+  ): Promise<Accepted> {
+    if (options.trace !== undefined) return this.#accept(events, source, options, options.trace);
+    const trace = startIngest(source, undefined);
+    try {
+      const accepted = await this.#accept(events, source, options, trace);
+      trace.end(accepted.replayed !== undefined ? 'replayed' : 'accepted', events.length);
+      return accepted;
+    } catch (error) {
+      trace.end(
+        error instanceof IngestRefusedError
+          ? error.reason
+          : error instanceof SinkClosedError
+            ? 'draining'
+            : 'store_failed',
+        events.length,
+        undefined,
+        error,
+      );
+      throw error;
     }
   }
 
@@ -306,6 +356,7 @@ export class Relay {
     events: Record<string, unknown>[],
     source: string,
     options: AcceptOptions,
+    trace: IngestTrace,
   ): Promise<Accepted> {
     const store = this.#store;
     if (store === undefined || this.#state === 'stopped' || this.#state === 'created')
@@ -331,11 +382,21 @@ export class Relay {
     // Reserved before the first await, so that concurrent requests see each other's events.
     for (const [d, n] of counts) this.#reserved.set(d, (this.#reserved.get(d) ?? 0) + n);
     const destinations = [...counts.keys()];
+    const field = this.config.telemetry.traceparentField;
     const messages: NewMessage[] = envelopes.map((e) => ({
       id: e.id,
       receivedAt: e.receivedAt,
       source: e.source,
       event: e.event,
+      // The event's own traceparent first (a batch may carry events of several traces).
+      ...optionalTraceparent(
+        traceparentOf(e.event, field, trace.traceparent, (value) =>
+          this.logger.debug(
+            { source, id: e.id, field, value: String(value).slice(0, 80) },
+            'ignoring an event field that is not a valid W3C traceparent',
+          ),
+        ),
+      ),
       deliveries: destinations
         .filter((d) => d.takes(e))
         .map((d) => {
@@ -399,6 +460,7 @@ export class Relay {
           attempts: 0,
           nextAt: 0,
           batchId: undefined,
+          traceparent: messages[i]!.traceparent,
         });
         // A duplicate id within one request is stored once: offer it once.
         seqs.delete(e.id);
@@ -563,6 +625,8 @@ export class Relay {
     } catch (error) {
       this.logger.error({ err: error }, 'closing the store failed');
     }
+    // Last: the spans of the drain's attempts are exported too.
+    await this.#telemetry?.shutdown();
     this.#state = 'stopped';
     this.logger.info(
       {
@@ -698,6 +762,10 @@ function inputDestinations(input: unknown): Record<string, unknown>[] | undefine
   if (typeof input !== 'object' || input === null) return undefined;
   const list = (input as { destinations?: unknown }).destinations;
   return Array.isArray(list) ? (list as Record<string, unknown>[]) : undefined;
+}
+
+function optionalTraceparent(traceparent: string | undefined): { traceparent?: string } {
+  return traceparent === undefined ? {} : { traceparent };
 }
 
 /** `127.0.0.1:8080` → ['127.0.0.1', 8080]; `[::1]:80` → ['::1', 80]. */

@@ -127,6 +127,7 @@ export function detailJson(message: MessageDetail): MessageDetailJson {
     receivedAt: iso(message.receivedAt),
     source: message.source,
     event: message.event,
+    ...(message.traceparent !== undefined ? { traceparent: message.traceparent } : {}),
     deliveries: message.deliveries.map((d) => {
       const omitted = Math.max(0, d.attempts.length - MAX_ATTEMPTS_SHOWN);
       const delivery: MessageDetailJson['deliveries'][number] = {
@@ -380,18 +381,20 @@ function pathTemplates(pattern: RegExp): string[] {
   );
 }
 
-/** The request's JSON body (at most {@link MAX_ADMIN_BODY} bytes). */
-async function jsonBody(req: IncomingMessage, optional = false): Promise<unknown> {
+/**
+ * The request's JSON body (at most {@link MAX_ADMIN_BODY} bytes); with `optional`, undefined
+ * for an empty body. A bad body is answered 400 by the admin handler.
+ */
+export async function jsonBody(req: IncomingMessage, optional = false): Promise<unknown> {
   const chunks: Uint8Array[] = [];
   let size = 0;
+  // Read to the end even past the limit: leaving the loop early would destroy the request,
+  // and with it the socket the 400 goes out on.
   for await (const chunk of req as AsyncIterable<Uint8Array>) {
     size += chunk.length;
-    if (size > MAX_ADMIN_BODY) {
-      req.resume();
-      throw new BadParameter(`body: larger than ${MAX_ADMIN_BODY} bytes`);
-    }
-    chunks.push(chunk);
+    if (size <= MAX_ADMIN_BODY) chunks.push(chunk);
   }
+  if (size > MAX_ADMIN_BODY) throw new BadParameter(`body: larger than ${MAX_ADMIN_BODY} bytes`);
   const text = new TextDecoder().decode(Buffer.concat(chunks));
   if (text.trim() === '') {
     if (optional) return undefined;

@@ -228,6 +228,10 @@ export const messageDetailSchema = named(
     receivedAt: isoTime,
     source: z.string(),
     event: z.record(z.string(), z.unknown()),
+    traceparent: z
+      .string()
+      .optional()
+      .meta({ description: 'The W3C traceparent stored with it; absent when it had none.' }),
     deliveries: z.array(
       z.object({
         destination: z.string(),

@@ -179,6 +179,21 @@ describe('merge patch and redaction', () => {
     assert.equal(shown.signing.secret, `whsec_…${SECRET.slice(-4)}`);
     assert.ok(!JSON.stringify(shown).includes(SECRET));
     assert.deepEqual(unredact(shown, stored), stored);
+    const withHeaders = {
+      headers: {
+        authorization: 'Bearer abcdefghijklmnop1234',
+        'x-api-key': 'short',
+        accept: 'json',
+      },
+    };
+    const hidden = redact(withHeaders) as { headers: Record<string, string> };
+    assert.deepEqual(hidden.headers, { authorization: '…1234', 'x-api-key': '…', accept: 'json' });
+    assert.deepEqual(unredact(hidden, withHeaders), withHeaders);
+    assert.deepEqual(
+      unredact({ headers: { authorization: 'Bearer new-token-value' } }, withHeaders),
+      { headers: { authorization: 'Bearer new-token-value' } },
+      'a new value is taken as sent',
+    );
     // An unknown redacted value stays as sent (and fails validation).
     assert.deepEqual(unredact({ s: 'whsec_…zzzz' }, stored), { s: 'whsec_…zzzz' });
   });
@@ -224,6 +239,15 @@ describe('DestinationRegistry', () => {
       eventTypes: ['a.*'],
     });
     assert.deepEqual(patched.eventTypes, ['a.*']);
+
+    const modified = await registry.update('api', (input) => ({ ...input, concurrency: 3 }));
+    assert.equal(modified.version, 4);
+    assert.equal(registry.get('api')!.config.concurrency, 3);
+    assert.equal(registry.input('api')['concurrency'], 3);
+    await assert.rejects(
+      registry.update('filed', (input) => input),
+      FileDestinationError,
+    );
 
     await assert.rejects(registry.replace('filed', { type: 'stdout' }), FileDestinationError);
     await assert.rejects(registry.patch('filed', {}), FileDestinationError);

@@ -185,12 +185,35 @@ export function redactSecret(secret: string): string {
 
 const SECRET = /^whsec_[A-Za-z0-9+/=]+$/;
 
-/** The input form with every `whsec_` secret redacted (see {@link redactSecret}). */
+// Header values that carry credentials are secrets too.
+const SENSITIVE_HEADER =
+  /^(authorization|proxy-authorization|cookie)$|token|secret|key|password|auth/i;
+
+/** A credential header value as answers show it: `…` and its last 4 characters (long ones only). */
+export function redactHeader(value: string): string {
+  return value.length >= 16 ? `…${value.slice(-4)}` : '…';
+}
+
+function redactHeaders(headers: unknown): unknown {
+  if (!isObject(headers)) return redact(headers);
+  return Object.fromEntries(
+    Object.entries(headers).map(([k, v]) =>
+      typeof v === 'string' && SENSITIVE_HEADER.test(k) ? [k, redactHeader(v)] : [k, redact(v)],
+    ),
+  );
+}
+
+/**
+ * The input form with every `whsec_` secret redacted (see {@link redactSecret}), and the
+ * values of credential headers (`authorization`, `x-api-key`, … see {@link redactHeader}).
+ */
 export function redact(value: unknown): unknown {
   if (typeof value === 'string') return SECRET.test(value) ? redactSecret(value) : value;
   if (Array.isArray(value)) return value.map(redact);
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, k === 'headers' ? redactHeaders(v) : redact(v)]),
+    );
   }
   return value;
 }
@@ -206,18 +229,41 @@ function secretsOf(value: unknown, into: Map<string, string>): Map<string, strin
   return into;
 }
 
-/** `body` with every redacted secret that `stored` has put back to the secret it stands for. */
+/**
+ * `body` with every redacted value that `stored` has put back to the secret it stands for: a
+ * `whsec_…` wherever it is, a credential header's value under the same header name.
+ */
 export function unredact(body: unknown, stored: unknown): unknown {
   const secrets = secretsOf(stored, new Map());
-  const walk = (value: unknown): unknown => {
+  const storedHeaders = isObject(stored) && isObject(stored['headers']) ? stored['headers'] : {};
+  const walk = (value: unknown, top: boolean): unknown => {
     if (typeof value === 'string') return secrets.get(value) ?? value;
-    if (Array.isArray(value)) return value.map(walk);
+    if (Array.isArray(value)) return value.map((v) => walk(v, false));
     if (typeof value === 'object' && value !== null) {
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => {
+          if (top && k === 'headers' && isObject(v)) {
+            return [
+              k,
+              Object.fromEntries(
+                Object.entries(v).map(([name, header]) => {
+                  const before = storedHeaders[name];
+                  return typeof before === 'string' &&
+                    SENSITIVE_HEADER.test(name) &&
+                    header === redactHeader(before)
+                    ? [name, before]
+                    : [name, walk(header, false)];
+                }),
+              ),
+            ];
+          }
+          return [k, walk(v, false)];
+        }),
+      );
     }
     return value;
   };
-  return walk(body);
+  return walk(body, true);
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
@@ -278,6 +324,8 @@ export class DestinationRegistry {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #unsubscribe: (() => void) | undefined;
   #closed = false;
+  // The first sync, at start: what it finds is not another relay's change.
+  #starting = false;
   // Spec versions found invalid (logged once each), by name.
   readonly #invalid = new Map<string, number>();
 
@@ -317,7 +365,12 @@ export class DestinationRegistry {
    * re-read every {@link RESYNC_MS}.
    */
   async follow(): Promise<void> {
-    await this.sync();
+    this.#starting = true;
+    try {
+      await this.sync();
+    } finally {
+      this.#starting = false;
+    }
     this.#unsubscribe = this.#context.store.subscribeSpecs(() => this.#syncSoon());
     this.#schedule();
   }
@@ -506,8 +559,13 @@ export class DestinationRegistry {
   ): Promise<RegistryDetail> {
     return this.#serial(async () => {
       const entry = this.#apiEntry(name);
-      return this.#change(entry, edit(structuredClone(entry.input)), what);
+      return this.#change(entry, { ...edit(structuredClone(entry.input)), name }, what);
     });
+  }
+
+  /** The input form of `name`, secrets included (for routes that need them; never answer it). */
+  input(name: string): Record<string, unknown> {
+    return structuredClone(this.#entry(name).input);
   }
 
   #apiEntry(name: string): Entry {
@@ -708,7 +766,9 @@ export class DestinationRegistry {
           await this.#add(config, spec.config, 'api', spec.version);
           this.#log.info(
             { destination: spec.name, version: spec.version },
-            'destination created over the API (by another relay)',
+            this.#starting
+              ? 'destination created over the API started'
+              : 'destination created over the API (by another relay)',
           );
         } else {
           await this.#swap(entry, config, spec.config, spec.version);

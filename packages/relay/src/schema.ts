@@ -300,6 +300,26 @@ const source = z.discriminatedUnion('type', [
 
 /** The HTTP server: ingest (with an http source), /metrics, /healthz, /readyz, admin. */
 const server = z.strictObject({ listen: hostPort.default('127.0.0.1:8080') }).prefault({});
+/**
+ * OpenTelemetry (src/telemetry.ts): where a W3C `traceparent` may come from besides the http
+ * source's header, and the OTLP/HTTP collector that spans and metrics go to.
+ */
+const telemetry = z
+  .strictObject({
+    /** A field path of the event holding its `traceparent`; preferred to the request's header. */
+    traceparentField: fieldPath.optional(),
+    /** Export traces and metrics over OTLP/HTTP (needs the optional @opentelemetry packages). */
+    otlp: z
+      .strictObject({
+        /** The collector's base URL, e.g. `http://127.0.0.1:4318`; `/v1/traces` and `/v1/metrics` are appended. */
+        endpoint: httpUrl,
+        /** Headers sent with every export (e.g. an API key). */
+        headers: z.record(z.string(), z.string()).optional(),
+      })
+      .optional(),
+  })
+  .prefault({});
+
 /** Where each destination's durable queue and dead letters live. */
 const dataDir = z.string().min(1).default('./.eventsinks');
 const durability = z.enum(['process', 'power']).default('process');
@@ -361,6 +381,8 @@ export const relayConfigSchema = z
     eventTypeField: fieldPath.default('type'),
     /** On SIGTERM/SIGINT: how long to keep delivering before leaving the rest on disk. */
     drainTimeout: duration.prefault('20s'),
+    /** Tracing and metrics with OpenTelemetry: see the relay guide. */
+    telemetry,
     log: z
       .strictObject({
         level: z

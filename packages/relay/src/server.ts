@@ -12,6 +12,12 @@ import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
 import type { RejectReason, RelayMetrics } from './metrics.js';
 import { adminOpenApiText } from './openapi.js';
 import type { SourceConfig } from './schema.js';
+import {
+  TRACEPARENT_HEADER,
+  parseTraceparent,
+  startIngest,
+  type IngestTrace,
+} from './telemetry.js';
 import { LOGIN_CSP, loginPage } from './ui/login.js';
 import { UI_SECURITY_HEADERS, createUiHandler } from './ui/serve.js';
 import {
@@ -257,12 +263,35 @@ export function createHandler(context: ServerContext) {
   const authorized = (req: IncomingMessage): boolean =>
     source?.token === undefined ? true : tokenMatches(req.headers.authorization, source.token);
 
+  // The request's span (telemetry.ts), a child of its W3C traceparent; an invalid one is
+  // ignored (logged at debug), not refused.
   async function ingest(
     req: IncomingMessage,
     res: ServerResponse,
     config: HttpSourceConfig,
     url: URL,
   ): Promise<void> {
+    const header = req.headers[TRACEPARENT_HEADER];
+    const parent = parseTraceparent(header);
+    if (header !== undefined && parent === undefined)
+      log.debug({ traceparent: header.slice(0, 80) }, 'ignoring an invalid traceparent header');
+    const trace = startIngest('http', parent);
+    try {
+      await ingestTraced(req, res, config, url, trace);
+    } catch (error) {
+      trace.end('error', 0, 500, error);
+      throw error;
+    }
+  }
+
+  async function ingestTraced(
+    req: IncomingMessage,
+    res: ServerResponse,
+    config: HttpSourceConfig,
+    url: URL,
+    trace: IngestTrace,
+  ): Promise<void> {
+    let events = 0;
     const reject = (
       status: number,
       reason: RejectReason,
@@ -270,6 +299,7 @@ export function createHandler(context: ServerContext) {
       headers: Record<string, string> = {},
     ): void => {
       metrics.rejected.inc({ source: 'http', status: String(status), reason });
+      trace.end(reason, events, status);
       reply(res, status, { error }, headers);
     };
     if (req.method !== 'POST') return reject(405, 'method', 'use POST', { allow: 'POST' });
@@ -326,6 +356,7 @@ export function createHandler(context: ServerContext) {
         parsed.status === 413 ? 'too_many_events' : 'invalid',
         parsed.error,
       );
+    events = parsed.events.length;
     const all = url.searchParams.get('ids') === 'all';
     const answer = (envelopes: readonly Envelope[]): string => {
       const shown = all || envelopes.length <= MAX_IDS ? envelopes : envelopes.slice(0, MAX_IDS);
@@ -335,6 +366,7 @@ export function createHandler(context: ServerContext) {
     try {
       accepted = await context.accept(parsed.events, 'http', {
         checked: true,
+        trace,
         ...(idempotency !== undefined ? { idempotencyKey: idempotency.key, answer } : {}),
       });
     } catch (error) {
@@ -351,6 +383,7 @@ export function createHandler(context: ServerContext) {
           'retry-after': '5',
         });
       log.error({ err: error }, 'could not store events');
+      trace.end('store_failed', events, 503, error);
       const stored =
         error instanceof StoreFailedError
           ? error.message
@@ -361,6 +394,7 @@ export function createHandler(context: ServerContext) {
         : `${context.notReadyReason?.() ?? 'not ready'}: ${stored}`;
       return reject(503, 'store_failed', message, { 'retry-after': '1' });
     }
+    trace.end(accepted.replayed !== undefined ? 'replayed' : 'accepted', events, 202);
     if (accepted.replayed !== undefined) {
       // Stripe's header: the client can tell a replayed answer from a new one.
       return reply(res, 202, JSON.parse(accepted.replayed) as unknown, {

@@ -64,7 +64,13 @@ export function runCli(
 /** Starts `eventsinks relay --config <file>` and waits until it listens. */
 export async function startRelay(
   configFile: string,
-  options: { cwd?: string; env?: Record<string, string>; stdin?: boolean } = {},
+  options: {
+    cwd?: string;
+    env?: Record<string, string>;
+    stdin?: boolean;
+    /** How long to wait for `listening on`, ms (default 30 000). */
+    startTimeout?: number;
+  } = {},
 ): Promise<RelayProcess> {
   const child = spawn(process.execPath, ['--import', TSX, CLI, 'relay', '--config', configFile], {
     cwd: options.cwd ?? ROOT,
@@ -86,7 +92,11 @@ export async function startRelay(
   open.add(handle);
   void exited.then(() => open.delete(handle));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay did not start:\n${stderr}`)), 30_000);
+    const ms = options.startTimeout ?? 30_000;
+    const timer = setTimeout(
+      () => reject(new Error(`relay did not start within ${ms} ms:\n${stderr}`)),
+      ms,
+    );
     child.stderr!.on('data', (d: Buffer) => {
       stderr += d.toString();
       const match = /listening on (http:\/\/[^\s]+)/.exec(stderr);

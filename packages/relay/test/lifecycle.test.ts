@@ -1,7 +1,8 @@
 // Issue 16's "done when": a destination's whole life over the admin API, with the relay running
 // and a receiver that verifies every request with the official `standardwebhooks` package:
 // create → deliver → update the URL → rotate the secret → delete. The receiver holds the old
-// secret, then both, then only the new one, and not one verification may fail. Then the same
+// secret, then both, then only the new one, and not one verification may fail. The file form
+// (`signing.secrets` with `expiresAt`, rotated by editing the file and reloading). Then the same
 // with two relays on one PostgreSQL schema: created on A, B's deliveries verify too, and a
 // rotation on A reaches B.
 //
@@ -286,6 +287,62 @@ destinations:
       const delivered = receiver.seen.map((s) => s.seq);
       assert.equal(new Set(delivered).size, delivered.length, 'no event delivered twice');
       assert.equal(delivered.length, 28);
+      assert.equal(await stop(relay), 0);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('the file form: signing.secrets with expiresAt, rotated by editing the file and reloading', async () => {
+    const receiver = await new VerifyingReceiver().start();
+    try {
+      const oldSecret = secret();
+      const newSecret = secret();
+      receiver.known.push(oldSecret, newSecret);
+      receiver.holds = [oldSecret];
+      const file = (secrets: string) => `
+server: { listen: 127.0.0.1:0 }
+sources: [{ type: http }]
+destinations:
+  - name: hook
+    type: webhook
+    url: ${receiver.url('/file')}
+    signing:
+      secrets:
+${secrets}
+    retry: { maxAttempts: 1000, backoff: { base: 20ms, factor: 20ms, max: 300ms } }
+`;
+      const dir = tempDir();
+      const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+      const path = writeConfig(
+        dir,
+        file(
+          `        - { secret: '${newSecret}' }\n        - { secret: '${oldSecret}', expiresAt: '${expiresAt}' }`,
+        ),
+      );
+      const relay = await startRelay(path, { cwd: dir });
+      const during = await receiver.delivered(await ingest(relay, 4), 'the grace period');
+      for (const s of during) {
+        assert.equal(s.signatures, 2);
+        assert.deepEqual(s.verifiedBy.sort(), [oldSecret, newSecret].sort());
+      }
+      // The API refuses to rotate a file destination and says where to do it.
+      const refused = await api(relay.url, 'POST', '/admin/destinations/hook/rotate-secret');
+      assert.equal(refused.status, 409);
+      assert.match((refused.json as { error: string }).error, /config file.*signing\.secrets/);
+      // The receiver switches, the file drops the old secret, the relay reloads.
+      receiver.holds = [oldSecret, newSecret];
+      writeConfig(dir, file(`        - { secret: '${newSecret}' }`));
+      const reloaded = await api(relay.url, 'POST', '/admin/reload');
+      assert.equal(reloaded.status, 200, JSON.stringify(reloaded.json));
+      assert.deepEqual((reloaded.json as { changed: string[] }).changed, ['hook']);
+      receiver.holds = [newSecret];
+      const afterReload = await receiver.delivered(await ingest(relay, 4), 'after the reload');
+      assert.ok(afterReload.every((s) => s.signatures === 1 && s.verifiedBy.join() === newSecret));
+      assert.deepEqual(
+        receiver.seen.filter((s) => !s.accepted),
+        [],
+      );
       assert.equal(await stop(relay), 0);
     } finally {
       await receiver.close();

@@ -111,7 +111,9 @@ destinations:
     orderingKey: k
     concurrency: 4${FAST_RETRY}
 `;
-    const relay: RelayProcess = await startRelay(writeConfig(tempDir(), yaml));
+    const relay: RelayProcess = await startRelay(writeConfig(tempDir(), yaml), {
+      startTimeout: 120_000,
+    });
     assert.equal(await readyz(relay.url), 200);
 
     const acked: Keyed[] = [];
@@ -167,19 +169,19 @@ destinations:
       const outages: { mode: 'fast' | 'immediate'; ackedBefore: number; ackedAfter: number }[] = [];
       for (const mode of ['fast', 'immediate'] as const) {
         const before = acked.length;
-        await waitFor(() => acked.length >= before + 30, 20_000, 'events acknowledged');
+        await waitFor(() => acked.length >= before + 30, 60_000, 'events acknowledged');
         const refused = refusals.length;
         const readyIndex = readiness.length;
         await pgServer.stop(mode);
         const ackedBefore = acked.length;
         await waitFor(
           () => readiness.slice(readyIndex).includes(503),
-          15_000,
+          30_000,
           `/readyz 503 after a ${mode} stop`,
         );
         await waitFor(
           () => refusals.length > refused,
-          15_000,
+          30_000,
           `ingest refused while PostgreSQL is down (${mode})`,
         );
         // Down for a while: the relay must neither crash nor accept anything meanwhile.
@@ -189,12 +191,12 @@ destinations:
         const upIndex = readiness.length;
         await waitFor(
           () => readiness.slice(upIndex).includes(200),
-          20_000,
+          60_000,
           `/readyz 200 after PostgreSQL is back (${mode})`,
         );
         await waitFor(
           () => acked.length >= downAcked + 30,
-          20_000,
+          60_000,
           `ingest accepted again after a ${mode} restart`,
         );
         outages.push({ mode, ackedBefore, ackedAfter: acked.length });
@@ -210,7 +212,7 @@ destinations:
             const delivered = got();
             return acked.every((e) => delivered.has(e.seq));
           },
-          30_000,
+          60_000,
           'every acknowledged event delivered',
         );
       } catch (error) {
@@ -298,7 +300,11 @@ destinations:
     try {
       const files = [0, 1, 2, 3].map(() => writeConfig(tempDir(), yaml));
       // Spawned in one turn of the event loop: they race to the empty schema together.
-      const relays = await Promise.all(files.map((file) => startRelay(file)));
+      // Four at once on a loaded 2-core machine take a while to compile and start: a generous
+      // limit, the point is that they all get there.
+      const relays = await Promise.all(
+        files.map((file) => startRelay(file, { startTimeout: 120_000 })),
+      );
       for (const relay of relays) assert.equal(await readyz(relay.url), 200);
 
       const rows = await query<{ version: number; applied_at: Date }>(
@@ -334,7 +340,7 @@ destinations:
       // And they work as one: an event posted to one is delivered once.
       const posted = await post(relays[2]!.url, JSON.stringify({ seq: 1 }));
       assert.equal(posted.status, 202);
-      await waitFor(() => receiver.received.length >= 1, 15_000, 'the event delivered');
+      await waitFor(() => receiver.received.length >= 1, 30_000, 'the event delivered');
       for (const relay of relays) assert.equal(await stop(relay), 0);
     } finally {
       await closeAll();

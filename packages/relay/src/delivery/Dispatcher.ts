@@ -21,6 +21,7 @@ import type { AttemptOutcome, Target } from './Target.js';
 import { Heap } from './Heap.js';
 import { TokenBucket } from './TokenBucket.js';
 import { backoffDelay, type BackoffConfig } from './backoff.js';
+import { startAttempt } from '../telemetry.js';
 
 /** The time and timers the dispatcher uses; tests pass a fake one. */
 export interface Clock {
@@ -1132,16 +1133,32 @@ export class Dispatcher {
       if (this.#abandoned) return;
     }
     const at = this.#clock.now();
+    // The attempt's span (a child of the traceparent stored with its events) and metrics.
+    const traced = startAttempt(
+      this.#name,
+      unit.items.map((i) => i.d),
+      unit.attempts + 1,
+      unit.batchId,
+    );
     let outcome: AttemptOutcome;
     try {
       outcome = await this.#target.send(
         unit.items.map((i) => i.env),
         unit.batchId,
+        { traceparent: traced.traceparent },
       );
     } catch (error) {
       // The contract says send never rejects; a bug in a target must not lose the events.
       outcome = { ok: false, retryable: true, error: errorText(error) };
     }
+    traced.end(
+      outcome,
+      outcome.ok
+        ? 'delivered'
+        : !outcome.retryable || unit.attempts + 1 >= this.#o.retry.maxAttempts
+          ? 'dead'
+          : 'retried',
+    );
     if (this.#abandoned) return;
     this.#finishFlight(unit);
     this.#settle(unit, outcome, at);

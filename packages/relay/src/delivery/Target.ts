@@ -21,14 +21,25 @@ export interface AttemptOutcome {
   retryAfter?: number;
 }
 
+/** What the dispatcher gives a target about one attempt, beyond the events. */
+export interface AttemptContext {
+  /** The W3C `traceparent` to send with it (telemetry.ts: the attempt's span as the parent). */
+  traceparent?: string | undefined;
+}
+
 /** A destination's target. */
 export interface Target {
   /**
    * One attempt at `envelopes`: one event (`batchId` undefined; its `webhook-id` is the
    * envelope's id) or a batch (its `webhook-id` is `batchId`, each element carrying its own id
-   * under `webhook-id`). Never rejects: a failure is an outcome.
+   * under `webhook-id`). `attempt` carries its trace context, for targets whose protocol has
+   * headers. Never rejects: a failure is an outcome.
    */
-  send(envelopes: readonly Envelope[], batchId: string | undefined): Promise<AttemptOutcome>;
+  send(
+    envelopes: readonly Envelope[],
+    batchId: string | undefined,
+    attempt?: AttemptContext,
+  ): Promise<AttemptOutcome>;
   /** Releases connections and files; with an aborted signal, at once. */
   close(options?: CloseOptions): Promise<void>;
 }

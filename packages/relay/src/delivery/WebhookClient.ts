@@ -43,6 +43,12 @@ export interface WebhookClientOptions {
   onWarning?: ((message: string) => void) | undefined;
 }
 
+/** Per request options of {@link WebhookClient.send}. */
+export interface WebhookSendOptions {
+  /** Sent as the `traceparent` header (W3C Trace Context), replacing a configured one. */
+  traceparent?: string | undefined;
+}
+
 /** What the receiver answered with a 2xx. */
 export interface WebhookResponse {
   status: number;
@@ -125,17 +131,18 @@ export class WebhookClient {
 
   /**
    * Sends `body` (JSON) with `webhook-id: id`, signed when a secret is set (with every secret
-   * not yet expired).
+   * not yet expired), with a `traceparent` header when `options.traceparent` is given.
    *
    * @throws HttpStatusError for a non-2xx answer, HttpTransportError when no answer came (or
    * not within the timeout), SinkClosedError when `close` cut the request off.
    */
-  async send(body: string, id: string): Promise<WebhookResponse> {
+  async send(body: string, id: string, options: WebhookSendOptions = {}): Promise<WebhookResponse> {
     if (this.#closed) throw new SinkClosedError('the webhook client is closed');
     const { method, timeout } = this.#options;
     const headers: Record<string, string> = { ...this.#headers };
     headers['content-type'] = 'application/json';
     headers['webhook-id'] = id;
+    if (options.traceparent !== undefined) headers.traceparent = options.traceparent;
     if (this.#keys.length > 0) {
       // The timestamp is the real time (receivers check it against theirs); only the expiry
       // of the secrets follows the injectable clock.

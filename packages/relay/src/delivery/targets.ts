@@ -233,7 +233,7 @@ function webhookTarget(config: WebhookConfig, report: Report, context: TargetCon
   });
   const attempts = new Attempts((signal) => client.close(signal), report);
   return {
-    send(envelopes, batchId) {
+    send(envelopes, batchId, attempt) {
       const shape = shapeOf(envelopes, batchId);
       if (typeof shape === 'string') {
         return Promise.resolve({ ok: false, retryable: false, error: `cannot send ${shape}` });
@@ -250,7 +250,9 @@ function webhookTarget(config: WebhookConfig, report: Report, context: TargetCon
           // Sent always (signed with `signing`), stable across retries, restarts and replays,
           // so a receiver can drop what it already has: an event's own id, or its batch's.
           return webhookOutcome(
-            await client.send(body, shape.batch ? shape.id : shape.envelope.id),
+            await client.send(body, shape.batch ? shape.id : shape.envelope.id, {
+              traceparent: attempt?.traceparent,
+            }),
             undefined,
           );
         } catch (error) {

@@ -255,7 +255,7 @@ async function loadPg(): Promise<PgModule> {
 }
 
 const PENDING_COLUMNS = `d.seq, m.id, m.received_at, m.source, m.event, d.key, d.attempts,
-  d.next_at, d.batch_id`;
+  d.next_at, d.batch_id, m.traceparent`;
 
 interface PendingRow extends QueryResultRow {
   seq: number;
@@ -267,6 +267,7 @@ interface PendingRow extends QueryResultRow {
   attempts: number;
   next_at: number;
   batch_id: string | null;
+  traceparent: string | null;
 }
 
 function toPending(row: PendingRow): PendingDelivery {
@@ -280,6 +281,7 @@ function toPending(row: PendingRow): PendingDelivery {
     attempts: row.attempts,
     nextAt: row.next_at,
     batchId: row.batch_id ?? undefined,
+    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
   };
 }
 
@@ -777,11 +779,11 @@ export class PostgresStore implements Store {
     // The notify CTE runs only when the final SELECT reads it, which it does for any row.
     const inserted = await c.query<{ seq: number; id: string }>(
       `WITH u AS (
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::json[])
-           WITH ORDINALITY AS u(id, received_at, source, event, n)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::json[], $9::text[])
+           WITH ORDINALITY AS u(id, received_at, source, event, traceparent, n)
        ), ins AS (
-         INSERT INTO ${s}.messages (id, received_at, source, event)
-         SELECT id, received_at, source, event FROM u ORDER BY n
+         INSERT INTO ${s}.messages (id, received_at, source, event, traceparent)
+         SELECT id, received_at, source, event, traceparent FROM u ORDER BY n
          ON CONFLICT (id) DO NOTHING
          RETURNING seq, id
        ), first AS (
@@ -806,6 +808,7 @@ export class PostgresStore implements Store {
         of,
         keys,
         this.#channel,
+        messages.map((m) => m.traceparent ?? null),
       ],
     );
     const seqOf = new Map(inserted.rows.map((r) => [r.id, r.seq]));
@@ -1237,6 +1240,7 @@ export class PostgresStore implements Store {
       received_at: number;
       source: string;
       event: Record<string, unknown>;
+      traceparent: string | null;
       deliveries: {
         destination: string;
         status: DeliveryStatus;
@@ -1253,7 +1257,7 @@ export class PostgresStore implements Store {
       }[];
     }>(
       'getMessage',
-      `SELECT m.id, m.received_at, m.source, m.event,
+      `SELECT m.id, m.received_at, m.source, m.event, m.traceparent,
          COALESCE((SELECT json_agg(json_build_object('destination', d.destination,
              'status', d.status,
              'attempts', (SELECT json_agg(json_build_object('at', a.at,
@@ -1272,6 +1276,7 @@ export class PostgresStore implements Store {
       receivedAt: row.received_at,
       source: row.source,
       event: row.event,
+      ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
       deliveries: row.deliveries.map((d) => ({
         destination: d.destination,
         status: d.status,

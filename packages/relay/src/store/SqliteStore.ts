@@ -149,6 +149,7 @@ interface PendingRow {
   attempts: number;
   next_at: number;
   batch_id: string | null;
+  traceparent: string | null;
 }
 
 interface SpecRow {
@@ -185,7 +186,8 @@ interface DestinationRow {
 }
 
 const PENDING_COLUMNS = `m.seq AS seq, m.id AS id, m.received_at AS received_at, m.source AS source,
-  m.event AS event, d.key AS key, d.attempts AS attempts, d.next_at AS next_at, d.batch_id AS batch_id`;
+  m.event AS event, d.key AS key, d.attempts AS attempts, d.next_at AS next_at, d.batch_id AS batch_id,
+  m.traceparent AS traceparent`;
 
 type Statements = ReturnType<typeof prepare>;
 
@@ -247,8 +249,8 @@ function prepare(db: Database.Database) {
     // RETURNING lists the rows inserted: an id stored before (or earlier in the batch) is not.
     insertMessages: chunked(
       db,
-      'INSERT INTO messages (id, received_at, source, event) VALUES',
-      '(?, ?, ?, ?)',
+      'INSERT INTO messages (id, received_at, source, event, traceparent) VALUES',
+      '(?, ?, ?, ?, ?)',
       'ON CONFLICT (id) DO NOTHING RETURNING seq, id',
     ),
     insertDeliveries: chunked(
@@ -328,8 +330,8 @@ function prepare(db: Database.Database) {
          WHERE destination = ? AND status = 'pending' ORDER BY seq LIMIT ?`,
       )
       .pluck(),
-    message: db.prepare<[string], SummaryRow & { event: string }>(
-      'SELECT seq, id, received_at, source, event FROM messages WHERE id = ?',
+    message: db.prepare<[string], SummaryRow & { event: string; traceparent: string | null }>(
+      'SELECT seq, id, received_at, source, event, traceparent FROM messages WHERE id = ?',
     ),
     messageDeliveries: db.prepare<
       [number],
@@ -478,6 +480,7 @@ function toPending(row: PendingRow): PendingDelivery {
     attempts: row.attempts,
     nextAt: row.next_at,
     batchId: row.batch_id ?? undefined,
+    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
   };
 }
 
@@ -589,9 +592,9 @@ export class SqliteStore implements Store {
           s.idempotencyPut.run(idempotencyKey, batch.answer ?? '', Date.now());
         }
         const { messages } = batch;
-        const values = new Array<string | number | null>(messages.length * 4);
+        const values = new Array<string | number | null>(messages.length * 5);
         for (let i = 0; i < messages.length; i++) {
-          const { id, receivedAt, source, event } = messages[i]!;
+          const { id, receivedAt, source, event, traceparent } = messages[i]!;
           let json: string | undefined;
           try {
             json = JSON.stringify(event);
@@ -603,13 +606,14 @@ export class SqliteStore implements Store {
           if (typeof json !== 'string') {
             throw new TypeError(`cannot store message ${JSON.stringify(id)}: it is not JSON`);
           }
-          values[i * 4] = id;
-          values[i * 4 + 1] = receivedAt;
-          values[i * 4 + 2] = source;
-          values[i * 4 + 3] = json;
+          values[i * 5] = id;
+          values[i * 5 + 1] = receivedAt;
+          values[i * 5 + 2] = source;
+          values[i * 5 + 3] = json;
+          values[i * 5 + 4] = traceparent ?? null;
         }
         const inserted = new Map<string, number>();
-        runChunked(s.insertMessages, values, 4, (rows) => {
+        runChunked(s.insertMessages, values, 5, (rows) => {
           for (const row of rows as { seq: number; id: string }[]) inserted.set(row.id, row.seq);
         });
         const stored: StoredMessage[] = [];
@@ -909,6 +913,7 @@ export class SqliteStore implements Store {
           receivedAt: row.received_at,
           source: row.source,
           event: JSON.parse(row.event) as Record<string, unknown>,
+          ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
           deliveries: s.messageDeliveries.all(row.seq).map((d) => ({
             destination: d.destination,
             status: d.status,

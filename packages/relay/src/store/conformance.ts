@@ -94,6 +94,34 @@ export function storeConformance(
         assert.deepEqual((await store.getMessage(c.id))?.deliveries, []);
       });
 
+      it("keeps a message's traceparent: pending, claim, resend and getMessage return it", async () => {
+        const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+        const traced = message(['tp'], {}, { traceparent });
+        const plain = message(['tp']);
+        const { stored } = await store.ingest({ messages: [traced, plain] });
+        assert.equal(stored.length, 2);
+        assert.equal((await store.getMessage(traced.id))?.traceparent, traceparent);
+        const detail = await store.getMessage(plain.id);
+        assert.ok(detail !== undefined && !('traceparent' in detail), 'absent, not null');
+        const pending = await store.pending('tp', 0, 10);
+        assert.deepEqual(
+          pending.map((p) => p.traceparent),
+          [traceparent, undefined],
+        );
+        const claimed = await store.claim('tp', 10);
+        assert.deepEqual(
+          claimed.map((p) => p.traceparent),
+          [traceparent, undefined],
+        );
+        await store
+          .release(
+            'tp',
+            claimed.map((p) => p.seq),
+          )
+          .catch(() => undefined);
+        assert.equal((await store.resend(traced.id, 'tp-again'))?.traceparent, traceparent);
+      });
+
       it('treats ids already stored, and repeats within a batch, as duplicates', async () => {
         const a = message(['dup']);
         await store.ingest({ messages: [a] });
