@@ -73,13 +73,13 @@ describe('npm pack', () => {
     }
   });
 
-  it('eventsinks-relay holds dist/, relay.schema.json, package.json, README.md and LICENSE', async () => {
+  it('eventsinks-relay holds dist/, relay.schema.json, openapi.json, package.json, README.md and LICENSE', async () => {
     const packed = await pack('packages/relay');
     assert.equal(packed.name, 'eventsinks-relay');
     const files = packed.files.map((f) => f.path).sort();
-    const top = ['package.json', 'README.md', 'LICENSE', 'relay.schema.json'];
+    const top = ['package.json', 'README.md', 'LICENSE', 'relay.schema.json', 'openapi.json'];
     const extra = files.filter((f) => !f.startsWith('dist/') && !top.includes(f));
-    assert.deepEqual(extra, [], 'only dist/ and the four top-level files');
+    assert.deepEqual(extra, [], 'only dist/ and the five top-level files');
     for (const f of top) assert.ok(files.includes(f), f);
     assert.deepEqual(files.filter(isTest), [], 'no test files');
     assert.deepEqual(

@@ -240,6 +240,7 @@ export class Relay {
           registry,
           reload: () => this.reload(),
         }),
+        adminToken: config.admin.token,
       }),
     );
     this.#server = server;

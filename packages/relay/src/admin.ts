@@ -6,7 +6,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { isSinkClosedError } from 'eventsinks';
-import type { Envelope } from './envelope.js';
 import type {
   Attempt,
   DeliveryStatus,
@@ -16,6 +15,24 @@ import type {
 } from './store/Store.js';
 import { rotateSecret } from './rotate.js';
 import { parseDuration } from './units.js';
+import type {
+  AttemptJson,
+  DeadLetter,
+  DestinationStatus,
+  MessageDetailJson,
+  MessagePageJson,
+  MessageSummaryJson,
+} from './adminSchemas.js';
+
+// The answers' types are the zod schemas' of adminSchemas.ts (the OpenAPI document's source).
+export type {
+  AttemptJson,
+  DeadLetter,
+  DestinationStatus,
+  MessageDetailJson,
+  MessagePageJson,
+  MessageSummaryJson,
+} from './adminSchemas.js';
 import {
   DestinationInvalidError,
   RegistryError,
@@ -39,21 +56,6 @@ export type AdminHandler = (
   url: URL,
   reply: Reply,
 ) => Promise<void>;
-
-/** One destination as `GET /admin/destinations` shows it. */
-export interface DestinationStatus {
-  name: string;
-  type: string;
-  state: 'healthy' | 'failing' | 'disabled';
-  pending: number;
-  inFlight: number;
-  delivered: number;
-  failed: number;
-  deadLetters: number;
-  lastError: string | null;
-  /** ISO 8601. */
-  lastSuccessAt: string | null;
-}
 
 /** What the admin API needs of a running destination (the delivery engine provides it). */
 export interface AdminDestination {
@@ -92,64 +94,6 @@ export const DEFAULT_MESSAGES_LIMIT = 100;
 export const DEFAULT_DLQ_LIMIT = 1000;
 /** A message's answer shows at most this many attempts per delivery (the latest). */
 export const MAX_ATTEMPTS_SHOWN = 100;
-
-/** One line of `GET /admin/messages`. */
-export interface MessageSummaryJson {
-  id: string;
-  receivedAt: string;
-  source: string;
-  deliveries: { destination: string; status: DeliveryStatus; attempts: number }[];
-}
-
-/** An attempt as `GET /admin/messages/{id}` shows it. */
-export interface AttemptJson {
-  at: string;
-  durationMs: number;
-  status?: number;
-  error?: string;
-  response?: string;
-  nextAt?: string;
-}
-
-/** `GET /admin/messages/{id}`. */
-export interface MessageDetailJson {
-  id: string;
-  receivedAt: string;
-  source: string;
-  event: Record<string, unknown>;
-  /** The W3C traceparent stored with it (telemetry); absent when it had none. */
-  traceparent?: string;
-  deliveries: {
-    destination: string;
-    status: DeliveryStatus;
-    attempts: AttemptJson[];
-    /** Older attempts left out to keep the answer bounded; absent when none were. */
-    attemptsOmitted?: number;
-  }[];
-}
-
-/** `GET /admin/messages`. */
-export interface MessagePageJson {
-  items: MessageSummaryJson[];
-  next: string | null;
-}
-
-/**
- * A dead letter as `GET /admin/dlq/{name}` lists it: the shape `eventsinks dlq list --json`
- * printed before the store kept a log (times in ms since the epoch), with `id` now the
- * message's relay id.
- */
-export interface DeadLetter {
-  id: string;
-  envelope: Envelope;
-  error: string;
-  /** `overflow` when it was moved there to make room (`whenFull: dead-letter`). */
-  reason?: 'overflow';
-  status?: number;
-  attempts: number;
-  firstFailedAt: number;
-  deadAt: number;
-}
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -406,6 +350,36 @@ const ROUTES: [RegExp, Record<string, Make>][] = [
     { POST: (m) => ({ kind: 'replay', name: segment(m[1]!, 'destination') }) },
   ],
 ];
+
+/**
+ * The handler's routes, `{method, path}` with `{}` for each path parameter, read off the
+ * patterns above (so that test/openapi.test.ts holds the OpenAPI document against what the
+ * handler really answers, not against a second list).
+ */
+export function adminRoutes(): { method: string; path: string }[] {
+  return ROUTES.flatMap(([pattern, methods]) =>
+    pathTemplates(pattern).flatMap((path) =>
+      Object.keys(methods).map((method) => ({ method, path })),
+    ),
+  );
+}
+
+/** `^\/admin\/x\/([^/]+)\/(a|b)$` → `/admin/x/{}/a`, `/admin/x/{}/b`. */
+function pathTemplates(pattern: RegExp): string[] {
+  const expand = (text: string): string[] => {
+    const choice = /\(([\w-]+(?:\|[\w-]+)+)\)/.exec(text);
+    if (!choice) return [text];
+    return choice[1]!.split('|').flatMap((option) => expand(text.replace(choice[0], option)));
+  };
+  return expand(
+    pattern.source
+      .replace(/^\^/, '')
+      .replace(/\$$/, '')
+      .replace(/\\\/\?$/, '')
+      .replaceAll('([^/]+)', '{}')
+      .replaceAll('\\/', '/'),
+  );
+}
 
 /**
  * The request's JSON body (at most {@link MAX_ADMIN_BODY} bytes); with `optional`, undefined

@@ -106,6 +106,25 @@ export interface LoggerOptions {
   pretty?: boolean;
 }
 
+/**
+ * Log fields that may hold a secret, written as `[redacted]`: the tokens of a configuration
+ * logged whole or in part (`admin.token`, the http source's `token`), a webhook's signing
+ * secret and request headers. Nothing logs them today; this keeps a later debug line from
+ * leaking them (pino's `redact`, paths as in its docs).
+ */
+export const REDACTED_PATHS: readonly string[] = [
+  'admin.token',
+  'config.admin.token',
+  'token',
+  'sources[*].token',
+  'config.sources[*].token',
+  'signing.secret',
+  'destination.signing.secret',
+  'config.destinations[*].signing.secret',
+  'headers.authorization',
+  'req.headers.authorization',
+];
+
 /** The relay's logger on stderr (fd 2, written synchronously so nothing is lost on exit). */
 export function createLogger(options: LoggerOptions): Logger {
   const pretty = options.pretty ?? process.stderr.isTTY === true;
@@ -115,6 +134,7 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: { service: 'eventsinks-relay' },
       serializers: { err: errSerializer(isVerbose(options.level)) },
+      redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' },
     },
     stream,
   );

@@ -314,9 +314,10 @@ function adminBase(config: RelayAdminConfig): string {
   return `http://${connectable(host)}:${port}`;
 }
 
+/** The relay's admin auth order (server.ts): `admin.token`, else the http source's token. */
 function adminHeaders(config: RelayAdminConfig): Record<string, string> {
-  const http = config.sources.find((s) => s.type === 'http');
-  return http?.token ? { authorization: `Bearer ${http.token}` } : {};
+  const token = config.admin.token ?? config.sources.find((s) => s.type === 'http')?.token;
+  return token ? { authorization: `Bearer ${token}` } : {};
 }
 
 /** A running relay's answer to an admin request. */
@@ -349,7 +350,7 @@ async function requestAdmin(
   const text = await response.text();
   if (response.status === 401 || response.status === 403) {
     throw new Failure(
-      `the relay at ${base} refused the admin request (${response.status}): run this with the relay's configuration, which holds the http source's token`,
+      `the relay at ${base} refused the admin request (${response.status}): run this with the relay's configuration, which holds its admin token (admin.token, or the http source's token)`,
       EX_NOPERM,
     );
   }

@@ -345,12 +345,25 @@ const store = z
   ])
   .prefault({ type: 'sqlite' });
 
+/**
+ * The admin API (`/admin/*`) and the dashboard (`/ui`). With `token`, every admin request needs
+ * `Authorization: Bearer <token>`, from any address; without it, the http source's `token` is
+ * required, and without either the admin API answers only on loopback.
+ */
+const admin = z
+  .strictObject({
+    /** Bearer token of the admin API and dashboard (compared in constant time, never logged). */
+    token: z.string().min(1).optional(),
+  })
+  .prefault({});
+
 /** The whole relay configuration. */
 export const relayConfigSchema = z
   .strictObject({
     server,
     dataDir,
     durability,
+    admin,
     /** The store: the embedded SQLite database `<dataDir>/relay.db` by default. */
     store,
     /**
@@ -409,7 +422,8 @@ export const relayConfigSchema = z
 
 /**
  * The parts of the configuration that the admin commands (`dlq`, `messages`) read: where
- * the relay listens, where its files and store are, the http source's token and the destinations' names.
+ * the relay listens, where its files and store are, the admin token (else the http source's) and
+ * the destinations' names.
  * The rest is not checked (nor interpolated) by them: `validate` and `relay` do that.
  */
 export const relayAdminSchema = z.looseObject({
@@ -419,6 +433,8 @@ export const relayAdminSchema = z.looseObject({
   // For opening the store when no relay runs (`eventsinks messages`, `dlq`).
   store,
   retention: duration.prefault('24h'),
+  // The admin token the commands send to a running relay (else the http source's).
+  admin,
   sources: z
     .array(z.looseObject({ type: z.string(), token: z.string().min(1).optional() }))
     .prefault([{ type: 'http' }]),
@@ -451,6 +467,9 @@ export type SourceConfig = RelayConfig['sources'][number];
 export type SigningConfig = z.output<typeof signing>;
 /** A `match`/`ignore` filter. */
 export type FieldMatch = z.output<typeof fieldMatch>;
+
+/** A duration with a unit (`30s`, `24h`), parsed to milliseconds. */
+export const durationSchema = duration;
 
 /** The JSON Schema of the configuration file (its input form: durations as strings). */
 export function relayJsonSchema(): Record<string, unknown> {

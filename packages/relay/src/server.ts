@@ -10,6 +10,7 @@ import type { Accepted, AcceptOptions } from './Relay.js';
 import { isSinkClosedError } from 'eventsinks';
 import { IngestRefusedError, StoreFailedError, parseBody } from './ingest.js';
 import type { RejectReason, RelayMetrics } from './metrics.js';
+import { adminOpenApiText } from './openapi.js';
 import type { SourceConfig } from './schema.js';
 import {
   TRACEPARENT_HEADER,
@@ -46,6 +47,8 @@ export interface ServerContext {
   ): Promise<Accepted>;
   /** The admin API, called once a request to `/admin/…` is authorized. */
   admin: AdminHandler;
+  /** `admin.token`: when set, the bearer token of `/admin/*` and `/ui` (over the source's). */
+  adminToken?: string | undefined;
 }
 
 function send(
@@ -63,15 +66,6 @@ function send(
   res.end(text);
 }
 
-function tokenMatches(header: string | undefined, token: string): boolean {
-  const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  if (!match) return false;
-  const encoder = new TextEncoder();
-  const given = encoder.encode(match[1]!.trim());
-  const expected = encoder.encode(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
 /** Constant-time equality of two secrets of any lengths (their SHA-256 digests are compared). */
 function sameSecret(given: string, expected: string): boolean {
   const digest = (text: string): Uint8Array => {
@@ -79,6 +73,17 @@ function sameSecret(given: string, expected: string): boolean {
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
   };
   return timingSafeEqual(digest(given), digest(expected));
+}
+
+/**
+ * Whether an `Authorization` header carries `Bearer <token>`, in constant time whatever the
+ * given token's length ({@link sameSecret}: comparing the raw bytes would return early on a
+ * length mismatch and so tell the token's length).
+ */
+export function tokenMatches(header: string | undefined, token: string): boolean {
+  const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
+  // Compared even without a match, so a missing header takes the same time as a wrong one.
+  return sameSecret(match ? match[1]!.trim() : '', token) && match !== null;
 }
 
 /** The longest sign-in form body read (a token of a few hundred characters fits well). */
@@ -212,6 +217,9 @@ function idempotencyKeyOf(req: IncomingMessage): { key: string } | { problem: st
   }
   return { key };
 }
+
+/** Where the admin API's OpenAPI document is served (behind the admin auth). */
+export const OPENAPI_PATH = '/admin/openapi.json';
 
 /** Ids listed in a 202 unless the request asks for all of them with `?ids=all`. */
 export const MAX_IDS = 100;
@@ -397,10 +405,11 @@ export function createHandler(context: ServerContext) {
   }
 
   /**
-   * The token admin requests and the dashboard need, if any (else loopback only). Issue 16's
-   * `admin.token` comes first once it exists (H5 owns this choice); today the http source's.
+   * The token admin requests and the dashboard need, if any: `admin.token`, else the http
+   * source's token; with neither, loopback only.
    */
-  const adminToken = (): string | undefined => source?.token;
+  const adminToken = (): string | undefined => context.adminToken ?? source?.token;
+  let openapi: string | undefined;
 
   // The dashboard's sign-in sessions (ui/session.ts: why they are signed sessions, not the token).
   const sessions = new UiSessions();
@@ -428,12 +437,25 @@ export function createHandler(context: ServerContext) {
     const auth = adminAuth(req);
     if (auth === undefined) {
       req.resume();
-      return reply(res, 401, { error: 'admin requests need the bearer token' });
+      return reply(
+        res,
+        401,
+        { error: 'admin requests need the bearer token' },
+        { 'www-authenticate': 'Bearer' },
+      );
     }
     const forged = forgeryCheck(req, auth);
     if (forged !== undefined) {
       req.resume();
       return reply(res, 403, { error: forged });
+    }
+    // Served here, not in admin.ts: the document describes the whole admin API, auth included.
+    if (url.pathname === OPENAPI_PATH) {
+      req.resume();
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return reply(res, 405, { error: `use GET for ${OPENAPI_PATH}` }, { allow: 'GET' });
+      openapi ??= adminOpenApiText();
+      return reply(res, 200, openapi, { 'content-type': 'application/json' });
     }
     return context.admin(req, res, url, reply);
   }

@@ -2,6 +2,8 @@
 // the webhook-id (of a delivered and of a dead message, through the API and `eventsinks
 // messages resend`), pagination of GET /admin/messages, and the token on admin requests.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
   FAST_RETRY,
@@ -255,6 +257,91 @@ destinations:
     });
     assert.equal(ok.status, 200);
     assert.equal((await admin(relay.url, '/admin/messages')).status, 401);
+    assert.equal(await stop(relay), 0);
+  });
+});
+
+describe('admin token (admin.token)', () => {
+  const ADMIN_TOKEN = 'adm1n-T0ken-for-h5-tests';
+  const INGEST_TOKEN = 'ingest-T0ken-for-h5-tests';
+
+  it('is required on /admin/* and /ui over the http source token, the CLI sends it, and it is never logged', async () => {
+    const receiver = await new Receiver().start();
+    const { relay, dir } = await relayIn(`
+server: { listen: 127.0.0.1:0 }
+log: { level: trace }
+admin: { token: ${ADMIN_TOKEN} }
+sources: [{ type: http, token: ${INGEST_TOKEN} }]
+destinations:
+  - name: hooks
+    type: webhook
+    url: ${receiver.url}
+`);
+    const bearer = (token: string): Record<string, string> => ({
+      authorization: `Bearer ${token}`,
+    });
+    const none = await fetch(`${relay.url}/admin/destinations`);
+    assert.equal(none.status, 401);
+    assert.equal(none.headers.get('www-authenticate'), 'Bearer');
+    assert.deepEqual(await none.json(), { error: 'admin requests need the bearer token' });
+    for (const wrong of ['wrong', `${ADMIN_TOKEN}x`, ADMIN_TOKEN.slice(0, -1), INGEST_TOKEN]) {
+      const answer = await admin(relay.url, '/admin/destinations', 'GET', bearer(wrong));
+      assert.equal(answer.status, 401, `token ${wrong}`);
+    }
+    const ok = await admin(relay.url, '/admin/destinations', 'GET', bearer(ADMIN_TOKEN));
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.equal(
+      (await admin(relay.url, '/admin/messages', 'GET', bearer(INGEST_TOKEN))).status,
+      401,
+    );
+    assert.equal((await fetch(`${relay.url}/ui/`)).status, 401);
+    assert.equal((await fetch(`${relay.url}/ui/`, { headers: bearer(ADMIN_TOKEN) })).status, 200);
+
+    // Ingest keeps the http source's own token; the admin token is not one for it.
+    assert.equal((await post(relay.url, '{"a":1}', bearer(ADMIN_TOKEN))).status, 401);
+    const [id] = idsOf(await post(relay.url, '{"a":1}', bearer(INGEST_TOKEN)));
+    await waitFor(() => receiver.received.length >= 1, 10_000, 'the delivery');
+
+    // The CLI's admin commands talk to the running relay with admin.token.
+    const list = await runCli(['messages', 'list', '--json', '--config', 'relay.yaml'], {
+      cwd: dir,
+    });
+    assert.equal(list.code, 0, list.stderr);
+    const page = JSON.parse(list.stdout) as MessageListJson;
+    assert.deepEqual(
+      page.items.map((m) => m.id),
+      [id],
+    );
+    const dlq = await runCli(['dlq', 'list', 'hooks', '--json', '--config', 'relay.yaml'], {
+      cwd: dir,
+    });
+    assert.equal(dlq.code, 0, dlq.stderr);
+
+    assert.equal(await stop(relay), 0);
+    const output = relay.stderr() + relay.stdout() + list.stderr + dlq.stderr + dlq.stdout;
+    assert.ok(output.includes('listening on'), 'the log was captured');
+    assert.ok(!output.includes(ADMIN_TOKEN), 'the admin token is in the output');
+    assert.ok(!output.includes(INGEST_TOKEN), 'the ingest token is in the output');
+  });
+
+  it('a CLI admin command without the token is refused with a message that says where it is', async () => {
+    const receiver = await new Receiver().start();
+    const { relay, dir } = await relayIn(`
+server: { listen: 127.0.0.1:0 }
+admin: { token: ${ADMIN_TOKEN} }
+destinations:
+  - name: hooks
+    type: webhook
+    url: ${receiver.url}
+`);
+    // The same dataDir (so the same relay.json), without admin.token.
+    writeFileSync(
+      join(dir, 'other.yaml'),
+      `server: { listen: 127.0.0.1:0 }\ndestinations: [{ name: hooks, type: webhook, url: ${receiver.url} }]\n`,
+    );
+    const list = await runCli(['messages', 'list', '--config', 'other.yaml'], { cwd: dir });
+    assert.notEqual(list.code, 0);
+    assert.match(list.stderr, /refused the admin request \(401\).*admin\.token/);
     assert.equal(await stop(relay), 0);
   });
 });

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DestinationStatus } from '../src/adminSchemas.js';
 
 /** The repository root (the workspace): the relay runs here unless a test says otherwise. */
 export const ROOT = new URL('../../../', import.meta.url);
@@ -352,19 +353,10 @@ export async function admin(
   return { status: response.status, json };
 }
 
-/** `GET /admin/destinations`: one destination's line. */
-export interface DestinationStatus {
-  name: string;
-  type: string;
-  state: 'healthy' | 'failing' | 'disabled';
-  pending: number;
-  inFlight: number;
-  delivered: number;
-  failed: number;
-  deadLetters: number;
-  lastError: string | null;
-  lastSuccessAt: string | null;
-}
+/** `GET /admin/destinations`: one destination's line (adminSchemas.ts, the API's own type). */
+export type { DestinationStatus, MessageDetailJson } from '../src/adminSchemas.js';
+/** `GET /admin/messages`. */
+export type { MessagePageJson as MessageListJson } from '../src/adminSchemas.js';
 
 /** One destination's line of `GET /admin/destinations`; fails when it is missing. */
 export async function destinationStatus(url: string, name: string): Promise<DestinationStatus> {
@@ -374,41 +366,6 @@ export async function destinationStatus(url: string, name: string): Promise<Dest
   const item = (json as { items: DestinationStatus[] }).items.find((d) => d.name === name);
   if (!item) throw new Error(`no destination ${name} in ${JSON.stringify(json)}`);
   return item;
-}
-
-/** `GET /admin/messages/{id}`. */
-export interface MessageDetailJson {
-  id: string;
-  receivedAt: string;
-  source: string;
-  event: Record<string, unknown>;
-  deliveries: {
-    destination: string;
-    status: 'pending' | 'delivered' | 'dead';
-    attempts: {
-      at: string;
-      durationMs: number;
-      status?: number;
-      error?: string;
-      response?: string;
-      nextAt?: string;
-    }[];
-  }[];
-}
-
-/** `GET /admin/messages`. */
-export interface MessageListJson {
-  items: {
-    id: string;
-    receivedAt: string;
-    source: string;
-    deliveries: {
-      destination: string;
-      status: 'pending' | 'delivered' | 'dead';
-      attempts: number;
-    }[];
-  }[];
-  next: string | null;
 }
 
 /** SIGTERM, and the exit code. */

@@ -1,39 +1,25 @@
 // The admin API as the page uses it: typed calls, relative to the page (/ui/ → ../admin/), so
-// that a relay behind a path prefix works too. The shapes mirror packages/relay/src/admin.ts
-// (redeclared: that module is Node code).
+// that a relay behind a path prefix works too. The shapes are the zod schemas' of
+// src/adminSchemas.ts, imported as types only (erased by the bundler: no zod in the page).
+
+import type {
+  AttemptJson,
+  DeliveryStatusJson,
+  DestinationDetailJson,
+  DestinationItemJson,
+  MessageDetailJson,
+  MessageSummaryJson,
+  RotateSecretAnswer,
+} from '../src/adminSchemas.js';
 
 /** A destination as `GET /admin/destinations` lists it. */
-export interface DestinationStatus {
-  name: string;
-  type: string;
-  state: 'healthy' | 'failing' | 'disabled';
-  pending: number;
-  inFlight: number;
-  delivered: number;
-  failed: number;
-  deadLetters: number;
-  lastError: string | null;
-  lastSuccessAt: string | null;
-  /** Declared in the config file or created over the API (issue 16; absent on older relays). */
-  origin?: 'file' | 'api';
-  /** The event type patterns it takes, or null for every event (absent on older relays). */
-  eventTypes?: string[] | null;
-}
+export type DestinationStatus = DestinationItemJson;
 
 /** `GET /admin/destinations/{name}`: the status, its version (api only) and redacted config. */
-export interface DestinationDetail extends DestinationStatus {
-  version?: number | null;
-  /** The destination as written in the file or sent to the API, every secret redacted. */
-  config?: Record<string, unknown>;
-}
+export type DestinationDetail = DestinationDetailJson;
 
 /** `POST /admin/destinations/{name}/rotate-secret`. */
-export interface RotatedSecret {
-  /** The new signing secret: shown this once. */
-  secret: string;
-  /** When each older secret, still signing, stops. */
-  previous: { expiresAt: string }[];
-}
+export type RotatedSecret = RotateSecretAnswer;
 
 /** How the page's requests are allowed: `GET /ui/session` (server.ts). */
 export interface UiSession {
@@ -41,39 +27,13 @@ export interface UiSession {
 }
 
 /** A delivery's status in the log. */
-export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
-
+export type DeliveryStatus = DeliveryStatusJson;
 /** One line of `GET /admin/messages`. */
-export interface MessageSummary {
-  id: string;
-  receivedAt: string;
-  source: string;
-  deliveries: { destination: string; status: DeliveryStatus; attempts: number }[];
-}
-
+export type MessageSummary = MessageSummaryJson;
 /** One delivery attempt. */
-export interface Attempt {
-  at: string;
-  durationMs: number;
-  status?: number;
-  error?: string;
-  response?: string;
-  nextAt?: string;
-}
-
+export type Attempt = AttemptJson;
 /** `GET /admin/messages/{id}`. */
-export interface MessageDetail {
-  id: string;
-  receivedAt: string;
-  source: string;
-  event: Record<string, unknown>;
-  deliveries: {
-    destination: string;
-    status: DeliveryStatus;
-    attempts: Attempt[];
-    attemptsOmitted?: number;
-  }[];
-}
+export type MessageDetail = MessageDetailJson;
 
 /** An answer other than 2xx: `status` and the API's own `error` text. */
 export class ApiError extends Error {
