@@ -27,10 +27,9 @@ import {
   writeConfig,
   type RelayProcess,
 } from './harness.js';
+import { PG_URL } from './pg.js';
 
 after(closeAll);
-
-const PG_URL = process.env['EVENTSINKS_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 const secret = (): string => `whsec_${randomBytes(32).toString('base64')}`;
 

@@ -17,7 +17,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import pg from 'pg';
 import { POSTGRES_SCHEMA_VERSION } from '../src/store/PostgresStore.js';
 import {
   FAST_RETRY,
@@ -32,43 +31,13 @@ import {
   writeConfig,
   type RelayProcess,
 } from './harness.js';
+import { PG_URL, pgQuery, pgUnreachable, unavailable } from './pg.js';
 import { privateServerUnavailable, startPrivateServer, type PrivateServer } from './pgserver.js';
 
 after(closeAll);
 
-const SHARED_URL = process.env['EVENTSINKS_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+const SHARED_URL = PG_URL;
 const KEYS = 4;
-
-/** Fails under CI, else skips loudly: a missing prerequisite must not pass unseen. */
-function unavailable(t: { skip(message: string): void }, what: string, reason: string): void {
-  const message = `${what}: ${reason}`;
-  if (process.env['CI']) assert.fail(`${message}: CI must run this test`);
-  console.warn(`\n*** SKIPPED ${message} ***\n`);
-  t.skip(message);
-}
-
-async function query<R extends pg.QueryResultRow>(
-  url: string,
-  text: string,
-  values: unknown[] = [],
-): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-  await client.connect();
-  try {
-    return (await client.query<R>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-async function reachable(url: string): Promise<string | undefined> {
-  try {
-    await query(url, 'select 1');
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
 
 async function readyz(url: string): Promise<number> {
   const response = await fetch(`${url}/readyz`);
@@ -284,7 +253,7 @@ destinations:
   });
 
   it('concurrent starts on an empty database: all ready, migrations applied once, no error', async (t) => {
-    const down = await reachable(SHARED_URL);
+    const down = await pgUnreachable(SHARED_URL);
     if (down !== undefined) {
       return unavailable(t, 'concurrent starts', `PostgreSQL at ${SHARED_URL}: ${down}`);
     }
@@ -307,7 +276,7 @@ destinations:
       );
       for (const relay of relays) assert.equal(await readyz(relay.url), 200);
 
-      const rows = await query<{ version: number; applied_at: Date }>(
+      const rows = await pgQuery<{ version: number; applied_at: Date }>(
         SHARED_URL,
         `SELECT version, applied_at FROM ${schema}.migrations ORDER BY version`,
       );
@@ -344,7 +313,7 @@ destinations:
       for (const relay of relays) assert.equal(await stop(relay), 0);
     } finally {
       await closeAll();
-      await query(SHARED_URL, `DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await pgQuery(SHARED_URL, `DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     }
   });
 });

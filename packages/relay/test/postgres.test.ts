@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import pg from 'pg';
 import {
   FAST_RETRY,
   Receiver,
@@ -25,34 +24,12 @@ import {
   writeConfig,
   type RelayProcess,
 } from './harness.js';
+import { PG_URL, needPostgres, pgQuery } from './pg.js';
 
 after(closeAll);
 
-const URL = process.env['EVENTSINKS_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+const URL = PG_URL;
 const KEYS = 8;
-
-async function reachable(): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: URL, connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query('select 1');
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-async function sql(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: URL });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 interface Keyed {
   seq: number;
@@ -61,14 +38,7 @@ interface Keyed {
 
 describe('relays on PostgreSQL', () => {
   it('three relays, one SIGKILLed and restarted: every 202 delivered, per-key order, admin sees all', async (t) => {
-    const unreachable = await reachable();
-    if (unreachable !== undefined) {
-      const message = `PostgreSQL at ${URL} is unreachable (${unreachable})`;
-      if (process.env['CI']) assert.fail(`${message}: CI must run this test`);
-      console.warn(`\n*** SKIPPED relays on PostgreSQL: ${message} ***\n`);
-      t.skip(message);
-      return;
-    }
+    if (!(await needPostgres(t, 'relays on PostgreSQL', URL))) return;
     const schema = `e2e_${randomBytes(6).toString('hex')}`;
     const receiver = await new Receiver().start();
     const relays: (RelayProcess | undefined)[] = [];
@@ -191,7 +161,7 @@ destinations:
       for (const relay of relays) assert.equal(await stop(relay!), 0);
     } finally {
       await closeAll();
-      await sql(`drop schema if exists ${schema} cascade`);
+      await pgQuery(URL, `drop schema if exists ${schema} cascade`);
     }
   });
 });
