@@ -693,11 +693,7 @@ export class DestinationRegistry {
       const wanted = new Set(files.map((f) => f.config.name));
       for (const [name, entry] of [...this.#entries]) {
         if (entry.origin !== 'file' || wanted.has(name)) continue;
-        await this.#exclusive(() => {
-          this.#drop(name);
-          return Promise.resolve();
-        });
-        await entry.destination.close();
+        await this.#retire(name, entry);
         const { pending } = await this.#context.store.counts(name);
         this.#log.warn(
           { destination: name, pending },
@@ -780,11 +776,7 @@ export class DestinationRegistry {
       }
       for (const [name, entry] of [...this.#entries]) {
         if (entry.origin !== 'api' || seen.has(name)) continue;
-        await this.#exclusive(() => {
-          this.#drop(name);
-          return Promise.resolve();
-        });
-        await entry.destination.close();
+        await this.#retire(name, entry);
         this.#log.info(
           { destination: name },
           'destination deleted over the API (by another relay)',
@@ -827,6 +819,18 @@ export class DestinationRegistry {
       entry.input = input;
       entry.version = version;
     });
+  }
+
+  /**
+   * Takes `entry` out of the running list between two ingests, then lets its in-flight
+   * attempts end (and be recorded): its pending deliveries stay in the store.
+   */
+  async #retire(name: string, entry: Entry): Promise<void> {
+    await this.#exclusive(() => {
+      this.#drop(name);
+      return Promise.resolve();
+    });
+    await entry.destination.close();
   }
 
   #drop(name: string): void {
