@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ingest as postEvents, until } from '../lib/ingest.js';
 import pg from 'pg';
 import type { BenchOptions, BenchRow, BenchSuite } from '../types.js';
 
@@ -90,41 +91,6 @@ async function startRelay(config: string, dir: string, name: string): Promise<Re
   return { child, url };
 }
 
-/** Posts `total` events in batches, the clients taking the relays in turn; the ms taken. */
-async function ingest(urls: readonly string[], total: number): Promise<number> {
-  let next = 0;
-  let turn = 0;
-  const started = performance.now();
-  const client = async (): Promise<void> => {
-    while (next < total) {
-      const size = Math.min(INGEST_BATCH, total - next);
-      const from = next;
-      next += size;
-      const url = urls[turn++ % urls.length]!;
-      const body = JSON.stringify(
-        Array.from({ length: size }, (_, i) => ({ n: from + i, type: 'order.created' })),
-      );
-      const response = await fetch(`${url}/events`, {
-        method: 'POST',
-        body,
-        headers: { 'content-type': 'application/json' },
-      });
-      const text = await response.text();
-      if (response.status !== 202) throw new Error(`ingest answered ${response.status}: ${text}`);
-    }
-  };
-  await Promise.all(Array.from({ length: INGEST_CLIENTS }, client));
-  return performance.now() - started;
-}
-
-async function until(check: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 async function sql(text: string): Promise<void> {
   const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 5000 });
   await client.connect();
@@ -183,14 +149,16 @@ destinations:
     receiver.seen.clear();
     receiver.duplicates = 0;
     const t0 = performance.now();
-    const ms = await ingest(
+    const ms = await postEvents(
       started.map((r) => r.url),
       total,
+      { batch: INGEST_BATCH, clients: INGEST_CLIENTS },
     );
     await until(
       () => receiver.seen.size >= total,
       Math.max(120_000, (total / (relays * concurrency)) * LATENCY_MS * 40),
       () => `${id}: delivered ${receiver.seen.size} of ${total}`,
+      5,
     );
     const delivered = (total / (performance.now() - t0)) * 1000;
     // A moment for duplicates still on the way to show.

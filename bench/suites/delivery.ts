@@ -13,12 +13,14 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, fetch as undiciFetch, request } from 'undici';
+import { ingest as postEvents, until } from '../lib/ingest.js';
 import type { BenchOptions, BenchRow, BenchSuite } from '../types.js';
 
 const SUITE = 'delivery';
 const LATENCY_MS = 50;
 const INGEST_BATCH = 100;
 const INGEST_CLIENTS = 8;
+const INGEST = { batch: INGEST_BATCH, clients: INGEST_CLIENTS };
 const CLI = fileURLToPath(new URL('../../packages/relay/dist/cli.js', import.meta.url));
 
 interface Receiver {
@@ -81,39 +83,6 @@ async function adminPost(relay: Relay, path: string): Promise<void> {
   const response = await fetch(`${relay.url}${path}`, { method: 'POST' });
   const text = await response.text();
   if (!response.ok) throw new Error(`POST ${path} answered ${response.status}: ${text}`);
-}
-
-/** Posts `total` events in batches from INGEST_CLIENTS keep-alive clients; the ms taken. */
-async function ingest(url: string, total: number): Promise<number> {
-  let next = 0;
-  const started = performance.now();
-  const client = async (): Promise<void> => {
-    while (next < total) {
-      const size = Math.min(INGEST_BATCH, total - next);
-      const from = next;
-      next += size;
-      const body = JSON.stringify(
-        Array.from({ length: size }, (_, i) => ({ n: from + i, type: 'order.created' })),
-      );
-      const response = await fetch(`${url}/events`, {
-        method: 'POST',
-        body,
-        headers: { 'content-type': 'application/json' },
-      });
-      const text = await response.text();
-      if (response.status !== 202) throw new Error(`ingest answered ${response.status}: ${text}`);
-    }
-  };
-  await Promise.all(Array.from({ length: INGEST_CLIENTS }, client));
-  return performance.now() - started;
-}
-
-async function until(check: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 /** `concurrency` workers sending one event per request with fetch; events/s. */
@@ -212,7 +181,7 @@ destinations:
   relays.push(relay.child);
   try {
     await adminPost(relay, '/admin/destinations/hooks/disable');
-    await ingest(relay.url, total);
+    await postEvents([relay.url], total, INGEST);
     receiver.count = 0;
     const started = performance.now();
     await adminPost(relay, '/admin/destinations/hooks/enable');
@@ -250,7 +219,7 @@ destinations:
   try {
     receiver.count = 0;
     const started = performance.now();
-    const ms = await ingest(relay.url, total);
+    const ms = await postEvents([relay.url], total, INGEST);
     await until(
       () => receiver.count >= total,
       300_000,
