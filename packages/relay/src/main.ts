@@ -765,24 +765,10 @@ async function runRelay(
     await relay.stop(0).catch(() => undefined);
     throw listenFailure(error, config, source);
   }
-  const address = relay.address;
-  const relayFile = join(config.dataDir, RELAY_FILE);
-  if (address) {
-    const url = `http://${connectable(address.address)}:${address.port}`;
-    // So that `eventsinks dlq` finds this relay even when it listens on port 0. Written before
-    // the announcement, which is what scripts wait for, and renamed into place so that a reader
-    // polling for the file never sees it half written.
-    const partial = `${relayFile}.${process.pid}.tmp`;
-    writeFileSync(partial, `${JSON.stringify({ pid: process.pid, url })}\n`);
-    renameSync(partial, relayFile);
-    io.err(`eventsinks relay listening on http://${address.address}:${address.port}\n`);
-  }
-  const statusTimer = process.stderr.isTTY
-    ? setInterval(() => io.err(`${relay.status().join('\n')}\n`), 5000)
-    : undefined;
-  statusTimer?.unref();
   const onlyStdin = config.sources.length > 0 && config.sources.every((s) => s.type === 'stdin');
-  await new Promise<void>((resolve) => {
+  // The signal handlers are in place before the announcement: a supervisor that sends SIGHUP
+  // or SIGTERM as soon as it reads `listening on` must not meet the default action (exit).
+  const shutdown = new Promise<void>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals): void => {
       signals++;
@@ -827,6 +813,23 @@ async function runRelay(
       });
     }
   });
+  const address = relay.address;
+  const relayFile = join(config.dataDir, RELAY_FILE);
+  if (address) {
+    const url = `http://${connectable(address.address)}:${address.port}`;
+    // So that `eventsinks dlq` finds this relay even when it listens on port 0. Written before
+    // the announcement, which is what scripts wait for, and renamed into place so that a reader
+    // polling for the file never sees it half written.
+    const partial = `${relayFile}.${process.pid}.tmp`;
+    writeFileSync(partial, `${JSON.stringify({ pid: process.pid, url })}\n`);
+    renameSync(partial, relayFile);
+    io.err(`eventsinks relay listening on http://${address.address}:${address.port}\n`);
+  }
+  const statusTimer = process.stderr.isTTY
+    ? setInterval(() => io.err(`${relay.status().join('\n')}\n`), 5000)
+    : undefined;
+  statusTimer?.unref();
+  await shutdown;
   if (statusTimer) clearInterval(statusTimer);
   try {
     await relay.stop();

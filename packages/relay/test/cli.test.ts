@@ -7,6 +7,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config.js';
 import {
@@ -306,6 +307,46 @@ describe('eventsinks validate finds what start would trip on', () => {
 });
 
 describe('small ones', () => {
+  it('its signal handlers are in place when it says it listens (a SIGHUP right then reloads)', async () => {
+    // A supervisor may send SIGHUP or SIGTERM the moment it reads `listening on`; without a
+    // handler yet, the default action would end the relay. The probe counts the handlers at
+    // the very write that announces it.
+    const dir = tempDir();
+    const probe = join(dir, 'probe.mjs');
+    writeFileSync(
+      probe,
+      `const write = process.stderr.write.bind(process.stderr);
+process.stderr.write = (chunk, ...rest) => {
+  if (String(chunk).includes('listening on')) {
+    const n = (s) => process.listenerCount(s);
+    write('handlers at the announcement: SIGHUP ' + n('SIGHUP') + ', SIGTERM ' + n('SIGTERM') + ', SIGINT ' + n('SIGINT') + '\\n');
+  }
+  return write(chunk, ...rest);
+};
+`,
+    );
+    const file = writeConfig(
+      dir,
+      `server: { listen: 127.0.0.1:0 }\ndataDir: ./data\ndestinations: [{ name: out, type: stdout }]\n`,
+    );
+    const relay = await startRelay(file, {
+      cwd: dir,
+      nodeArgs: ['--import', pathToFileURL(probe).href],
+    });
+    assert.match(
+      relay.stderr(),
+      /handlers at the announcement: SIGHUP [1-9]\d*, SIGTERM [1-9]\d*, SIGINT [1-9]\d*/,
+    );
+    relay.child.kill('SIGHUP');
+    await waitFor(
+      () => /configuration reloaded/.test(relay.stderr()),
+      20_000,
+      'the reload the SIGHUP asked for',
+    );
+    relay.child.kill('SIGTERM');
+    assert.equal((await relay.exited).code, 0, relay.stderr());
+  });
+
   it('a relay whose only source is stdin drains and exits 0 at EOF', async () => {
     const dir = tempDir();
     const file = writeConfig(

@@ -70,9 +70,12 @@ export async function startRelay(
     stdin?: boolean;
     /** How long to wait for `listening on`, ms (default 30 000). */
     startTimeout?: number;
+    /** More options for node, before the CLI (e.g. another `--import`). */
+    nodeArgs?: string[];
   } = {},
 ): Promise<RelayProcess> {
-  const child = spawn(process.execPath, ['--import', TSX, CLI, 'relay', '--config', configFile], {
+  const args = [...(options.nodeArgs ?? []), CLI, 'relay', '--config', configFile];
+  const child = spawn(process.execPath, ['--import', TSX, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env },
     stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
