@@ -100,6 +100,7 @@ for version in "${versions[@]}"; do
   status=${PIPESTATUS[0]}
   seconds=$((SECONDS - started))
   echo "$seconds" >"$logdir/node-$version.seconds"
+  echo "$status" >"$logdir/node-$version.status"
   pass=$(grep -E '^ℹ pass [0-9]+' "$log" | tail -n 1 | awk '{print $3}')
   fail=$(grep -E '^ℹ fail [0-9]+' "$log" | tail -n 1 | awk '{print $3}')
   echo "== node $version: ${pass:-0} passed, ${fail:-0} failed, exit $status, ${seconds} s (log: $log)"
