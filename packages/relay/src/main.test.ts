@@ -413,6 +413,33 @@ describe('eventsinks messages and dlq with no relay running: the store', () => {
     assert.match(result.stderr, /^eventsinks: cannot open \S+relay\.db \(database is locked\)/);
     assert.equal(result.stderr.split('\n').length, 2);
   });
+
+  it('a running relay (relay.json, its process alive) that does not answer is a 69, not the store', async () => {
+    const dir = withDb();
+    // This test's own process is alive; a port just closed refuses the connection.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    writeFileSync(
+      join(dir, 'data', 'relay.json'),
+      JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}` }),
+    );
+    for (const args of [
+      ['dlq', 'list', 'hooks'],
+      ['dlq', 'replay', 'hooks'],
+      ['messages', 'list'],
+    ]) {
+      const result = await cli(dir, args, options);
+      assert.equal(result.code, EX_UNAVAILABLE, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        /^eventsinks: the relay at http:\/\/127\.0\.0\.1:\d+ \(pid \d+, from \S+relay\.json\) did not answer \(.*ECONNREFUSED.*\)/,
+      );
+      assert.equal(result.stderr.split('\n').length, 2, result.stderr);
+    }
+    assert.equal(opened, 0, 'the store of a running relay is not touched');
+  });
 });
 
 describe('eventsinks messages and dlq with a relay running: the admin API', () => {

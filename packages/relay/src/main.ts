@@ -300,18 +300,22 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The admin URL of the relay that uses this `dataDir`: its relay.json, else `server.listen`. */
-function adminBase(config: RelayAdminConfig): string {
+/**
+ * The admin URL of the relay that uses this `dataDir`: its relay.json when the process it names
+ * is alive (`announced`), else `server.listen`.
+ */
+function adminBase(config: RelayAdminConfig): { base: string; announced?: string } {
+  const path = join(config.dataDir, RELAY_FILE);
   try {
-    const file = JSON.parse(readFileSync(join(config.dataDir, RELAY_FILE), 'utf8')) as RelayFile;
+    const file = JSON.parse(readFileSync(path, 'utf8')) as RelayFile;
     if (typeof file.url === 'string' && typeof file.pid === 'number' && alive(file.pid)) {
-      return file.url;
+      return { base: file.url, announced: `pid ${file.pid}, from ${path}` };
     }
   } catch {
     // No relay.json (or a stale one): the configured address.
   }
   const [host, port] = splitHostPort(config.server.listen);
-  return `http://${connectable(host)}:${port}`;
+  return { base: `http://${connectable(host)}:${port}` };
 }
 
 /** The relay's admin auth order (server.ts): `admin.token`, else the http source's token. */
@@ -336,7 +340,7 @@ async function requestAdmin(
   path: string,
   method: 'GET' | 'POST',
 ): Promise<AdminAnswer | undefined> {
-  const base = adminBase(config);
+  const { base, announced } = adminBase(config);
   let response: Response;
   try {
     response = await fetch(`${base}${path}`, {
@@ -344,7 +348,16 @@ async function requestAdmin(
       headers: adminHeaders(config),
       signal: AbortSignal.timeout(60_000),
     });
-  } catch {
+  } catch (error) {
+    // A relay that announced itself is running on this store: reading or changing the store
+    // behind its back would answer for a relay that is not there. Say so instead.
+    if (announced !== undefined) {
+      throw new Failure(
+        `the relay at ${base} (${announced}) did not answer (${describeError(error)}): try again, or see its log; remove that file if no relay runs on this dataDir`,
+        EX_UNAVAILABLE,
+        { cause: error },
+      );
+    }
     return undefined;
   }
   const text = await response.text();
@@ -421,7 +434,7 @@ async function offline<T>(
   } catch (error) {
     throw new Failure(
       `cannot open ${path} (${describeError(error)}), and no relay answered at ` +
-        `${adminBase(config)}: if a relay runs on it, run this with that relay's configuration`,
+        `${adminBase(config).base}: if a relay runs on it, run this with that relay's configuration`,
       EX_UNAVAILABLE,
       { cause: error },
     );
