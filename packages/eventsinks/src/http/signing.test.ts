@@ -175,6 +175,22 @@ describe('Standard Webhooks signing', () => {
     );
     // The official library agrees about the tampered body.
     assert.throws(() => wh.verify('{"amount":1000}', fresh));
+    // A signature whose last character differs only in bits base64 leaves unused ("...A=" and
+    // "...B=" decode to the same bytes) is another text: refused, by the official library too.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const signature = fresh['webhook-signature'];
+    const last = alphabet.indexOf(signature.at(-2) ?? '');
+    assert.equal(last % 4, 0);
+    const padded = {
+      ...fresh,
+      'webhook-signature': `${signature.slice(0, -2)}${alphabet[last + 1]}=`,
+    };
+    assert.deepEqual(
+      Buffer.from(padded['webhook-signature'].slice(3), 'base64'),
+      Buffer.from(signature.slice(3), 'base64'),
+    );
+    assert.equal(await reason(verifyWebhook(secret, padded, payload)), 'invalid-signature');
+    assert.throws(() => wh.verify(payload, padded), /No matching signature/);
   });
 
   it('the receiver rejects a tampered body and a stale timestamp sent over HTTP', async () => {

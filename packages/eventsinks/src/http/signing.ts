@@ -202,15 +202,18 @@ export async function verifyWebhook(
     );
   }
   // Sign with the timestamp exactly as sent: "0123" and "123" are different signed strings.
-  const expected = await hmac(key, id, timestampText.trim(), bodyBytes(body));
+  // The signature's text is compared, as the official libraries do, not its decoded bytes:
+  // decoding ignores the unused bits of the last character, so two texts decode alike.
+  const expected = toBytes(
+    base64Encode(await hmac(key, id, timestampText.trim(), bodyBytes(body))),
+  );
   let match = false;
   // Space-separated, so a sender can rotate secrets by sending both signatures for a while.
   // Every candidate is compared (no early exit) so timing does not reveal which one matched.
   for (const candidate of signatures.split(' ')) {
     const comma = candidate.indexOf(',');
     if (comma < 0 || candidate.slice(0, comma) !== 'v1') continue;
-    const decoded = base64Decode(candidate.slice(comma + 1));
-    if (decoded !== undefined && timingSafeEqual(decoded, expected)) match = true;
+    if (timingSafeEqual(toBytes(candidate.slice(comma + 1)), expected)) match = true;
   }
   if (!match) {
     throw new WebhookVerificationError('invalid-signature', 'no matching v1 signature');

@@ -64,6 +64,24 @@ describe('UiSessions', () => {
     }
   });
 
+  it('refuses a signature that decodes to the same bytes but is not the text it issued', () => {
+    // The last of 43 base64url characters carries 4 bits of the MAC and 2 unused ones: a
+    // decoder ignores those, so a comparison of decoded bytes would take this changed value.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const sessions = new UiSessions();
+    const value = sessions.issue(TOKEN);
+    const last = alphabet.indexOf(value.at(-1) ?? '');
+    assert.equal(last % 4, 0, 'a canonical last character has its unused bits clear');
+    const changed = `${value.slice(0, -1)}${alphabet[last + 1] ?? ''}`;
+    assert.deepEqual(
+      Buffer.from(changed.split('.')[3] ?? '', 'base64url'),
+      Buffer.from(value.split('.')[3] ?? '', 'base64url'),
+      'the changed signature decodes to the same bytes',
+    );
+    assert.equal(sessions.verify(value, TOKEN), true);
+    assert.equal(sessions.verify(changed, TOKEN), false);
+  });
+
   it('expires after its lifetime, by the injected clock', () => {
     let now = Date.parse('2026-12-02T08:00:00Z');
     const sessions = new UiSessions({ now: () => now, lifetimeMs: 60_000 });
@@ -304,6 +322,7 @@ describe('server.ts: signing in to the dashboard', () => {
 
   it('refuses a changed cookie, and one from another site', async () => {
     const cookie = cookieOf(await send(relay.base, '/ui/login', form(TOKEN)));
+    // Any changed character, the last one included (its unused bits decode alike).
     const changed = `${cookie.slice(0, -1)}${cookie.endsWith('A') ? 'B' : 'A'}`;
     assert.equal(
       (await send(relay.base, '/admin/destinations', { headers: { cookie: changed } })).status,

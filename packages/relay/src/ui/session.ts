@@ -83,8 +83,9 @@ export class UiSessions {
     return this.#key.key;
   }
 
-  #mac(token: string, payload: string): Uint8Array {
-    return bytes(createHmac('sha256', this.#keyOf(token)).update(payload).digest());
+  /** The MAC of `payload`, as base64url text. */
+  #mac(token: string, payload: string): string {
+    return createHmac('sha256', this.#keyOf(token)).update(payload).digest('base64url');
   }
 
   /** A new session's cookie value for `token` (the admin token just checked). */
@@ -92,7 +93,7 @@ export class UiSessions {
     const expires = (this.#now() + this.#lifetimeMs).toString(36);
     const nonce = randomBytes(16).toString('base64url');
     const payload = `${VERSION}.${expires}.${nonce}`;
-    return `${payload}.${Buffer.from(this.#mac(token, payload)).toString('base64url')}`;
+    return `${payload}.${this.#mac(token, payload)}`;
   }
 
   /** The session's parts when `value` was issued for `token`, is unexpired and not revoked. */
@@ -102,9 +103,14 @@ export class UiSessions {
     const [, expiresText, nonce, macText] = parts as [string, string, string, string];
     const expires = Number.parseInt(expiresText, 36);
     if (!Number.isSafeInteger(expires) || expires <= this.#now()) return undefined;
-    const given = bytes(Buffer.from(macText, 'base64url'));
-    const expected = this.#mac(token, `${VERSION}.${expiresText}.${nonce}`);
-    // Both are 32 bytes when the value is well formed; the length itself is no secret.
+    // The MAC's text is compared, not its decoded bytes: base64 decoding ignores the unused low
+    // bits of the last character, so "...A" and "...B" decode alike, and a changed cookie
+    // would pass.
+    const given = bytes(Buffer.from(macText, 'latin1'));
+    const expected = bytes(
+      Buffer.from(this.#mac(token, `${VERSION}.${expiresText}.${nonce}`), 'latin1'),
+    );
+    // Both are 43 characters when the value is well formed; the length itself is no secret.
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
     if (this.#revoked.has(nonce)) return undefined;
     return { nonce, expires };
