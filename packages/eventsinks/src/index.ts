@@ -42,3 +42,4 @@ export { QueueFullError, isQueueFullError } from './errors/QueueFullError.js';
 export { SinkTimeoutError, isSinkTimeoutError } from './errors/SinkTimeoutError.js';
 export type { PublishError } from './errors/PublishError.js';
 export { isPublishError } from './errors/PublishError.js';
+export type { MessageHeaders } from './internal/headers.js';

@@ -7,17 +7,33 @@ import { SinkClosedError, type CloseOptions, type Sink } from 'eventsinks';
 import type { Envelope } from './envelope.js';
 import type { DestinationConfig, SourceConfig } from './schema.js';
 
-type Payload = Envelope | Envelope[];
+/**
+ * What a broker destination publishes in one attempt: its events, and the attempt's W3C
+ * `traceparent`, sent as a `traceparent` header of each message (AMQP headers, NATS headers, a
+ * field of the Redis entry) so that a trace runs on to the consumer.
+ */
+export interface BrokerPublish {
+  envelopes: readonly Envelope[];
+  traceparent?: string | undefined;
+}
+
+/** One message: an event and the trace context of the attempt that publishes it. */
+interface Outgoing {
+  envelope: Envelope;
+  traceparent: string | undefined;
+}
 type BrokerDestination = Extract<DestinationConfig, { type: 'redis' | 'nats' | 'amqp' }>;
 type BrokerSource = Extract<SourceConfig, { type: 'redis' | 'nats' | 'amqp' }>;
 
-const encode = (envelope: Envelope): string => JSON.stringify(envelope.event);
-const messageId = (envelope: Envelope): string => envelope.id;
+const encode = (message: Outgoing): string => JSON.stringify(message.envelope.event);
+const messageId = (message: Outgoing): string => message.envelope.id;
+const headersOf = (message: Outgoing): { traceparent: string } | undefined =>
+  message.traceparent === undefined ? undefined : { traceparent: message.traceparent };
 
 // How long a broker client waits for a connection to be established before an attempt fails.
 const CONNECT_TIMEOUT = 5_000;
 
-async function openSink(config: BrokerDestination, closing: AbortSignal): Promise<Sink<Envelope>> {
+async function openSink(config: BrokerDestination, closing: AbortSignal): Promise<Sink<Outgoing>> {
   switch (config.type) {
     case 'redis': {
       const { createClient } = await import('redis');
@@ -61,14 +77,15 @@ async function openSink(config: BrokerDestination, closing: AbortSignal): Promis
         clearTimeout(timer);
         closing.removeEventListener('abort', onClose);
       }
-      const sink = new RedisStreamSink<Envelope>(client, {
+      const sink = new RedisStreamSink<Outgoing>(client, {
         stream: config.stream,
         idOf: messageId,
         encode,
+        headersOf,
         ...(config.maxLen !== undefined ? { maxLen: config.maxLen } : {}),
       });
       return {
-        write: (envelope) => sink.write(envelope),
+        write: (message) => sink.write(message),
         async close(options?: CloseOptions) {
           try {
             await sink.close(options);
@@ -80,22 +97,24 @@ async function openSink(config: BrokerDestination, closing: AbortSignal): Promis
     }
     case 'nats': {
       const { JetStreamSink } = await import('eventsinks/nats');
-      return new JetStreamSink<Envelope>({
+      return new JetStreamSink<Outgoing>({
         servers: config.servers,
         subject: config.subject,
         idOf: messageId,
         encode,
+        headersOf,
         // A server that accepts and never speaks fails the attempt after this, not nats.js's 20 s.
         connectOptions: { timeout: CONNECT_TIMEOUT },
       });
     }
     case 'amqp': {
       const { AmqpSink } = await import('eventsinks/amqp');
-      return new AmqpSink<Envelope>({
+      return new AmqpSink<Outgoing>({
         url: config.url,
         queue: config.queue,
         idOf: messageId,
         encode,
+        headersOf,
       });
     }
   }
@@ -108,13 +127,13 @@ async function openSink(config: BrokerDestination, closing: AbortSignal): Promis
  * deadline to the broker sink (which then stops waiting for acknowledgements) and gives up a
  * connection still being opened.
  */
-export function brokerSink(config: DestinationConfig): Sink<Payload> {
+export function brokerSink(config: DestinationConfig): Sink<BrokerPublish> {
   if (config.type !== 'redis' && config.type !== 'nats' && config.type !== 'amqp') {
     throw new TypeError(`not a broker destination: ${config.type}`);
   }
   const closing = new AbortController();
-  let opening: Promise<Sink<Envelope>> | undefined;
-  const sink = (): Promise<Sink<Envelope>> => {
+  let opening: Promise<Sink<Outgoing>> | undefined;
+  const sink = (): Promise<Sink<Outgoing>> => {
     opening ??= openSink(config, closing.signal).catch((error: unknown) => {
       opening = undefined;
       throw error;
@@ -122,12 +141,10 @@ export function brokerSink(config: DestinationConfig): Sink<Payload> {
     return opening;
   };
   return {
-    async write(payload) {
+    async write({ envelopes, traceparent }) {
       if (closing.signal.aborted) throw new SinkClosedError('the broker destination is closed');
       const target = await sink();
-      for (const envelope of Array.isArray(payload) ? payload : [payload]) {
-        await target.write(envelope);
-      }
+      for (const envelope of envelopes) await target.write({ envelope, traceparent });
     },
     async close(options?: CloseOptions) {
       const pending = opening;

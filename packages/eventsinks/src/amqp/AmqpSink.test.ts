@@ -267,6 +267,34 @@ describe('AmqpSink: options and confirms (no broker)', () => {
     await sink.close();
   });
 
+  it('headersOf sends its headers with the message; a bad result rejects that write only', async () => {
+    assert.throws(() => new AmqpSink({ headersOf: {} as never }), /`headersOf`/);
+    const broker = new FakeBroker();
+    const sink = new AmqpSink<{ n: number; trace?: unknown }>({
+      connect: broker.connect,
+      maxInFlight: 4,
+      headersOf: (e) => (e.trace === undefined ? undefined : { traceparent: e.trace as string }),
+    });
+    const traced = sink.write({
+      n: 1,
+      trace: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    });
+    const bad = sink.write({ n: 2, trace: 42 });
+    const plain = sink.write({ n: 3 });
+    const error = await rejection(bad);
+    assert.ok(error instanceof TypeError);
+    assert.match(error.message, /`headersOf`.*"traceparent".*42/);
+    await tick();
+    broker.confirm();
+    broker.confirm();
+    await Promise.all([traced, plain]);
+    assert.deepEqual(
+      broker.published.map((m) => m.options.headers),
+      [{ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }, undefined],
+    );
+    await sink.close();
+  });
+
   it('an encode that throws rejects that write only', async () => {
     const broker = new FakeBroker();
     const sink = new AmqpSink<bigint | number>({ connect: broker.connect, maxInFlight: 2 });
@@ -311,6 +339,29 @@ describe('AmqpSink against RabbitMQ', { skip: IN_CI ? false : (unavailable ?? fa
       assert.equal(typeof message.messageId, 'string');
     }
     assert.equal(new Set(messages.map((m) => m.messageId)).size, 200);
+  });
+
+  it('headersOf reaches the consumer as the message headers', async () => {
+    const queue = uniqueName('sink-headers');
+    queues.push(queue);
+    const sink = new AmqpSink<{ n: number }>({
+      url: AMQP_URL,
+      queue,
+      headersOf: (e) => ({
+        traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(15)}${e.n}-01`,
+        tenant: 'a',
+      }),
+    });
+    await Promise.all([sink.write({ n: 1 }), sink.write({ n: 2 })]);
+    await sink.close();
+    const messages = await peekQueue(queue);
+    assert.deepEqual(
+      messages.map((m) => m.headers),
+      [1, 2].map((n) => ({
+        traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(15)}${n}-01`,
+        tenant: 'a',
+      })),
+    );
   });
 
   it('pipelines with maxInFlight 64 and loses nothing', async () => {

@@ -1,6 +1,7 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import { Lifecycle } from '../internal/Lifecycle.js';
+import { headersFor, type MessageHeaders } from '../internal/headers.js';
 import { stableId } from '../internal/messageId.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
@@ -93,6 +94,12 @@ export interface AmqpSinkOptions<E> extends AmqpConnectionOptions {
    * other.
    */
   messageId?: (event: E) => string;
+  /**
+   * Headers of an event's message, sent as its `headers` property (a W3C `traceparent`, a
+   * tenant); `undefined` sends none. A result that is not an object of strings rejects that
+   * write with a `TypeError`.
+   */
+  headersOf?: (event: E) => MessageHeaders | undefined;
 }
 
 interface PendingWrite<E> {
@@ -144,6 +151,7 @@ export class AmqpSink<E> implements Sink<E> {
   readonly #encode: (event: E) => Buffer | string;
   readonly #contentType: string;
   readonly #messageId: (event: E) => string;
+  readonly #headersOf: ((event: E) => MessageHeaders | undefined) | undefined;
   readonly #waiting = new RingBuffer<PendingWrite<E>>();
   // messageId → reply text of a basic.return; RabbitMQ sends the return before the confirm.
   readonly #returned = new Map<string, string>();
@@ -178,6 +186,7 @@ export class AmqpSink<E> implements Sink<E> {
       contentType = 'application/json',
       idOf,
       messageId,
+      headersOf,
       connect,
     } = options;
     expectUrl(url);
@@ -198,6 +207,7 @@ export class AmqpSink<E> implements Sink<E> {
     expectOptionalFunction('encode', encode);
     expectOptionalFunction('idOf', idOf);
     expectOptionalFunction('messageId', messageId);
+    expectOptionalFunction('headersOf', headersOf);
     if (idOf !== undefined && messageId !== undefined) {
       throw new TypeError('Expected one of `idOf` and `messageId` (deprecated), got both');
     }
@@ -217,6 +227,7 @@ export class AmqpSink<E> implements Sink<E> {
     this.#encode = encode ?? jsonEncode;
     this.#contentType = contentType;
     this.#messageId = idOf ?? messageId ?? stableId;
+    this.#headersOf = headersOf;
   }
 
   /** Writes published and not yet confirmed (library-wide: being written now). */
@@ -246,7 +257,7 @@ export class AmqpSink<E> implements Sink<E> {
    * Publishes `event`; the promise resolves when the broker confirms it.
    * @throws SinkClosedError after `close()` (synchronously); the promise rejects with
    * `AmqpConnectionError`, `AmqpNackError`, `AmqpTimeoutError` or `AmqpUnroutableError`, or with
-   * what `encode`/`idOf`/`routingKey` threw.
+   * what `encode`/`idOf`/`routingKey`/`headersOf` threw.
    */
   write(event: E): Promise<void> {
     if (this.#life.closed) throw new SinkClosedError('AmqpSink is closed');
@@ -405,11 +416,13 @@ export class AmqpSink<E> implements Sink<E> {
     const { event, id } = pending;
     let content: Buffer;
     let routingKey: string;
+    let headers: MessageHeaders | undefined;
     try {
       const encoded = this.#encode(event);
       content = typeof encoded === 'string' ? Buffer.from(encoded) : encoded;
       routingKey =
         typeof this.#routingKey === 'string' ? this.#routingKey : this.#routingKey(event);
+      headers = headersFor(this.#headersOf, event);
     } catch (error) {
       this.#settle(pending, error);
       return;
@@ -434,6 +447,7 @@ export class AmqpSink<E> implements Sink<E> {
           mandatory: this.#mandatory,
           contentType: this.#contentType,
           timestamp: Date.now(),
+          ...(headers !== undefined ? { headers } : {}),
         },
         (error: unknown) => {
           if (error === null || error === undefined) {

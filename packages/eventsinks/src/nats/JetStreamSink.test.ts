@@ -45,6 +45,24 @@ describe('JetStreamSink options', () => {
     const sink = new JetStreamSink<number>({ subject: 'a', msgId: () => '' });
     assert.throws(() => sink.write(1), /`msgId` to return a non-empty string/);
   });
+
+  it('a headersOf result that is not an object of strings, or names Nats-Msg-Id, fails that write synchronously', () => {
+    assert.throws(
+      () => new JetStreamSink({ subject: 'a', headersOf: 'x' as never }),
+      /`headersOf`/,
+    );
+    const sink = new JetStreamSink<Record<string, unknown>>({
+      subject: 'a',
+      headersOf: (e) => e as Record<string, string>,
+    });
+    assert.throws(() => sink.write({ tenant: 7 }), /`headersOf`.*"tenant".*7/);
+    assert.throws(() => sink.write({ 'Nats-Msg-Id': 'x' }), /`headersOf`.*"Nats-Msg-Id"/);
+    assert.throws(
+      () => sink.write({ 'bad name': 'x' }),
+      (e) => e instanceof TypeError && /`headersOf`.*"bad name"/.test(e.message),
+    );
+    assert.equal(sink.pending, 0, 'nothing was queued');
+  });
 });
 
 describe('JetStreamSink', { skip }, () => {
@@ -78,6 +96,26 @@ describe('JetStreamSink', { skip }, () => {
     assert.deepEqual(stored?.json(), { id: 'order-1', n: 1 });
     await sink.close();
     assert.equal(nc!.isClosed(), false, 'a connection passed in is never closed');
+  });
+
+  it('headersOf adds its headers to the message, beside Nats-Msg-Id', async () => {
+    const name = await stream();
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const sink = new JetStreamSink<{ id: string; traced: boolean }>({
+      connection: nc!,
+      subject: name,
+      idOf: (e) => e.id,
+      headersOf: (e) => (e.traced ? { traceparent } : undefined),
+    });
+    await sink.write({ id: 'order-1', traced: true });
+    await sink.write({ id: 'order-2', traced: false });
+    await sink.close();
+    const first = await jsm.streams.getMessage(name, { seq: 1 });
+    assert.equal(first?.header.get('traceparent'), traceparent);
+    assert.equal(first?.header.get('Nats-Msg-Id'), 'order-1');
+    const second = await jsm.streams.getMessage(name, { seq: 2 });
+    assert.equal(second?.header.has('traceparent'), false);
+    assert.equal(second?.header.get('Nats-Msg-Id'), 'order-2');
   });
 
   it('writing the same event again is deduplicated and counts as success', async () => {

@@ -1,7 +1,9 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import { noop } from '../internal/close.js';
 import { Lifecycle } from '../internal/Lifecycle.js';
+import { headersFor, type MessageHeaders } from '../internal/headers.js';
 import { stableId } from '../internal/messageId.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
 import {
@@ -54,6 +56,12 @@ export interface JetStreamSinkOptions<E> extends NatsConnectionOptions {
   msgId?: (event: E) => string;
   /** Turns an event into the payload; default `JSON.stringify`. */
   encode?: (event: E) => Uint8Array | string;
+  /**
+   * Headers of an event's message (a W3C `traceparent`, a tenant), sent as NATS headers besides
+   * `Nats-Msg-Id`; `undefined` sends none. A result that is not an object of strings, or a name
+   * NATS refuses, makes `write` throw a `TypeError`.
+   */
+  headersOf?: (event: E) => MessageHeaders | undefined;
   /** Publishes allowed to await their PubAck at once; default 1 (each waits for the previous). */
   maxInFlight?: number;
   /** How long to wait for each PubAck, in ms (positive and finite; 0 is refused); default 5000. */
@@ -88,6 +96,7 @@ interface PendingPublish {
   subject: string;
   payload: Uint8Array | string;
   msgId: string;
+  headers: MsgHdrs | undefined;
   resolve(): void;
   reject(error: unknown): void;
   settled: boolean;
@@ -137,6 +146,7 @@ export class JetStreamSink<E> implements Sink<E> {
   readonly #subject: (event: E) => string;
   readonly #encode: (event: E) => Uint8Array | string;
   readonly #idOf: (event: E) => string;
+  readonly #headersOf: ((event: E) => MessageHeaders | undefined) | undefined;
   // The option's name as given (`idOf` or the deprecated `msgId`), for error messages.
   readonly #idOption: string;
   readonly #maxInFlight: number;
@@ -160,7 +170,15 @@ export class JetStreamSink<E> implements Sink<E> {
       throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
     }
     validateConnectionOptions(options);
-    const { subject, idOf, msgId, encode, maxInFlight = 1, timeout = DEFAULT_TIMEOUT } = options;
+    const {
+      subject,
+      idOf,
+      msgId,
+      encode,
+      headersOf,
+      maxInFlight = 1,
+      timeout = DEFAULT_TIMEOUT,
+    } = options;
     if (typeof subject === 'string') {
       if (subject === '' || /[\s*>]/.test(subject)) {
         throw new TypeError(
@@ -174,12 +192,14 @@ export class JetStreamSink<E> implements Sink<E> {
       throw new TypeError('Expected one of `idOf` and `msgId` (deprecated), got both');
     }
     expectOptionalFunction('encode', encode);
+    expectOptionalFunction('headersOf', headersOf);
     expectInteger('maxInFlight', maxInFlight);
     expectTimeout('timeout', timeout, false);
     if (options.ensureStream !== undefined) validateStreamSpec(options.ensureStream);
     this.#options = options;
     this.#subject = typeof subject === 'string' ? () => subject : subject;
     this.#encode = encode ?? encodeJson;
+    this.#headersOf = headersOf;
     this.#idOf = idOf ?? msgId ?? stableId;
     this.#idOption = msgId !== undefined ? 'msgId' : 'idOf';
     this.#maxInFlight = maxInFlight;
@@ -225,7 +245,7 @@ export class JetStreamSink<E> implements Sink<E> {
   /**
    * Publishes `event`; resolves when JetStream acknowledged it (or reported it a duplicate).
    * @throws SinkClosedError after `close()`, and (synchronously) the error of `subject`,
-   *   `idOf` or `encode`. Rejects with {@link JetStreamPublishError} when the message was not
+   *   `idOf`, `encode` or `headersOf`. Rejects with {@link JetStreamPublishError} when the message was not
    *   acknowledged.
    */
   write(event: E): Promise<void> {
@@ -239,8 +259,17 @@ export class JetStreamSink<E> implements Sink<E> {
       );
     }
     const payload = this.#encode(event);
+    const headers = natsHeadersOf(headersFor(this.#headersOf, event, [MSG_ID_HEADER]));
     return new Promise<void>((resolve, reject) => {
-      const pending: PendingPublish = { subject, payload, msgId, resolve, reject, settled: false };
+      const pending: PendingPublish = {
+        subject,
+        payload,
+        msgId,
+        headers,
+        resolve,
+        reject,
+        settled: false,
+      };
       this.metrics.events++;
       this.metrics.pending++;
       if (
@@ -363,6 +392,7 @@ export class JetStreamSink<E> implements Sink<E> {
     js.publish(pending.subject, pending.payload, {
       msgID: pending.msgId,
       timeout: this.#timeout,
+      ...(pending.headers !== undefined ? { headers: pending.headers } : {}),
     }).then(
       (ack) => {
         if (pending.settled) return;
@@ -421,6 +451,26 @@ export class JetStreamSink<E> implements Sink<E> {
     if (this.#js !== undefined) this.#pump();
     if (this.pending === 0) this.#life.idle();
   }
+}
+
+// JetStream's own deduplication header: the sink sets it from `idOf`.
+const MSG_ID_HEADER = 'Nats-Msg-Id';
+
+/** `headers` as nats.js headers; a name NATS refuses is a TypeError naming it. */
+function natsHeadersOf(headers: MessageHeaders | undefined): MsgHdrs | undefined {
+  if (headers === undefined) return undefined;
+  const result = natsHeaders();
+  for (const [name, value] of Object.entries(headers)) {
+    try {
+      result.set(name, value);
+    } catch (error) {
+      throw new TypeError(
+        `Expected \`headersOf\` to return valid NATS headers, got ${describe(name)}: ${describe(value)}`,
+        { cause: error },
+      );
+    }
+  }
+  return result;
 }
 
 function encodeJson(event: unknown): string {

@@ -1,6 +1,7 @@
 import { SinkClosedError } from '../errors/SinkClosedError.js';
 import { Lifecycle } from '../internal/Lifecycle.js';
 import { RingBuffer } from '../internal/RingBuffer.js';
+import { headersFor, type MessageHeaders } from '../internal/headers.js';
 import { stableId } from '../internal/messageId.js';
 import {
   describe,
@@ -11,6 +12,9 @@ import {
 import type { CloseOptions, Sink } from '../Sink.js';
 import { DATA_FIELD, ID_FIELD, isErrorReply, type RedisStreamClient } from './client.js';
 import { RedisStreamPublishError, type RedisStreamPublishFailure } from './errors.js';
+
+// The fields the sink writes itself: a header cannot take their place.
+const RESERVED_FIELDS = [ID_FIELD, DATA_FIELD];
 
 /**
  * Options for {@link RedisStreamSink}.
@@ -54,11 +58,18 @@ export interface RedisStreamSinkOptions<E> {
   idOf?(event: E): string;
   /** Turns an event into the entry's `data` field; default `JSON.stringify`. */
   encode?(event: E): string;
+  /**
+   * Headers of an event (a W3C `traceparent`, a tenant), stored as further fields of its entry
+   * after `id` and `data`; `undefined` adds none. A result that is not an object of strings,
+   * or that names `id` or `data`, makes `write` throw a `TypeError`.
+   */
+  headersOf?(event: E): MessageHeaders | undefined;
 }
 
 interface Waiting {
   id: string;
   data: string;
+  headers: MessageHeaders | undefined;
   resolve(): void;
   reject(error: unknown): void;
   /** When it times out (ms since the epoch), once sent. */
@@ -106,6 +117,7 @@ export class RedisStreamSink<E> implements Sink<E> {
   readonly #timeout: number;
   readonly #idOf: (event: E) => string;
   readonly #encode: (event: E) => string;
+  readonly #headersOf: ((event: E) => MessageHeaders | undefined) | undefined;
   // The XADD arguments before the entry id and fields, built once.
   readonly #prefix: readonly string[];
   readonly #waiting = new RingBuffer<Waiting>();
@@ -132,6 +144,7 @@ export class RedisStreamSink<E> implements Sink<E> {
       timeout = TIMEOUT_DEFAULT,
       idOf,
       encode,
+      headersOf,
     } = options;
     if (typeof stream !== 'string' || stream.length === 0) {
       throw new TypeError(`Expected \`stream\` to be a non-empty string, got ${describe(stream)}`);
@@ -141,12 +154,14 @@ export class RedisStreamSink<E> implements Sink<E> {
     expectTimeout('timeout', timeout, true);
     expectOptionalFunction('idOf', idOf);
     expectOptionalFunction('encode', encode);
+    expectOptionalFunction('headersOf', headersOf);
     this.#client = client;
     this.#stream = stream;
     this.#maxInFlight = maxInFlight;
     this.#timeout = timeout;
     this.#idOf = idOf ?? stableId;
     this.#encode = encode ?? ((event) => JSON.stringify(event));
+    this.#headersOf = headersOf;
     this.#prefix =
       maxLen === undefined ? ['XADD', stream] : ['XADD', stream, 'MAXLEN', '~', String(maxLen)];
   }
@@ -180,7 +195,8 @@ export class RedisStreamSink<E> implements Sink<E> {
 
   /**
    * Appends `event` to the stream. Resolves once Redis replied to the XADD.
-   * @throws SinkClosedError after `close()`; whatever `idOf` or `encode` throws (synchronously).
+   * @throws SinkClosedError after `close()`; whatever `idOf`, `encode` or `headersOf` throws
+   * (synchronously).
    * Rejects with {@link RedisStreamPublishError} when Redis did not acknowledge the entry.
    */
   write(event: E): Promise<void> {
@@ -190,8 +206,9 @@ export class RedisStreamSink<E> implements Sink<E> {
     if (typeof data !== 'string') {
       throw new TypeError(`Expected \`encode\` to return a string, got ${describe(data)}`);
     }
+    const headers = headersFor(this.#headersOf, event, RESERVED_FIELDS);
     return new Promise<void>((resolve, reject) => {
-      const write: Waiting = { id, data, resolve, reject, deadline: 0, done: false };
+      const write: Waiting = { id, data, headers, resolve, reject, deadline: 0, done: false };
       // Earlier writes waiting for a slot go first, or this one would overtake them.
       if (this.#inFlight < this.#maxInFlight && this.#waiting.length === 0) this.#send(write);
       else this.#waiting.push(write);
@@ -241,6 +258,9 @@ export class RedisStreamSink<E> implements Sink<E> {
     }
     const args = this.#prefix.slice();
     args.push('*', ID_FIELD, write.id, DATA_FIELD, write.data);
+    if (write.headers !== undefined) {
+      for (const name of Object.keys(write.headers)) args.push(name, write.headers[name]!);
+    }
     let sent: Promise<unknown>;
     try {
       // The sink keeps its own `timeout`, up to the reply, with one timer for all writes.

@@ -96,6 +96,40 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
       );
     });
 
+    it('headersOf adds fields after id and data; a bad result fails that write at once', async () => {
+      assert.throws(
+        () => new RedisStreamSink(client, { stream: 's', headersOf: 1 as never }),
+        /`headersOf`/,
+      );
+      const key = stream();
+      const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      const sink = new RedisStreamSink<Record<string, unknown>>(client, {
+        stream: key,
+        idOf: (e) => String(e.n),
+        headersOf: (e) => e.headers as Record<string, string> | undefined,
+      });
+      assert.throws(() => sink.write({ n: 0, headers: { id: 'x' } }), /`headersOf`.*"id"/);
+      assert.throws(() => sink.write({ n: 0, headers: { data: 'x' } }), /`headersOf`.*"data"/);
+      assert.throws(() => sink.write({ n: 0, headers: { tenant: 1 } }), /"tenant".*`1`/);
+      assert.throws(() => sink.write({ n: 0, headers: 'x' }), /`headersOf`.*object/);
+      await sink.write({ n: 1, headers: { traceparent, tenant: 'a' } });
+      await sink.write({ n: 2 });
+      await sink.close();
+      const entries = await client.xRange(key, '-', '+');
+      assert.deepEqual(
+        entries!.map((e) => e.message),
+        [
+          {
+            id: '1',
+            data: JSON.stringify({ n: 1, headers: { traceparent, tenant: 'a' } }),
+            traceparent,
+            tenant: 'a',
+          },
+          { id: '2', data: JSON.stringify({ n: 2 }) },
+        ],
+      );
+    });
+
     it('maxInFlight pipelines writes and still resolves each on its reply', async () => {
       const key = stream();
       const sink = new RedisStreamSink<number>(client, { stream: key, maxInFlight: 64 });

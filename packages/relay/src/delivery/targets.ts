@@ -3,7 +3,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { isPublishError, isSinkClosedError, type CloseOptions, type Sink } from 'eventsinks';
 import { HttpEncodeError, isHttpStatusError, isHttpTransportError } from 'eventsinks/http';
-import { brokerSink } from '../brokers.js';
+import { brokerSink, type BrokerPublish } from '../brokers.js';
 import type { Envelope } from '../envelope.js';
 import { describeError } from '../logger.js';
 import type { DestinationConfig } from '../schema.js';
@@ -367,17 +367,17 @@ function fileTarget(path: string, report: Report): Target {
 
 // --- brokers -------------------------------------------------------------------------------
 
-function brokerTarget(sink: Sink<Envelope | Envelope[]>, report: Report): Target {
+function brokerTarget(sink: Sink<BrokerPublish>, report: Report): Target {
   const attempts = new Attempts((signal) => sink.close(signal ? { signal } : undefined), report);
   return {
-    send(envelopes, batchId) {
+    send(envelopes, batchId, attempt) {
       const shape = shapeOf(envelopes, batchId);
       if (typeof shape === 'string') {
         return Promise.resolve({ ok: false, retryable: false, error: `cannot publish ${shape}` });
       }
       return attempts.run(async () => {
         try {
-          await sink.write(shape.batch ? [...envelopes] : shape.envelope);
+          await sink.write({ envelopes, traceparent: attempt?.traceparent });
           return { ok: true, retryable: false };
         } catch (error) {
           // A connection that failed or closed is not a PublishError: worth another attempt.
