@@ -197,6 +197,24 @@ describe('merge patch and redaction', () => {
     // An unknown redacted value stays as sent (and fails validation).
     assert.deepEqual(unredact({ s: 'whsec_…zzzz' }, stored), { s: 'whsec_…zzzz' });
   });
+
+  it('keeps two secrets that end alike apart: each goes back to its own place', () => {
+    // A rotation's old and new secret with the same last 4 characters: one redaction for both.
+    const other = `whsec_X${SECRET.slice('whsec_X'.length)}`;
+    assert.notEqual(other, SECRET);
+    const stored = {
+      signing: {
+        secrets: [{ secret: SECRET }, { secret: other, expiresAt: '2026-12-31T00:00:00Z' }],
+      },
+    };
+    const shown = redact(stored);
+    assert.equal(JSON.stringify(shown).split(`whsec_…${SECRET.slice(-4)}`).length, 3);
+    assert.deepEqual(unredact(shown, stored), stored);
+    // Somewhere neither was, the redaction could be either: left as sent, it fails validation.
+    assert.deepEqual(unredact({ s: `whsec_…${SECRET.slice(-4)}` }, stored), {
+      s: `whsec_…${SECRET.slice(-4)}`,
+    });
+  });
 });
 
 describe('DestinationRegistry', () => {

@@ -218,9 +218,15 @@ export function redact(value: unknown): unknown {
   return value;
 }
 
-function secretsOf(value: unknown, into: Map<string, string>): Map<string, string> {
+// A redaction keeps 4 characters of a secret: two secrets can share one, so such a value is
+// ambiguous (null) unless its place in the body says which secret it stands for.
+function secretsOf(value: unknown, into: Map<string, string | null>): Map<string, string | null> {
   if (typeof value === 'string') {
-    if (SECRET.test(value)) into.set(redactSecret(value), value);
+    if (SECRET.test(value)) {
+      const shown = redactSecret(value);
+      const known = into.get(shown);
+      into.set(shown, known === undefined || known === value ? value : null);
+    }
   } else if (Array.isArray(value)) {
     for (const item of value) secretsOf(item, into);
   } else if (typeof value === 'object' && value !== null) {
@@ -229,16 +235,30 @@ function secretsOf(value: unknown, into: Map<string, string>): Map<string, strin
   return into;
 }
 
+/** The member `key` of `value`, when it is an object or an array. */
+const memberOf = (value: unknown, key: string | number): unknown =>
+  typeof value === 'object' && value !== null
+    ? (value as Record<string | number, unknown>)[key]
+    : undefined;
+
 /**
  * `body` with every redacted value that `stored` has put back to the secret it stands for: a
- * `whsec_…` wherever it is, a credential header's value under the same header name.
+ * `whsec_…` wherever it is (the secret at the same place in `stored` first, so two secrets
+ * with the same last characters keep their own), a credential header's value under the same
+ * header name. A redaction that could stand for two secrets and is not at the place of
+ * either is left as it is, and fails validation: a secret is never swapped for another.
  */
 export function unredact(body: unknown, stored: unknown): unknown {
   const secrets = secretsOf(stored, new Map());
   const storedHeaders = isObject(stored) && isObject(stored['headers']) ? stored['headers'] : {};
-  const walk = (value: unknown, top: boolean): unknown => {
-    if (typeof value === 'string') return secrets.get(value) ?? value;
-    if (Array.isArray(value)) return value.map((v) => walk(v, false));
+  const walk = (value: unknown, there: unknown, top: boolean): unknown => {
+    if (typeof value === 'string') {
+      if (typeof there === 'string' && SECRET.test(there) && redactSecret(there) === value) {
+        return there;
+      }
+      return secrets.get(value) ?? value;
+    }
+    if (Array.isArray(value)) return value.map((v, i) => walk(v, memberOf(there, i), false));
     if (typeof value === 'object' && value !== null) {
       return Object.fromEntries(
         Object.entries(value).map(([k, v]) => {
@@ -252,18 +272,18 @@ export function unredact(body: unknown, stored: unknown): unknown {
                     SENSITIVE_HEADER.test(name) &&
                     header === redactHeader(before)
                     ? [name, before]
-                    : [name, walk(header, false)];
+                    : [name, walk(header, before, false)];
                 }),
               ),
             ];
           }
-          return [k, walk(v, false)];
+          return [k, walk(v, memberOf(there, k), false)];
         }),
       );
     }
     return value;
   };
-  return walk(body, true);
+  return walk(body, stored, true);
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> =>

@@ -203,7 +203,9 @@ describe('eventsinks dlq: needs only what it uses', () => {
     const dir = tempDir();
     const file = writeConfig(
       dir,
-      `server: { listen: 127.0.0.1:0 }\ndataDir: ./data\ndestinations:\n  - name: hooks\n    type: webhook\n    url: ${receiver.url}${FAST_RETRY}\n`,
+      // Concurrency 1: the dead letters are listed by when they died, and with the default 16
+      // the second event's attempt may end first.
+      `server: { listen: 127.0.0.1:0 }\ndataDir: ./data\ndestinations:\n  - name: hooks\n    type: webhook\n    url: ${receiver.url}\n    concurrency: 1${FAST_RETRY}\n`,
     );
     const relay = await startRelay(file, { cwd: dir });
     const info = JSON.parse(readFileSync(join(dir, 'data', 'relay.json'), 'utf8')) as {

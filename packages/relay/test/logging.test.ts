@@ -108,7 +108,11 @@ function listenOn(port: number): Promise<Server> {
     req.resume();
     req.on('end', () => res.writeHead(200).end());
   });
-  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+  // A port taken meanwhile by another process fails the test with its reason, not uncaught.
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
 }
 
 describe('relay log', () => {

@@ -149,12 +149,14 @@ describe('JetStreamSource', { skip }, () => {
       connection: nc!,
       stream: name,
       durable: 'd',
-      ackWait: 1_000,
+      // working() goes every third of it: a stall of this process or the server below about
+      // 1.3 s cannot let it lapse.
+      ackWait: 2_000,
     });
     await source.start();
     await publish(name, [1]);
     await waitFor(() => sink.gates.length === 1, 10_000, 'the write');
-    await sleep(3_500); // more than three ack waits
+    await sleep(6_500); // more than three ack waits
     const state = await consumerState(name, 'd');
     assert.equal(state.redelivered, 0, 'redelivered although the write was in progress');
     sink.release();

@@ -196,12 +196,12 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
         }
         const sink = new RedisStreamSink<number>(other, {
           stream: 'paused',
-          timeout: 200,
+          timeout: 400,
           maxInFlight: 4,
         });
         await sink.write(0);
-        // Holds every write command for 1.5 s: the XADDs get no reply in time.
-        await other.sendCommand(['CLIENT', 'PAUSE', '1500', 'WRITE']);
+        // Holds every write command for 3 s: the XADDs get no reply in time.
+        await other.sendCommand(['CLIENT', 'PAUSE', '3000', 'WRITE']);
         const started = Date.now();
         const results = await Promise.allSettled([1, 2, 3, 4, 5].map((n) => sink.write(n)));
         for (const result of results) {
@@ -212,7 +212,7 @@ describe('redis adapter', { skip: !IN_CI && missing !== undefined ? missing : fa
             String(reason),
           );
         }
-        assert.ok(Date.now() - started < 1_400, 'rejected before the pause ended');
+        assert.ok(Date.now() - started < 2_800, 'rejected before the pause ended');
         await sink.close();
       } finally {
         if (other.isOpen) other.destroy();

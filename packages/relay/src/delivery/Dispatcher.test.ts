@@ -714,7 +714,8 @@ test('close resolves soon after an abort while the target hangs; unknown outcome
   const t0 = performance.now();
   controller.abort();
   await closed;
-  assert.ok(performance.now() - t0 < 300, `${performance.now() - t0} ms`);
+  // Only microtasks run after the abort: the bound catches a hang, not a slow machine.
+  assert.ok(performance.now() - t0 < 5_000, `${performance.now() - t0} ms`);
   assert.equal(store.records.length, 0);
   assert.ok([...store.rows.values()].every((r) => r.status === 'pending'));
   assert.equal(clock.timers, 0, 'no dispatcher timer is left');
