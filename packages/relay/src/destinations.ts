@@ -202,8 +202,8 @@ export class Destination implements AdminDestination {
     const delivery = await this.#store.resend(id, this.name);
     if (delivery === undefined) return false;
     if (wasDead) this.#dead = Math.max(0, this.#dead - 1);
-    // A resend gets the full retry budget again (the log keeps the earlier attempts).
-    this.#dispatcher.requeue({ ...delivery, attempts: 0 });
+    // With the whole retry budget again: the store counts its attempts from 0 (and keeps the log).
+    this.#dispatcher.requeue(delivery);
     this.#log.info({ id }, 'message resent');
     return true;
   }
@@ -213,8 +213,8 @@ export class Destination implements AdminDestination {
     let replayed = 0;
     for (;;) {
       const page = await this.#store.replayDead(this.name, since, 500);
-      // Each replayed delivery gets the full retry budget again.
-      for (const delivery of page) this.#dispatcher.requeue({ ...delivery, attempts: 0 });
+      // Each with the whole retry budget again (the store counts its attempts from 0).
+      for (const delivery of page) this.#dispatcher.requeue(delivery);
       replayed += page.length;
       this.#dead = Math.max(0, this.#dead - page.length);
       if (page.length < 500) return replayed;

@@ -121,3 +121,56 @@ destinations:
     assert.deepEqual(await names(a.url), ['filed']);
   });
 });
+
+describe('resend on a shared PostgreSQL store', () => {
+  it('gives a resent dead letter the whole retry budget again, from whichever relay claims it', async (t) => {
+    if (!(await needPostgres(t, 'resend on PostgreSQL', URL))) return;
+    const budget = `h3_resend_${randomBytes(4).toString('hex')}`;
+    const receiver = await new Receiver().start();
+    receiver.status = 500;
+    const yaml = `
+server: { listen: 127.0.0.1:0 }
+store: { type: postgres, url: "${URL}", schema: ${budget}, leaseTimeout: 2s }
+destinations:
+  - name: hooks
+    type: webhook
+    url: ${receiver.url}
+    retry:
+      maxAttempts: 2
+      backoff: { base: 20ms, factor: 20ms, max: 100ms }
+`;
+    try {
+      const relay = await startRelay(writeConfig(tempDir(), yaml), { cwd: tempDir() });
+      const [id] = idsOf(await post(relay.url, '{"n":1}'));
+      const attemptsOf = async (): Promise<{ status: string; attempts: number }> => {
+        const detail = (await admin(relay.url, `/admin/messages/${id}`)).json as {
+          deliveries: { status: string; attempts: unknown[] }[];
+        };
+        const delivery = detail.deliveries[0]!;
+        return { status: delivery.status, attempts: delivery.attempts.length };
+      };
+      await waitFor(
+        async () => (await attemptsOf()).status === 'dead',
+        15_000,
+        'dead after its 2 attempts',
+      );
+      assert.deepEqual(await attemptsOf(), { status: 'dead', attempts: 2 });
+      const resent = await fetch(`${relay.url}/admin/messages/${id}/resend?destination=hooks`, {
+        method: 'POST',
+      });
+      assert.equal(resent.status, 202);
+      await waitFor(
+        async () => (await attemptsOf()).attempts >= 4 && (await attemptsOf()).status === 'dead',
+        15_000,
+        'dead again after 2 more attempts',
+      );
+      assert.deepEqual(await attemptsOf(), { status: 'dead', attempts: 4 });
+      assert.equal(receiver.requests, 4);
+      relay.child.kill('SIGTERM');
+      assert.equal((await relay.exited).code, 0, relay.stderr());
+    } finally {
+      await receiver.close();
+      await pgQuery(URL, `DROP SCHEMA IF EXISTS "${budget}" CASCADE`).catch(() => undefined);
+    }
+  });
+});

@@ -469,6 +469,9 @@ export class Dispatcher {
         this.#pending++;
         return;
       }
+      // With the whole retry budget again, as the store now counts it.
+      existing.d = { ...existing.d, attempts: 0 };
+      if (existing.unit?.items.length === 1) existing.unit.attempts = 0;
       if (existing.unit === undefined && existing.d.nextAt > 0) {
         // Due at once; its #later entry is skipped when it comes up (it has a unit by then).
         existing.d = { ...existing.d, nextAt: 0 };

@@ -185,6 +185,14 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ${s}.messages ADD COLUMN traceparent text;
     `,
   },
+  {
+    // The attempts made before a delivery's last resend or replay, so that it gets the whole
+    // retry budget again from any relay (attempts keeps the total).
+    version: 3,
+    sql: (s) => `
+      ALTER TABLE ${s}.deliveries ADD COLUMN attempts_before_resend integer NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 interface SpecRow {
@@ -254,8 +262,9 @@ async function loadPg(): Promise<PgModule> {
   }
 }
 
-const PENDING_COLUMNS = `d.seq, m.id, m.received_at, m.source, m.event, d.key, d.attempts,
-  d.next_at, d.batch_id, m.traceparent`;
+// attempts: those of the current retry budget (since the last resend or replay).
+const PENDING_COLUMNS = `d.seq, m.id, m.received_at, m.source, m.event, d.key,
+  d.attempts - d.attempts_before_resend AS attempts, d.next_at, d.batch_id, m.traceparent`;
 
 interface PendingRow extends QueryResultRow {
   seq: number;
@@ -1111,6 +1120,7 @@ export class PostgresStore implements Store {
          SELECT $2, m.seq FROM ${s}.messages m WHERE m.id = $1
          ON CONFLICT (destination, seq) DO UPDATE SET
            status = 'pending', next_at = 0, batch_id = NULL, dead_at = NULL,
+           attempts_before_resend = x.attempts,
            head = x.status = 'pending' AND x.head,
            lease_owner = CASE WHEN x.status = 'pending' THEN x.lease_owner END,
            lease_until = CASE WHEN x.status = 'pending' THEN x.lease_until END
@@ -1151,7 +1161,8 @@ export class PostgresStore implements Store {
            FOR UPDATE SKIP LOCKED
          )
          UPDATE ${s}.deliveries d SET status = 'pending', next_at = 0, batch_id = NULL,
-           dead_at = NULL, head = false, lease_owner = NULL, lease_until = NULL
+           dead_at = NULL, attempts_before_resend = d.attempts, head = false, lease_owner = NULL,
+           lease_until = NULL
          FROM r, ${s}.messages m
          WHERE d.destination = $1 AND d.seq = r.seq AND m.seq = d.seq
          RETURNING ${PENDING_COLUMNS}`,

@@ -134,6 +134,11 @@ const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE messages ADD COLUMN traceparent TEXT;
   `,
+  // 3: the attempts made before a delivery's last resend or replay, so that it gets the whole
+  // retry budget again from any relay and after a restart (attempts keeps the total).
+  `
+  ALTER TABLE deliveries ADD COLUMN attempts_before_resend INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** The schema version this code writes (`PRAGMA user_version`). */
@@ -186,7 +191,8 @@ interface DestinationRow {
 }
 
 const PENDING_COLUMNS = `m.seq AS seq, m.id AS id, m.received_at AS received_at, m.source AS source,
-  m.event AS event, d.key AS key, d.attempts AS attempts, d.next_at AS next_at, d.batch_id AS batch_id,
+  m.event AS event, d.key AS key, d.attempts - d.attempts_before_resend AS attempts,
+  d.next_at AS next_at, d.batch_id AS batch_id,
   m.traceparent AS traceparent`;
 
 type Statements = ReturnType<typeof prepare>;
@@ -311,7 +317,8 @@ function prepare(db: Database.Database) {
     resend: db.prepare<[string, number, number]>(
       `INSERT INTO deliveries (destination, seq, status, updated_at) VALUES (?, ?, 'pending', ?)
        ON CONFLICT (destination, seq) DO UPDATE SET status = 'pending', next_at = 0,
-       batch_id = NULL, dead_at = NULL, updated_at = excluded.updated_at`,
+       batch_id = NULL, dead_at = NULL, attempts_before_resend = attempts,
+       updated_at = excluded.updated_at`,
     ),
     deadSince: db
       .prepare<[string, number, number], number>(
@@ -322,7 +329,8 @@ function prepare(db: Database.Database) {
       .pluck(),
     replay: db.prepare<[number, string, number]>(
       `UPDATE deliveries SET status = 'pending', next_at = 0, batch_id = NULL, dead_at = NULL,
-       updated_at = ? WHERE destination = ? AND seq = ? AND status = 'dead'`,
+       attempts_before_resend = attempts, updated_at = ?
+       WHERE destination = ? AND seq = ? AND status = 'dead'`,
     ),
     oldestPending: db
       .prepare<[string, number], number>(

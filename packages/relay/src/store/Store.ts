@@ -72,7 +72,10 @@ export interface PendingDelivery {
   source: string;
   event: Record<string, unknown>;
   key: string | undefined;
-  /** Attempts made so far (0 for a new delivery). */
+  /**
+   * Attempts of its current retry budget: made since its last resend or replay (0 for a new
+   * delivery and right after a resend). The attempt log keeps them all.
+   */
   attempts: number;
   /** Not before this time (ms since the epoch); 0 = at once. */
   nextAt: number;
@@ -231,15 +234,17 @@ export interface Store {
 
   /**
    * Sets the delivery of message `id` to `destination` back to pending (due at once), whatever
-   * its status; keeps the id (so the same `webhook-id`) and the attempts so far. Creates the
-   * delivery when the message had none for that destination. Returns the pending delivery, or
-   * undefined when there is no such message.
+   * its status, with the whole retry budget again (its `attempts` start from 0, here and on
+   * every later claim or load); keeps the id (so the same `webhook-id`) and the attempt log.
+   * Creates the delivery when the message had none for that destination. Returns the pending
+   * delivery, or undefined when there is no such message.
    */
   resend(id: string, destination: string): Promise<PendingDelivery | undefined>;
 
   /**
    * Sets up to `limit` dead deliveries of `destination` (dead at or after `since`) back to
-   * pending; returns them (for `dlq replay`).
+   * pending, each with the whole retry budget again (as {@link Store.resend}); returns them (for
+   * `dlq replay`).
    */
   replayDead(destination: string, since: number, limit: number): Promise<PendingDelivery[]>;
 

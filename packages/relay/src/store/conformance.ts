@@ -402,7 +402,7 @@ export function storeConformance(
     });
 
     describe('resend, replayDead, overflow', () => {
-      it('resends a delivered, dead or pending delivery, keeping id and attempts', async () => {
+      it('resends a delivered, dead or pending delivery, keeping id and attempt log', async () => {
         const store = await fresh();
         const [d, x, p] = [message(['a']), message(['a']), message(['a'])];
         const { stored } = await store.ingest({ messages: [d, x, p] });
@@ -443,7 +443,7 @@ export function storeConformance(
           assert.equal(resent?.id, m.id);
           assert.equal(resent?.seq, stored[i]!.seq);
           assert.equal(resent?.nextAt, 0, 'due at once');
-          assert.equal(resent?.attempts, 1, 'attempts so far are kept');
+          assert.equal(resent?.attempts, 0, 'the whole retry budget again');
           assert.deepEqual(resent?.event, m.event);
           assert.equal((await store.getMessage(m.id))?.deliveries[0]?.attempts.length, 1);
         }
@@ -458,6 +458,57 @@ export function storeConformance(
           ],
         );
         assert.equal(await store.resend('no-such-id', 'a'), undefined);
+      });
+
+      it('a resent or replayed delivery keeps its new budget wherever it is loaded or claimed', async () => {
+        const store = await fresh();
+        const { stored } = await store.ingest({ messages: [message(['r']), message(['r'])] });
+        const [one, two] = stored.map((m) => m.seq) as [number, number];
+        const fail = (outcome: 'dead' | 'pending', at: number) =>
+          store.record([
+            {
+              destination: 'r',
+              seqs: [one, two],
+              at,
+              durationMs: 1,
+              status: 500,
+              error: '500',
+              outcome,
+              ...(outcome === 'pending' ? { nextAt: 0 } : {}),
+            },
+          ]);
+        await fail('pending', 10);
+        await fail('pending', 20);
+        await fail('dead', 30);
+        assert.equal((await store.resend(stored[0]!.id, 'r'))?.attempts, 0);
+        assert.equal((await store.replayDead('r', 0, 10))[0]?.attempts, 0);
+        // Another relay, or this one after a restart, sees the same budget.
+        assert.deepEqual(
+          (await store.pending('r', 0, 10)).map((d) => [d.seq, d.attempts]),
+          [
+            [one, 0],
+            [two, 0],
+          ],
+        );
+        assert.deepEqual(
+          (await store.claim('r', 10)).map((d) => [d.seq, d.attempts]),
+          [
+            [one, 0],
+            [two, 0],
+          ],
+        );
+        await fail('pending', 40);
+        assert.deepEqual(
+          (await store.pending('r', 0, 10)).map((d) => d.attempts),
+          [1, 1],
+        );
+        // The log keeps every attempt, and the list counts them all.
+        assert.equal((await store.getMessage(stored[0]!.id))?.deliveries[0]?.attempts.length, 4);
+        const listed = await store.listMessages({ destination: 'r', limit: 10 });
+        assert.deepEqual(
+          listed.items.map((m) => m.deliveries[0]?.attempts),
+          [4, 4],
+        );
       });
 
       it('replays dead deliveries dead at or after `since`, up to `limit`', async () => {
