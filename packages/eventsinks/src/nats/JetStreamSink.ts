@@ -245,8 +245,8 @@ export class JetStreamSink<E> implements Sink<E> {
   /**
    * Publishes `event`; resolves when JetStream acknowledged it (or reported it a duplicate).
    * @throws SinkClosedError after `close()`, and (synchronously) the error of `subject`,
-   *   `idOf`, `encode` or `headersOf`. Rejects with {@link JetStreamPublishError} when the message was not
-   *   acknowledged.
+   *   `idOf`, `encode` or `headersOf`. Rejects with {@link JetStreamPublishError} when the
+   *   message was not acknowledged.
    */
   write(event: E): Promise<void> {
     if (this.#life.closed) throw new SinkClosedError('JetStreamSink is closed');
